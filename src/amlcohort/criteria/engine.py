@@ -1,0 +1,350 @@
+"""The rule engine: clinical rule tables (CSV data files) compiled to Ibis expressions.
+
+A rule file has one row per *condition*::
+
+    ruleset,version,rule_id,outcome,priority,clause,variable,op,value,ref,factor,source,note
+    ctcae.alt_increased,4.03,alt.g3,3,1,1,value,>,,uln,5,"CTCAE v4.03: >5.0-20.0 x ULN",
+
+* All conditions of one ``(rule_id, clause)`` must hold together (AND); the clauses of one
+  ``rule_id`` are alternatives (OR). Rules are tried in ``priority`` order (lowest first);
+  the first rule that holds gives the outcome.
+* A condition compares ``variable`` with either the literal ``value`` or ``ref * factor``
+  (``ref`` is another variable, e.g. ``uln``; ``factor`` defaults to 1).
+  Operators: ``< <= > >= == != in not_in matches is_true is_false is_null not_null``
+  (``in``/``not_in`` take ``|``-separated values; ``matches`` a regular expression searched
+  anywhere in the text, e.g. in an ISCN karyotype).
+* Missing inputs follow three-valued logic: a rule whose truth cannot be decided because an
+  input is missing, before any earlier rule held, makes the result *not evaluable*, and the
+  missing inputs of that rule are named. Nothing is guessed.
+
+The same compiled expression serves a whole cohort (:func:`compile_rules`, any Ibis backend)
+and a single set of values (:func:`evaluate`, a one-row table on in-process DuckDB), so the
+rule that a test checks is the rule a derivation runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from amlcohort.problems import InputError, Problem
+
+NOT_EVALUABLE = "not_evaluable"
+NUMERIC_OPS = ("<", "<=", ">", ">=")
+OPS = (*NUMERIC_OPS, "==", "!=", "in", "not_in", "matches", "is_true", "is_false", "is_null", "not_null")
+RULE_COLUMNS = (
+    "ruleset", "version", "rule_id", "outcome", "priority", "clause", "variable", "op", "value",
+    "ref", "factor", "source", "note",
+)
+
+
+@dataclass(frozen=True)
+class Condition:
+    variable: str
+    op: str
+    value: float | str | None = None
+    ref: str | None = None
+    factor: float = 1.0
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return (self.variable,) if self.ref is None else (self.variable, self.ref)
+
+    def describe(self) -> str:
+        if self.op in ("is_true", "is_false", "is_null", "not_null"):
+            return f"{self.variable} {self.op}"
+        rhs = f"{self.factor:g} x {self.ref}" if self.ref else repr(self.value)
+        return f"{self.variable} {self.op} {rhs}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One outcome's rule: alternatives (clauses) of conjunctions (conditions)."""
+
+    rule_id: str
+    outcome: str
+    priority: int
+    clauses: tuple[tuple[Condition, ...], ...]
+    source: str
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for clause in self.clauses:
+            for cond in clause:
+                seen.update(dict.fromkeys(cond.variables))
+        return tuple(seen)
+
+    def describe(self) -> str:
+        return " OR ".join("(" + " AND ".join(c.describe() for c in cl) + ")" for cl in self.clauses)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """An ordered, versioned set of rules for one decision (e.g. CTCAE v4.03 ALT increased)."""
+
+    name: str
+    version: str
+    rules: tuple[Rule, ...]
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for rule in self.rules:
+            seen.update(dict.fromkeys(rule.variables))
+        return tuple(seen)
+
+    def variable_types(self) -> dict[str, str]:
+        """Ibis type of each input, inferred from how the rules use it."""
+        types: dict[str, str] = {}
+        for rule in self.rules:
+            for clause in rule.clauses:
+                for c in clause:
+                    if c.op in ("is_true", "is_false"):
+                        types[c.variable] = "boolean"
+                    elif c.op in NUMERIC_OPS or isinstance(c.value, float):
+                        types.setdefault(c.variable, "float64")
+                    elif c.op in ("==", "!=", "in", "not_in", "matches"):
+                        types.setdefault(c.variable, "string")
+                    if c.ref:
+                        types[c.ref] = "float64"
+        return {v: types.get(v, "float64") for v in self.variables}
+
+    def rule(self, rule_id: str) -> Rule:
+        for r in self.rules:
+            if r.rule_id == rule_id:
+                return r
+        raise KeyError(f"rule set {self.name} v{self.version} has no rule {rule_id!r}")
+
+
+# ---- loading -------------------------------------------------------------------------------
+
+def _parse_value(raw: str) -> float | str | None:
+    raw = raw.strip()
+    if raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return raw
+
+
+def parse_rules(text: str, origin: str) -> dict[tuple[str, str], RuleSet]:
+    """Parse rule-file text; raises :class:`InputError` naming file, row, column and value."""
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in RULE_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise InputError(f"rule file {origin}", [Problem(
+            "error", origin, f"missing column(s) {missing}; a rule file has {list(RULE_COLUMNS)}",
+            code="rules.columns")])
+    problems: list[Problem] = []
+    rows: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for i, row in enumerate(reader, start=1):
+        def bad(column: str, reason: str, i: int = i, row: dict[str, str] = row) -> None:
+            problems.append(Problem("error", origin, reason, i, column, row.get(column), "rules.value"))
+
+        if row["op"] not in OPS:
+            bad("op", f"unknown operator; allowed: {' '.join(OPS)}")
+            continue
+        try:
+            priority, clause = int(row["priority"]), int(row["clause"] or 1)
+            factor = float(row["factor"]) if (row["factor"] or "").strip() else 1.0
+        except ValueError:
+            bad("priority", "priority and clause must be whole numbers, factor a number")
+            continue
+        if not row["variable"]:
+            bad("variable", "every condition needs a variable")
+            continue
+        value = _parse_value(row["value"] or "")
+        ref = (row["ref"] or "").strip() or None
+        needs_rhs = row["op"] not in ("is_true", "is_false", "is_null", "not_null")
+        if needs_rhs and value is None and ref is None:
+            bad("value", f"operator {row['op']!r} needs a value or a ref")
+            continue
+        if row["op"] in NUMERIC_OPS and isinstance(value, str):
+            bad("value", f"operator {row['op']!r} needs a number")
+            continue
+        key = (row["ruleset"], row["version"])
+        rule = rows.setdefault(key, {}).setdefault(row["rule_id"], {
+            "outcome": row["outcome"], "priority": priority, "source": row["source"], "clauses": {},
+        })
+        if rule["outcome"] != row["outcome"] or rule["priority"] != priority:
+            bad("rule_id", "rows of one rule_id must share outcome and priority")
+            continue
+        cond = Condition(row["variable"].strip(), row["op"], value, ref, factor)
+        rule["clauses"].setdefault(clause, []).append(cond)
+    if problems:
+        raise InputError(f"rule file {origin}", problems)
+    out: dict[tuple[str, str], RuleSet] = {}
+    for (name, version), rules in rows.items():
+        built = tuple(sorted(
+            (Rule(rid, r["outcome"], r["priority"], tuple(tuple(c) for _, c in sorted(r["clauses"].items())),
+                  r["source"]) for rid, r in rules.items()),
+            key=lambda r: r.priority,
+        ))
+        out[(name, version)] = RuleSet(name, version, built)
+    return out
+
+
+@functools.cache
+def load_rules(filename: str) -> dict[tuple[str, str], RuleSet]:
+    """Load a rule file shipped in ``amlcohort/rules/`` (cached)."""
+    text = resources.files("amlcohort.rules").joinpath(filename).read_text(encoding="utf-8")
+    return parse_rules(text, filename)
+
+
+def ruleset(filename: str, name: str, version: str) -> RuleSet:
+    book = load_rules(filename)
+    try:
+        return book[(name, version)]
+    except KeyError:
+        known = sorted(f"{n} v{v}" for n, v in book)
+        raise KeyError(f"{filename} has no rule set {name!r} version {version!r}; it has {known}") from None
+
+
+# ---- compiling -----------------------------------------------------------------------------
+
+def _condition_expr(c: Condition, col: Mapping[str, ir.Value]) -> ir.BooleanValue:
+    x = col[c.variable]
+    if c.op == "is_true":
+        return x == ibis.literal(True)
+    if c.op == "is_false":
+        return x == ibis.literal(False)
+    if c.op == "is_null":
+        return x.isnull()
+    if c.op == "not_null":
+        return x.notnull()
+    if c.op == "matches":
+        return x.re_search(str(c.value))
+    if c.op in ("in", "not_in"):
+        options = [s.strip() for s in str(c.value).split("|")]
+        return x.isin(options) if c.op == "in" else x.notin(options)
+    rhs: Any = col[c.ref] * c.factor if c.ref else c.value
+    return {
+        "<": x < rhs, "<=": x <= rhs, ">": x > rhs, ">=": x >= rhs, "==": x == rhs, "!=": x != rhs,
+    }[c.op]
+
+
+def _rule_expr(rule: Rule, col: Mapping[str, ir.Value]) -> ir.BooleanValue:
+    clauses = []
+    for clause in rule.clauses:
+        expr = _condition_expr(clause[0], col)
+        for c in clause[1:]:
+            expr = expr & _condition_expr(c, col)
+        clauses.append(expr)
+    out = clauses[0]
+    for e in clauses[1:]:
+        out = out | e
+    return out
+
+
+def _missing_expr(variables: tuple[str, ...], col: Mapping[str, ir.Value],
+                  names: Mapping[str, str]) -> ir.StringValue:
+    parts = [ibis.ifelse(col[v].isnull(), ibis.literal(names.get(v, v) + ";"), ibis.literal(""))
+             for v in variables]
+    joined = parts[0]
+    for p in parts[1:]:
+        joined = joined.concat(p)
+    return joined.rstrip().re_replace(";$", "")
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """Ibis expressions for one rule set over one table."""
+
+    outcome: ir.StringValue
+    rule_id: ir.StringValue
+    missing: ir.StringValue
+
+
+def compile_rules(rules: RuleSet, table: ir.Table, columns: Mapping[str, str] | None = None) -> Compiled:
+    """Compile ``rules`` over ``table``; ``columns`` maps rule variables to table columns.
+
+    ``outcome`` is the first rule's outcome that holds, ``"not_evaluable"`` when a rule could
+    not be decided for missing inputs before one held, and NULL when no rule holds.
+    ``missing`` names (by table column) the inputs that left the result undecided.
+    """
+    columns = dict(columns or {})
+    names = {v: columns.get(v, v) for v in rules.variables}
+    absent = [n for n in names.values() if n not in table.columns]
+    if absent:
+        raise KeyError(f"rule set {rules.name} v{rules.version} needs column(s) {absent}")
+    col = {v: table[n] for v, n in names.items()}
+    outcome_cases: list[tuple[ir.BooleanValue, Any]] = []
+    rule_cases: list[tuple[ir.BooleanValue, Any]] = []
+    missing_cases: list[tuple[ir.BooleanValue, Any]] = []
+    for rule in rules.rules:
+        holds = _rule_expr(rule, col)
+        outcome_cases += [(holds.fill_null(False), rule.outcome), (holds.isnull(), NOT_EVALUABLE)]
+        rule_cases += [(holds.fill_null(False), rule.rule_id), (holds.isnull(), rule.rule_id)]
+        missing_cases += [(holds.fill_null(False), None),
+                          (holds.isnull(), _missing_expr(rule.variables, col, names))]
+    null_str = ibis.null("string")
+    return Compiled(
+        outcome=ibis.cases(*outcome_cases, else_=null_str),
+        rule_id=ibis.cases(*rule_cases, else_=null_str),
+        missing=ibis.cases(*[(c, v if v is not None else null_str) for c, v in missing_cases],
+                           else_=null_str),
+    )
+
+
+# ---- single values ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The result of a rule set on one set of values, with what produced it."""
+
+    outcome: str | None
+    rule_id: str | None
+    missing: tuple[str, ...]
+    ruleset: str
+    version: str
+    source: str | None
+    criterion: str | None
+
+    @property
+    def evaluable(self) -> bool:
+        return self.outcome not in (None, NOT_EVALUABLE)
+
+    @property
+    def reason(self) -> str:
+        if self.outcome == NOT_EVALUABLE:
+            return f"not evaluable: missing {', '.join(self.missing)} (rule {self.rule_id})"
+        if self.outcome is None:
+            return "no rule applies"
+        return f"{self.rule_id}: {self.criterion} [{self.source}]"
+
+
+@functools.cache
+def _duckdb() -> ibis.BaseBackend:
+    return ibis.duckdb.connect()
+
+
+def evaluate(rules: RuleSet, values: Mapping[str, object]) -> Evaluation:
+    """Evaluate ``rules`` on one set of values (missing keys count as missing inputs)."""
+    unknown = set(values) - set(rules.variables)
+    if unknown:
+        raise KeyError(f"rule set {rules.name} v{rules.version} takes {list(rules.variables)}, "
+                       f"not {sorted(unknown)}")
+    types = rules.variable_types()
+    row = ibis.memtable({v: [values.get(v)] for v in types}, schema=ibis.schema(types))
+    compiled = compile_rules(rules, row)
+    result = _duckdb().execute(row.select(
+        outcome=compiled.outcome, rule_id=compiled.rule_id, missing=compiled.missing)).iloc[0]
+    outcome, rule_id = _none(result["outcome"]), _none(result["rule_id"])
+    missing = tuple(m for m in (_none(result["missing"]) or "").split(";") if m)
+    rule = rules.rule(rule_id) if rule_id else None
+    return Evaluation(outcome, rule_id, missing, rules.name, rules.version,
+                      rule.source if rule else None, rule.describe() if rule else None)
+
+
+def _none(x: object) -> Any:
+    return None if x is None or (isinstance(x, float) and x != x) else x
