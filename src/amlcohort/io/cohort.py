@@ -1,0 +1,165 @@
+"""Loading a cohort bundle: read, validate, type, convert declared units, add study days.
+
+>>> from amlcohort import load_cohort
+>>> cohort = load_cohort()                       # the embedded study cohort (reconstructed)
+>>> cohort.table("patients").count().execute()
+13
+
+The tables live on an Ibis connection (in-process DuckDB unless another is injected with
+``con=``), so every derivation is an Ibis expression that can run where the data is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+
+from amlcohort.io.consistency import anchors, consistency_problems
+from amlcohort.io.metadata import METADATA_FILE, BundleMetadata, read_metadata
+from amlcohort.io.readers import ROW, read_bundle
+from amlcohort.io.validate import Staged, parsed, table_problems, unit_factor
+from amlcohort.problems import InputError, Problem
+from amlcohort.schema import TABLES, TABLES_BY_NAME, Table, study_day_column
+
+_IBIS_TYPES = {"string": "string", "int": "int64", "float": "float64", "date": "date", "bool": "boolean"}
+
+
+def embedded_study_path() -> Path:
+    """Folder of the embedded study bundle (a reconstruction, see its metadata)."""
+    return Path(str(resources.files("amlcohort.data").joinpath("study")))
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """Every problem found in a bundle; ``ok`` when there is no error."""
+
+    path: str
+    problems: tuple[Problem, ...]
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "warning")
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass
+class Cohort:
+    """A validated cohort: typed Ibis tables on one connection, plus the bundle's metadata.
+
+    ``table(name)`` adds, for each date column ``X_date``, ``X_study_day`` (day 1 = first
+    sorafenib dose, no day 0).
+    """
+
+    con: ibis.BaseBackend
+    metadata: BundleMetadata
+    tables: dict[str, ir.Table]
+    report: ValidationReport
+    _anchor: ir.Table | None = field(default=None, repr=False)
+
+    def table(self, name: str) -> ir.Table:
+        """Table ``name`` with study-day columns (any model table; absent optional ones are empty)."""
+        model = TABLES_BY_NAME.get(name)
+        if model is None:
+            raise KeyError(f"unknown table {name!r}; the cohort has {sorted(self.tables)}")
+        t = self.tables[name]
+        if not model.date_columns:
+            return t
+        first = self.first_dose()
+        j = t.left_join(first, "patient_id").select(t, "first_dose")
+        days = {study_day_column(c): study_day(j[c], j.first_dose) for c in model.date_columns}
+        return j.mutate(**days).drop("first_dose")
+
+    def first_dose(self) -> ir.Table:
+        """Per patient: ``first_dose``, the date of the first sorafenib dose (study day 1)."""
+        ex = self.tables["exposures"]
+        return (ex.filter(ex.drug == "sorafenib").group_by("patient_id")
+                .aggregate(first_dose=ex.start_date.min()))
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return self.report.warnings
+
+
+def study_day(date: ir.DateValue, first_dose: ir.DateValue) -> ir.IntegerValue:
+    """CDISC study day: ``date - first_dose + 1`` on or after the first dose, else the difference."""
+    delta = date.delta(first_dose, unit="day")
+    return ibis.ifelse(delta >= 0, delta + 1, delta)
+
+
+def _typed(t: ir.Table, model: Table, meta: BundleMetadata) -> ir.Table:
+    cols: dict[str, ir.Value] = {ROW: t[ROW]}
+    for c in model.columns:
+        if c.name not in t.columns:
+            cols[c.name] = ibis.null(_IBIS_TYPES[c.dtype])
+            continue
+        v = parsed(t[c.name], c)
+        factor = unit_factor(meta, model.name, c)
+        cols[c.name] = v * factor if c.dtype == "float" and factor != 1.0 else v
+    return t.select(**cols)
+
+
+def validate_bundle(path: str | Path | None = None) -> tuple[ValidationReport, Cohort | None]:
+    """Validate the bundle at ``path`` (None: the embedded study); returns the report and,
+    when there is no error, the cohort on an in-process DuckDB connection."""
+    return _load(Path(path) if path is not None else embedded_study_path(), None)
+
+
+def load_cohort(path: str | Path | None = None, *, con: ibis.BaseBackend | None = None) -> Cohort:
+    """Load and validate a cohort bundle; raise :class:`InputError` listing every error.
+
+    ``path=None`` loads the embedded study cohort. ``con`` injects the Ibis connection the
+    typed tables are written to (default: a new in-process DuckDB); nothing is written when
+    validation finds an error.
+    """
+    report, cohort = _load(Path(path) if path is not None else embedded_study_path(), con)
+    if cohort is None:
+        raise InputError(f"cohort bundle {report.path}", report.problems)
+    return cohort
+
+
+def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, Cohort | None]:
+    folder = path if path.is_dir() else path.parent
+    meta, problems = read_metadata(folder / METADATA_FILE)
+    raw, read_problems = read_bundle(path)
+    problems += read_problems
+    if meta is None or raw is None:
+        return ValidationReport(str(path), tuple(problems)), None
+    stage = ibis.duckdb.connect()
+    staged = Staged(stage, {name: stage.create_table(f"raw_{name}", ibis.memtable(t))
+                            for name, t in raw.tables.items()})
+    problems += list(table_problems(staged, meta))
+    if any(p.severity == "error" for p in problems):
+        return ValidationReport(str(path), tuple(problems)), None
+    typed = {m.name: stage.create_table(f"typed_{m.name}", _typed(staged.tables[m.name], m, meta))
+             if m.name in staged.tables else _empty(stage, m) for m in TABLES}
+    problems += list(consistency_problems(typed, meta.cutoff_date))
+    report = ValidationReport(str(path), tuple(problems))
+    if not report.ok:
+        return report, None
+    target = con if con is not None else stage
+    tables = {}
+    for name, t in typed.items():
+        data = t.drop(ROW)
+        tables[name] = (stage.create_table(name, data) if target is stage
+                        else target.create_table(name, ibis.memtable(data.to_pyarrow()), overwrite=True))
+    return report, Cohort(target, meta, tables, report)
+
+
+def _empty(con: ibis.BaseBackend, model: Table) -> ir.Table:
+    schema = ibis.schema({ROW: "int64", **{c.name: _IBIS_TYPES[c.dtype] for c in model.columns}})
+    return con.create_table(f"typed_{model.name}", schema=schema)
+
+
+__all__ = ["Cohort", "ValidationReport", "anchors", "embedded_study_path", "load_cohort", "study_day",
+           "validate_bundle"]

@@ -1,0 +1,204 @@
+"""Validation of a cohort bundle against the cohort model, as Ibis queries.
+
+Every check is a query that returns the offending rows (so it runs the same on DuckDB for a
+13-patient study or on a database for a registry); each finding is a :class:`Problem` naming
+table, row, column, value and reason. Errors stop the load; warnings are kept.
+
+Checks, by code:
+
+========================  =======  ==========================================================
+code                      level    what
+========================  =======  ==========================================================
+table.missing             error    a required table is absent
+table.unknown             warning  a table the model does not know (ignored)
+column.missing            error    a required column is absent
+column.unknown            warning  a column the model does not know (ignored)
+value.required            error    a required value is empty
+value.type                error    text that is not of the column's type
+value.allowed             error    a value outside the column's allowed values
+value.range               error    outside what is possible (e.g. blasts > 100 %, a count < 0)
+value.implausible         warning  possible but implausible (e.g. age 12 at AML onset)
+unit.undeclared           error    a measurement whose unit the metadata does not declare
+unit.unknown              error    a declared unit the model cannot convert
+unit.suspect              error    a value far more likely to be in another unit
+key.duplicate             error    two rows with the same key
+key.unknown_patient       error    a row that references a patient not in `patients`
+date.order                error    dates in an impossible order
+date.after_cutoff         warning  a date after the data cut-off
+anchor.missing            error    a patient without a sorafenib exposure (no study day 1)
+========================  =======  ==========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+
+from amlcohort.io.metadata import BundleMetadata
+from amlcohort.io.readers import ROW
+from amlcohort.problems import Problem
+from amlcohort.schema import TABLES, Column, Table
+
+MAX_ROWS_REPORTED = 20
+_INT = r"^\s*[+-]?\d+\s*$"
+_FLOAT = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+_DATE = r"^\s*\d{4}-\d{2}-\d{2}\s*$"
+TRUE_WORDS = ("true", "yes", "y", "1", "t")
+FALSE_WORDS = ("false", "no", "n", "0", "f")
+
+
+@dataclass
+class Staged:
+    """Raw (text) tables on the staging connection, by name."""
+
+    con: ibis.BaseBackend
+    tables: dict[str, ir.Table]
+
+
+def _rows(expr: ir.Table, columns: list[str]) -> tuple[list[dict], int]:
+    """The first offending rows (to report) and how many there are in all."""
+    n = int(expr.count().execute())
+    if n == 0:
+        return [], 0
+    sample = expr.order_by(ROW).limit(MAX_ROWS_REPORTED).select(*columns).to_pyarrow().to_pylist()
+    return sample, n
+
+
+def _report(expr: ir.Table, columns: list[str], make: Callable[[dict], Problem],
+            table: str, code: str) -> Iterator[Problem]:
+    sample, n = _rows(expr, columns)
+    for r in sample:
+        yield make(r)
+    if n > len(sample):
+        first = make(sample[0])
+        yield Problem(first.severity, table, f"... and {n - len(sample)} more row(s) with the same problem",
+                      None, first.column, None, code)
+
+
+# ---- parsing: text → typed value, as Ibis expressions -----------------------------------------
+
+def parsed(col: ir.StringValue, c: Column) -> ir.Value:
+    """The typed value of a text column (NULL where the text is not of the type)."""
+    s = col.strip()
+    if c.dtype == "string":
+        return s
+    if c.dtype == "int":
+        return ibis.ifelse(s.re_search(_INT), s.try_cast("int64"), ibis.null("int64"))
+    if c.dtype == "float":
+        return ibis.ifelse(s.re_search(_FLOAT), s.try_cast("float64"), ibis.null("float64"))
+    if c.dtype == "date":
+        return ibis.ifelse(s.re_search(_DATE), s.try_cast("date"), ibis.null("date"))
+    low = s.lower()
+    return ibis.cases((low.isin(TRUE_WORDS), True), (low.isin(FALSE_WORDS), False), else_=ibis.null("boolean"))
+
+
+def _type_reason(c: Column) -> str:
+    return {
+        "int": "not a whole number",
+        "float": "not a number (use a point for decimals; no units or symbols in the cell)",
+        "date": "not a date in the form YYYY-MM-DD",
+        "bool": f"not a yes/no value ({'/'.join(TRUE_WORDS)} or {'/'.join(FALSE_WORDS)})",
+    }.get(c.dtype, "not text")
+
+
+# ---- per-column checks -------------------------------------------------------------------------
+
+def unit_factor(meta: BundleMetadata, table: str, c: Column) -> float:
+    """Factor from the declared unit to the canonical unit (1 when canonical or undeclared)."""
+    declared = meta.unit_of(table, c.name)
+    return c.accepted_units.get(declared, 1.0) if declared else 1.0
+
+
+def _unit_problems(meta: BundleMetadata, model: Table, present: set[str]) -> Iterator[Problem]:
+    for c in model.columns:
+        if c.name not in present or not c.unit:
+            continue
+        declared = meta.unit_of(model.name, c.name)
+        if declared is None:
+            if c.units:
+                yield Problem("error", model.name, f"the metadata must declare its unit (one of "
+                              f"{sorted(c.accepted_units)}) under `units: {{{c.name}: ...}}`; "
+                              "it is never inferred from the values", None, c.name, None, "unit.undeclared")
+        elif declared not in c.accepted_units:
+            yield Problem("error", model.name, f"declared unit {declared!r} is not one the model converts "
+                          f"(accepted: {sorted(c.accepted_units)})", None, c.name, declared, "unit.unknown")
+
+
+def _column_problems(t: ir.Table, meta: BundleMetadata, model: Table, c: Column) -> Iterator[Problem]:
+    raw = t[c.name]
+    val = parsed(raw, c)
+    name = model.name
+
+    def check(cond: ir.BooleanValue, severity: str, code: str, reason: Callable[[dict], str]) -> Iterator[Problem]:
+        bad = t.mutate(_raw=raw).filter(cond)
+        yield from _report(bad, [ROW, "_raw"], lambda r: Problem(
+            severity, name, reason(r), r[ROW], c.name, r["_raw"], code), name, code)  # type: ignore[arg-type]
+
+    if c.required:
+        yield from check(raw.isnull() | (raw.strip() == ""), "error", "value.required",
+                         lambda r: "required value is empty")
+    yield from check(raw.notnull() & val.isnull(), "error", "value.type", lambda r: _type_reason(c))
+    if c.allowed is not None:
+        yield from check(val.notnull() & ~val.isin(c.allowed), "error", "value.allowed",
+                         lambda r: f"not an allowed value; allowed: {list(c.allowed or ())}")
+    if c.dtype not in ("int", "float"):
+        return
+    declared = meta.unit_of(name, c.name) or c.unit
+    factor = unit_factor(meta, name, c)
+    x = val * factor
+    if c.unit_check is not None:
+        bound, suspected = c.unit_check
+        yield from check(x > bound, "error", "unit.suspect", lambda r: (
+            f"declared in {declared} this is {float(r['_raw']) * factor:g} {c.unit}, above {bound:g}: "
+            f"the value looks like {suspected}. Declare the unit the source uses; nothing is converted "
+            "by guess"))
+    unit = f" {c.unit}" if c.unit else ""
+    if c.hard_min is not None:
+        yield from check(x < c.hard_min, "error", "value.range", lambda r: f"below the possible minimum "
+                         f"{c.hard_min:g}{unit}")
+    if c.hard_max is not None:
+        yield from check(x > c.hard_max, "error", "value.range", lambda r: f"above the possible maximum "
+                         f"{c.hard_max:g}{unit}")
+    if c.soft_min is not None:
+        yield from check(x < c.soft_min, "warning", "value.implausible", lambda r: f"implausibly low "
+                         f"(below {c.soft_min:g}{unit}); kept as given")
+    if c.soft_max is not None:
+        yield from check(x > c.soft_max, "warning", "value.implausible", lambda r: f"implausibly high "
+                         f"(above {c.soft_max:g}{unit}); kept as given")
+
+
+def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
+    """Presence, columns, types, allowed values, units, ranges and keys of each table."""
+    for name in sorted(set(staged.tables) - {t.name for t in TABLES}):
+        yield Problem("warning", name, "unknown table; ignored", code="table.unknown")
+    for model in TABLES:
+        t = staged.tables.get(model.name)
+        if t is None:
+            if model.required:
+                yield Problem("error", model.name, "required table is missing", code="table.missing")
+            continue
+        present = set(t.columns) - {ROW}
+        for col in sorted(present - set(model.column_names)):
+            yield Problem("warning", model.name, "unknown column; ignored", None, col, None, "column.unknown")
+        missing = [c.name for c in model.columns if c.required and c.name not in present]
+        for col in missing:
+            yield Problem("error", model.name, "required column is missing", None, col, None, "column.missing")
+        yield from _unit_problems(meta, model, present)
+        for c in model.columns:
+            if c.name in present:
+                yield from _column_problems(t, meta, model, c)
+        if all(k in present for k in model.key):
+            yield from _duplicate_keys(t, model)
+
+
+def _duplicate_keys(t: ir.Table, model: Table) -> Iterator[Problem]:
+    keys = list(model.key)
+    norm = t.mutate(**{k: t[k].strip() for k in keys})
+    counts = norm.group_by(keys).aggregate(_n=norm.count(), _first=norm[ROW].min())
+    dup = norm.join(counts.filter(counts._n > 1), keys).filter(lambda x: x[ROW] != x._first)
+    yield from _report(dup, [ROW, "_first", *keys], lambda r: Problem(
+        "error", model.name, f"duplicate key ({', '.join(f'{k}={r[k]!r}' for k in keys)}): same as row "
+        f"{r['_first']}", r[ROW], keys[-1], r[keys[-1]], "key.duplicate"), model.name, "key.duplicate")
