@@ -16,11 +16,11 @@ demo: $(STAMP)
 	$(BIN)/amlcohort demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests scripts bench
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests scripts bench
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --out bench/results.json

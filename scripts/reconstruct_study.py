@@ -278,7 +278,7 @@ def write(name: str, header: list[str], rows: list[list[object]]) -> None:
             w.writerow(["" if v is None else v for v in r])
 
 
-def main() -> None:  # noqa: PLR0915 - a recipe, read top to bottom
+def main() -> None:  # a recipe, read top to bottom
     OUT.mkdir(parents=True, exist_ok=True)
     first = {pid: D(c[1]) for pid, c in COURSE.items()}
 
@@ -351,7 +351,7 @@ def main() -> None:  # noqa: PLR0915 - a recipe, read top to bottom
             if r[0] != pid:
                 continue
             d = (D(r[1]) - first[pid]).days
-            if r[8] is not None and r[8] <= 6.0 or r[6] is not None and r[6] < 20:
+            if (r[8] is not None and r[8] <= 6.0) or (r[6] is not None and r[6] < 20):
                 product = "rbc" if r[8] <= 6.0 else "platelets"
                 tx_rows.append([pid, r[1], product, 2 if product == "rbc" else 1])
                 assert d < CR_DAY.get(pid, 10**6) - 7, (pid, d)

@@ -36,8 +36,12 @@ class Problem:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "severity": self.severity, "code": self.code, "table": self.table, "row": self.row,
-            "column": self.column, "value": None if self.value is None else str(self.value),
+            "severity": self.severity,
+            "code": self.code,
+            "table": self.table,
+            "row": self.row,
+            "column": self.column,
+            "value": None if self.value is None else str(self.value),
             "reason": self.reason,
         }
 

@@ -41,8 +41,19 @@ NOT_EVALUABLE = "not_evaluable"
 NUMERIC_OPS = ("<", "<=", ">", ">=")
 OPS = (*NUMERIC_OPS, "==", "!=", "in", "not_in", "matches", "is_true", "is_false", "is_null", "not_null")
 RULE_COLUMNS = (
-    "ruleset", "version", "rule_id", "outcome", "priority", "clause", "variable", "op", "value",
-    "ref", "factor", "source", "note",
+    "ruleset",
+    "version",
+    "rule_id",
+    "outcome",
+    "priority",
+    "clause",
+    "variable",
+    "op",
+    "value",
+    "ref",
+    "factor",
+    "source",
+    "note",
 )
 
 
@@ -127,6 +138,7 @@ class RuleSet:
 
 # ---- loading -------------------------------------------------------------------------------
 
+
 def _parse_value(raw: str) -> float | str | None:
     raw = raw.strip()
     if raw == "":
@@ -142,12 +154,21 @@ def parse_rules(text: str, origin: str) -> dict[tuple[str, str], RuleSet]:
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in RULE_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
-        raise InputError(f"rule file {origin}", [Problem(
-            "error", origin, f"missing column(s) {missing}; a rule file has {list(RULE_COLUMNS)}",
-            code="rules.columns")])
+        raise InputError(
+            f"rule file {origin}",
+            [
+                Problem(
+                    "error",
+                    origin,
+                    f"missing column(s) {missing}; a rule file has {list(RULE_COLUMNS)}",
+                    code="rules.columns",
+                )
+            ],
+        )
     problems: list[Problem] = []
     rows: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for i, row in enumerate(reader, start=1):
+
         def bad(column: str, reason: str, i: int = i, row: dict[str, str] = row) -> None:
             problems.append(Problem("error", origin, reason, i, column, row.get(column), "rules.value"))
 
@@ -173,9 +194,15 @@ def parse_rules(text: str, origin: str) -> dict[tuple[str, str], RuleSet]:
             bad("value", f"operator {row['op']!r} needs a number")
             continue
         key = (row["ruleset"], row["version"])
-        rule = rows.setdefault(key, {}).setdefault(row["rule_id"], {
-            "outcome": row["outcome"], "priority": priority, "source": row["source"], "clauses": {},
-        })
+        rule = rows.setdefault(key, {}).setdefault(
+            row["rule_id"],
+            {
+                "outcome": row["outcome"],
+                "priority": priority,
+                "source": row["source"],
+                "clauses": {},
+            },
+        )
         if rule["outcome"] != row["outcome"] or rule["priority"] != priority:
             bad("rule_id", "rows of one rule_id must share outcome and priority")
             continue
@@ -185,11 +212,21 @@ def parse_rules(text: str, origin: str) -> dict[tuple[str, str], RuleSet]:
         raise InputError(f"rule file {origin}", problems)
     out: dict[tuple[str, str], RuleSet] = {}
     for (name, version), rules in rows.items():
-        built = tuple(sorted(
-            (Rule(rid, r["outcome"], r["priority"], tuple(tuple(c) for _, c in sorted(r["clauses"].items())),
-                  r["source"]) for rid, r in rules.items()),
-            key=lambda r: r.priority,
-        ))
+        built = tuple(
+            sorted(
+                (
+                    Rule(
+                        rid,
+                        r["outcome"],
+                        r["priority"],
+                        tuple(tuple(c) for _, c in sorted(r["clauses"].items())),
+                        r["source"],
+                    )
+                    for rid, r in rules.items()
+                ),
+                key=lambda r: r.priority,
+            )
+        )
         out[(name, version)] = RuleSet(name, version, built)
     return out
 
@@ -212,6 +249,7 @@ def ruleset(filename: str, name: str, version: str) -> RuleSet:
 
 # ---- compiling -----------------------------------------------------------------------------
 
+
 def _condition_expr(c: Condition, col: Mapping[str, ir.Value]) -> ir.BooleanValue:
     x = col[c.variable]
     if c.op == "is_true":
@@ -229,7 +267,12 @@ def _condition_expr(c: Condition, col: Mapping[str, ir.Value]) -> ir.BooleanValu
         return x.isin(options) if c.op == "in" else x.notin(options)
     rhs: Any = col[c.ref] * c.factor if c.ref else c.value
     return {
-        "<": x < rhs, "<=": x <= rhs, ">": x > rhs, ">=": x >= rhs, "==": x == rhs, "!=": x != rhs,
+        "<": x < rhs,
+        "<=": x <= rhs,
+        ">": x > rhs,
+        ">=": x >= rhs,
+        "==": x == rhs,
+        "!=": x != rhs,
     }[c.op]
 
 
@@ -246,10 +289,12 @@ def _rule_expr(rule: Rule, col: Mapping[str, ir.Value]) -> ir.BooleanValue:
     return out
 
 
-def _missing_expr(variables: tuple[str, ...], col: Mapping[str, ir.Value],
-                  names: Mapping[str, str]) -> ir.StringValue:
-    parts = [ibis.ifelse(col[v].isnull(), ibis.literal(names.get(v, v) + ";"), ibis.literal(""))
-             for v in variables]
+def _missing_expr(
+    variables: tuple[str, ...], col: Mapping[str, ir.Value], names: Mapping[str, str]
+) -> ir.StringValue:
+    parts = [
+        ibis.ifelse(col[v].isnull(), ibis.literal(names.get(v, v) + ";"), ibis.literal("")) for v in variables
+    ]
     joined = parts[0]
     for p in parts[1:]:
         joined = joined.concat(p)
@@ -285,18 +330,22 @@ def compile_rules(rules: RuleSet, table: ir.Table, columns: Mapping[str, str] | 
         holds = _rule_expr(rule, col)
         outcome_cases += [(holds.fill_null(False), rule.outcome), (holds.isnull(), NOT_EVALUABLE)]
         rule_cases += [(holds.fill_null(False), rule.rule_id), (holds.isnull(), rule.rule_id)]
-        missing_cases += [(holds.fill_null(False), None),
-                          (holds.isnull(), _missing_expr(rule.variables, col, names))]
+        missing_cases += [
+            (holds.fill_null(False), None),
+            (holds.isnull(), _missing_expr(rule.variables, col, names)),
+        ]
     null_str = ibis.null("string")
     return Compiled(
         outcome=ibis.cases(*outcome_cases, else_=null_str),
         rule_id=ibis.cases(*rule_cases, else_=null_str),
-        missing=ibis.cases(*[(c, v if v is not None else null_str) for c, v in missing_cases],
-                           else_=null_str),
+        missing=ibis.cases(
+            *[(c, v if v is not None else null_str) for c, v in missing_cases], else_=null_str
+        ),
     )
 
 
 # ---- single values ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -332,18 +381,29 @@ def evaluate(rules: RuleSet, values: Mapping[str, object]) -> Evaluation:
     """Evaluate ``rules`` on one set of values (missing keys count as missing inputs)."""
     unknown = set(values) - set(rules.variables)
     if unknown:
-        raise KeyError(f"rule set {rules.name} v{rules.version} takes {list(rules.variables)}, "
-                       f"not {sorted(unknown)}")
+        raise KeyError(
+            f"rule set {rules.name} v{rules.version} takes {list(rules.variables)}, not {sorted(unknown)}"
+        )
     types = rules.variable_types()
     row = ibis.memtable({v: [values.get(v)] for v in types}, schema=ibis.schema(types))
     compiled = compile_rules(rules, row)
-    result = _duckdb().execute(row.select(
-        outcome=compiled.outcome, rule_id=compiled.rule_id, missing=compiled.missing)).iloc[0]
+    result = (
+        _duckdb()
+        .execute(row.select(outcome=compiled.outcome, rule_id=compiled.rule_id, missing=compiled.missing))
+        .iloc[0]
+    )
     outcome, rule_id = _none(result["outcome"]), _none(result["rule_id"])
     missing = tuple(m for m in (_none(result["missing"]) or "").split(";") if m)
     rule = rules.rule(rule_id) if rule_id else None
-    return Evaluation(outcome, rule_id, missing, rules.name, rules.version,
-                      rule.source if rule else None, rule.describe() if rule else None)
+    return Evaluation(
+        outcome,
+        rule_id,
+        missing,
+        rules.name,
+        rules.version,
+        rule.source if rule else None,
+        rule.describe() if rule else None,
+    )
 
 
 def _none(x: object) -> Any:

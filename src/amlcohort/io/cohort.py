@@ -83,8 +83,9 @@ class Cohort:
     def first_dose(self) -> ir.Table:
         """Per patient: ``first_dose``, the date of the first sorafenib dose (study day 1)."""
         ex = self.tables["exposures"]
-        return (ex.filter(ex.drug == "sorafenib").group_by("patient_id")
-                .aggregate(first_dose=ex.start_date.min()))
+        return (
+            ex.filter(ex.drug == "sorafenib").group_by("patient_id").aggregate(first_dose=ex.start_date.min())
+        )
 
     @property
     def warnings(self) -> tuple[Problem, ...]:
@@ -136,13 +137,18 @@ def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, C
     if meta is None or raw is None:
         return ValidationReport(str(path), tuple(problems)), None
     stage = ibis.duckdb.connect()
-    staged = Staged(stage, {name: stage.create_table(f"raw_{name}", ibis.memtable(t))
-                            for name, t in raw.tables.items()})
+    staged = Staged(
+        stage, {name: stage.create_table(f"raw_{name}", ibis.memtable(t)) for name, t in raw.tables.items()}
+    )
     problems += list(table_problems(staged, meta))
     if any(p.severity == "error" for p in problems):
         return ValidationReport(str(path), tuple(problems)), None
-    typed = {m.name: stage.create_table(f"typed_{m.name}", _typed(staged.tables[m.name], m, meta))
-             if m.name in staged.tables else _empty(stage, m) for m in TABLES}
+    typed = {
+        m.name: stage.create_table(f"typed_{m.name}", _typed(staged.tables[m.name], m, meta))
+        if m.name in staged.tables
+        else _empty(stage, m)
+        for m in TABLES
+    }
     problems += list(consistency_problems(typed, meta.cutoff_date))
     report = ValidationReport(str(path), tuple(problems))
     if not report.ok:
@@ -151,8 +157,11 @@ def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, C
     tables = {}
     for name, t in typed.items():
         data = t.drop(ROW)
-        tables[name] = (stage.create_table(name, data) if target is stage
-                        else target.create_table(name, ibis.memtable(data.to_pyarrow()), overwrite=True))
+        tables[name] = (
+            stage.create_table(name, data)
+            if target is stage
+            else target.create_table(name, ibis.memtable(data.to_pyarrow()), overwrite=True)
+        )
     return report, Cohort(target, meta, tables, report)
 
 
@@ -161,5 +170,12 @@ def _empty(con: ibis.BaseBackend, model: Table) -> ir.Table:
     return con.create_table(f"typed_{model.name}", schema=schema)
 
 
-__all__ = ["Cohort", "ValidationReport", "anchors", "embedded_study_path", "load_cohort", "study_day",
-           "validate_bundle"]
+__all__ = [
+    "Cohort",
+    "ValidationReport",
+    "anchors",
+    "embedded_study_path",
+    "load_cohort",
+    "study_day",
+    "validate_bundle",
+]

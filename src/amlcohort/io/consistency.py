@@ -36,7 +36,11 @@ def anchors(tables: dict[str, ir.Table]) -> ir.Table:
     ex = tables["exposures"]
     first = ex.filter(ex.drug == "sorafenib").group_by("patient_id").aggregate(first_dose=ex.start_date.min())
     ev = tables["events"]
-    cr = ev.filter(ev.event_type == "cr_reported").group_by("patient_id").aggregate(first_cr=ev.event_date.min())
+    cr = (
+        ev.filter(ev.event_type == "cr_reported")
+        .group_by("patient_id")
+        .aggregate(first_cr=ev.event_date.min())
+    )
     death = ev.filter(ev.event_type == "death").group_by("patient_id").aggregate(death=ev.event_date.min())
     out = p.left_join(first, "patient_id").select(p, "first_dose")
     out = out.left_join(cr, "patient_id").select(out, "first_cr")
@@ -47,10 +51,16 @@ DATE_ORDER_RULES: tuple[DateOrder, ...] = (
     DateOrder("events", "event_date", "diagnosis", "before the diagnosis date"),
     DateOrder("exposures", "start_date", "diagnosis", "study drug started before the diagnosis date"),
     DateOrder("prior_therapies", "start_date", "diagnosis", "prior therapy started before diagnosis"),
-    DateOrder("events", "event_date", "first_dose", "response before the first sorafenib dose",
-              ("event_type", "cr_reported")),
-    DateOrder("events", "event_date", "first_cr", "relapse before the first reported CR",
-              ("event_type", "relapse")),
+    DateOrder(
+        "events",
+        "event_date",
+        "first_dose",
+        "response before the first sorafenib dose",
+        ("event_type", "cr_reported"),
+    ),
+    DateOrder(
+        "events", "event_date", "first_cr", "relapse before the first reported CR", ("event_type", "relapse")
+    ),
     DateOrder("assessments", "assessment_date", "diagnosis", "assessment before the diagnosis date"),
 )
 
@@ -74,15 +84,39 @@ def consistency_problems(tables: dict[str, ir.Table], cutoff: object) -> Iterato
         if t is None or not model.patient_scoped:
             continue
         orphan = t.anti_join(patients, "patient_id")
-        yield from _report(orphan, [ROW, "patient_id"], lambda r, n=model.name: Problem(
-            "error", n, "references a patient not in `patients`", r[ROW], "patient_id", r["patient_id"],
-            "key.unknown_patient"), model.name, "key.unknown_patient")
+        yield from _report(
+            orphan,
+            [ROW, "patient_id"],
+            lambda r, n=model.name: Problem(
+                "error",
+                n,
+                "references a patient not in `patients`",
+                r[ROW],
+                "patient_id",
+                r["patient_id"],
+                "key.unknown_patient",
+            ),
+            model.name,
+            "key.unknown_patient",
+        )
 
     a = anchors(tables)
     no_anchor = tables["patients"].join(a.filter(a.first_dose.isnull()).select("patient_id"), "patient_id")
-    yield from _report(no_anchor, [ROW, "patient_id"], lambda r: Problem(
-        "error", "patients", "no sorafenib exposure in `exposures`: study day 1 is undefined", r[ROW],
-        "patient_id", r["patient_id"], "anchor.missing"), "patients", "anchor.missing")
+    yield from _report(
+        no_anchor,
+        [ROW, "patient_id"],
+        lambda r: Problem(
+            "error",
+            "patients",
+            "no sorafenib exposure in `exposures`: study day 1 is undefined",
+            r[ROW],
+            "patient_id",
+            r["patient_id"],
+            "anchor.missing",
+        ),
+        "patients",
+        "anchor.missing",
+    )
 
     for rule in DATE_ORDER_RULES:
         t = tables.get(rule.table)
@@ -91,11 +125,24 @@ def consistency_problems(tables: dict[str, ir.Table], cutoff: object) -> Iterato
         if rule.where:
             t = t.filter(t[rule.where[0]] == rule.where[1])
         j = t.join(a, "patient_id")
-        bad = j.filter(j[rule.column] < j[rule.anchor]).mutate(_anchor=j[rule.anchor].cast("string"),
-                                                               _val=j[rule.column].cast("string"))
-        yield from _report(bad, [ROW, "_val", "_anchor"], lambda r, rule=rule: Problem(
-            "error", rule.table, f"{rule.reason} ({rule.anchor.replace('_', ' ')} {r['_anchor']})", r[ROW],
-            rule.column, r["_val"], "date.order"), rule.table, "date.order")
+        bad = j.filter(j[rule.column] < j[rule.anchor]).mutate(
+            _anchor=j[rule.anchor].cast("string"), _val=j[rule.column].cast("string")
+        )
+        yield from _report(
+            bad,
+            [ROW, "_val", "_anchor"],
+            lambda r, rule=rule: Problem(
+                "error",
+                rule.table,
+                f"{rule.reason} ({rule.anchor.replace('_', ' ')} {r['_anchor']})",
+                r[ROW],
+                rule.column,
+                r["_val"],
+                "date.order",
+            ),
+            rule.table,
+            "date.order",
+        )
 
     for model in TABLES:
         t = tables.get(model.name)
@@ -104,19 +151,45 @@ def consistency_problems(tables: dict[str, ir.Table], cutoff: object) -> Iterato
         j = t.join(a.select("patient_id", "death"), "patient_id")
         for col in model.date_columns:
             bad = j.filter(j[col] > j.death).mutate(_val=j[col].cast("string"), _d=j.death.cast("string"))
-            yield from _report(bad, [ROW, "_val", "_d"], lambda r, n=model.name, col=col: Problem(
-                "error", n, f"after the patient's death ({r['_d']})", r[ROW], col, r["_val"], "date.order"),
-                model.name, "date.order")
+            yield from _report(
+                bad,
+                [ROW, "_val", "_d"],
+                lambda r, n=model.name, col=col: Problem(
+                    "error", n, f"after the patient's death ({r['_d']})", r[ROW], col, r["_val"], "date.order"
+                ),
+                model.name,
+                "date.order",
+            )
             late = t.filter(t[col] > ibis.literal(cutoff, "date")).mutate(_val=t[col].cast("string"))
-            yield from _report(late, [ROW, "_val"], lambda r, n=model.name, col=col: Problem(
-                "warning", n, f"after the data cut-off {cutoff}", r[ROW], col, r["_val"], "date.after_cutoff"),
-                model.name, "date.after_cutoff")
+            yield from _report(
+                late,
+                [ROW, "_val"],
+                lambda r, n=model.name, col=col: Problem(
+                    "warning",
+                    n,
+                    f"after the data cut-off {cutoff}",
+                    r[ROW],
+                    col,
+                    r["_val"],
+                    "date.after_cutoff",
+                ),
+                model.name,
+                "date.after_cutoff",
+            )
 
     for name, later, earlier in ROW_ORDER_RULES:
         t = tables.get(name)
         if t is None:
             continue
-        bad = t.filter(t[later] < t[earlier]).mutate(_val=t[later].cast("string"), _e=t[earlier].cast("string"))
-        yield from _report(bad, [ROW, "_val", "_e"], lambda r, n=name, later=later, earlier=earlier: Problem(
-            "error", n, f"{later} is before {earlier} ({r['_e']})", r[ROW], later, r["_val"], "date.order"),
-            name, "date.order")
+        bad = t.filter(t[later] < t[earlier]).mutate(
+            _val=t[later].cast("string"), _e=t[earlier].cast("string")
+        )
+        yield from _report(
+            bad,
+            [ROW, "_val", "_e"],
+            lambda r, n=name, later=later, earlier=earlier: Problem(
+                "error", n, f"{later} is before {earlier} ({r['_e']})", r[ROW], later, r["_val"], "date.order"
+            ),
+            name,
+            "date.order",
+        )

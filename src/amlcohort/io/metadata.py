@@ -37,8 +37,9 @@ class BundleMetadata:
         return self.units.get(f"{table}.{column}", self.units.get(column))
 
     def reconstructed_columns(self) -> dict[str, list[str]]:
-        return {t: [c for c, k in cols.items() if k == "reconstructed"]
-                for t, cols in self.provenance.items()}
+        return {
+            t: [c for c, k in cols.items() if k == "reconstructed"] for t, cols in self.provenance.items()
+        }
 
 
 def read_metadata(path: Path) -> tuple[BundleMetadata | None, list[Problem]]:
@@ -86,8 +87,12 @@ def read_metadata(path: Path) -> tuple[BundleMetadata | None, list[Problem]]:
     if problems:
         return None, problems
     return BundleMetadata(
-        study_name=str(raw["study_name"]), cutoff_date=cutoff, units={str(k): str(v) for k, v in units.items()},
-        reconstructed=bool(raw.get("reconstructed", False)), source=str(raw.get("source", "")),
-        description=str(raw.get("description", "")), provenance=provenance,
+        study_name=str(raw["study_name"]),
+        cutoff_date=cutoff,
+        units={str(k): str(v) for k, v in units.items()},
+        reconstructed=bool(raw.get("reconstructed", False)),
+        source=str(raw.get("source", "")),
+        description=str(raw.get("description", "")),
+        provenance=provenance,
         notes=raw.get("notes") or {},
     ), []

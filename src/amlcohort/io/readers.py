@@ -50,8 +50,12 @@ def _read_csv(path: Path) -> pa.Table:
     names = [n.strip() for n in header]
     if len(set(names)) != len(names):
         raise ValueError(f"{path.name}: repeated column name in header {names}")
-    opts = pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()),
-                                strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True)
+    opts = pacsv.ConvertOptions(
+        column_types=dict.fromkeys(header, pa.string()),
+        strings_can_be_null=True,
+        null_values=[""],
+        quoted_strings_can_be_null=True,
+    )
     table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(encoding="utf-8"), convert_options=opts)
     return table.rename_columns(names)
 
@@ -103,10 +107,18 @@ def read_bundle(path: Path) -> tuple[RawBundle | None, list[Problem]]:
     csvs, parquets = sorted(folder.glob("*.csv")), sorted(folder.glob("*.parquet"))
     kinds = [k for k, files in (("csv", csvs), ("parquet", parquets), ("xlsx", xlsx)) if files]
     if not kinds:
-        return None, [Problem("error", str(folder), "no table files (.csv, .parquet or .xlsx) in the bundle",
-                              code="bundle.empty")]
+        return None, [
+            Problem(
+                "error",
+                str(folder),
+                "no table files (.csv, .parquet or .xlsx) in the bundle",
+                code="bundle.empty",
+            )
+        ]
     if len(kinds) > 1:
-        return None, [Problem("error", str(folder), f"mixes table formats {kinds}; use one", code="bundle.mixed")]
+        return None, [
+            Problem("error", str(folder), f"mixes table formats {kinds}; use one", code="bundle.mixed")
+        ]
     tables: dict[str, pa.Table] = {}
     files: dict[str, str] = {}
     try:

@@ -67,18 +67,27 @@ def _rows(expr: ir.Table, columns: list[str]) -> tuple[list[dict], int]:
     return sample, n
 
 
-def _report(expr: ir.Table, columns: list[str], make: Callable[[dict], Problem],
-            table: str, code: str) -> Iterator[Problem]:
+def _report(
+    expr: ir.Table, columns: list[str], make: Callable[[dict], Problem], table: str, code: str
+) -> Iterator[Problem]:
     sample, n = _rows(expr, columns)
     for r in sample:
         yield make(r)
     if n > len(sample):
         first = make(sample[0])
-        yield Problem(first.severity, table, f"... and {n - len(sample)} more row(s) with the same problem",
-                      None, first.column, None, code)
+        yield Problem(
+            first.severity,
+            table,
+            f"... and {n - len(sample)} more row(s) with the same problem",
+            None,
+            first.column,
+            None,
+            code,
+        )
 
 
 # ---- parsing: text → typed value, as Ibis expressions -----------------------------------------
+
 
 def parsed(col: ir.StringValue, c: Column) -> ir.Value:
     """The typed value of a text column (NULL where the text is not of the type)."""
@@ -92,7 +101,9 @@ def parsed(col: ir.StringValue, c: Column) -> ir.Value:
     if c.dtype == "date":
         return ibis.ifelse(s.re_search(_DATE), s.try_cast("date"), ibis.null("date"))
     low = s.lower()
-    return ibis.cases((low.isin(TRUE_WORDS), True), (low.isin(FALSE_WORDS), False), else_=ibis.null("boolean"))
+    return ibis.cases(
+        (low.isin(TRUE_WORDS), True), (low.isin(FALSE_WORDS), False), else_=ibis.null("boolean")
+    )
 
 
 def _type_reason(c: Column) -> str:
@@ -105,6 +116,7 @@ def _type_reason(c: Column) -> str:
 
 
 # ---- per-column checks -------------------------------------------------------------------------
+
 
 def unit_factor(meta: BundleMetadata, table: str, c: Column) -> float:
     """Factor from the declared unit to the canonical unit (1 when canonical or undeclared)."""
@@ -119,12 +131,28 @@ def _unit_problems(meta: BundleMetadata, model: Table, present: set[str]) -> Ite
         declared = meta.unit_of(model.name, c.name)
         if declared is None:
             if c.units:
-                yield Problem("error", model.name, f"the metadata must declare its unit (one of "
-                              f"{sorted(c.accepted_units)}) under `units: {{{c.name}: ...}}`; "
-                              "it is never inferred from the values", None, c.name, None, "unit.undeclared")
+                yield Problem(
+                    "error",
+                    model.name,
+                    f"the metadata must declare its unit (one of "
+                    f"{sorted(c.accepted_units)}) under `units: {{{c.name}: ...}}`; "
+                    "it is never inferred from the values",
+                    None,
+                    c.name,
+                    None,
+                    "unit.undeclared",
+                )
         elif declared not in c.accepted_units:
-            yield Problem("error", model.name, f"declared unit {declared!r} is not one the model converts "
-                          f"(accepted: {sorted(c.accepted_units)})", None, c.name, declared, "unit.unknown")
+            yield Problem(
+                "error",
+                model.name,
+                f"declared unit {declared!r} is not one the model converts "
+                f"(accepted: {sorted(c.accepted_units)})",
+                None,
+                c.name,
+                declared,
+                "unit.unknown",
+            )
 
 
 def _column_problems(t: ir.Table, meta: BundleMetadata, model: Table, c: Column) -> Iterator[Problem]:
@@ -132,18 +160,30 @@ def _column_problems(t: ir.Table, meta: BundleMetadata, model: Table, c: Column)
     val = parsed(raw, c)
     name = model.name
 
-    def check(cond: ir.BooleanValue, severity: str, code: str, reason: Callable[[dict], str]) -> Iterator[Problem]:
+    def check(
+        cond: ir.BooleanValue, severity: str, code: str, reason: Callable[[dict], str]
+    ) -> Iterator[Problem]:
         bad = t.mutate(_raw=raw).filter(cond)
-        yield from _report(bad, [ROW, "_raw"], lambda r: Problem(
-            severity, name, reason(r), r[ROW], c.name, r["_raw"], code), name, code)  # type: ignore[arg-type]
+        yield from _report(
+            bad,
+            [ROW, "_raw"],
+            lambda r: Problem(severity, name, reason(r), r[ROW], c.name, r["_raw"], code),
+            name,
+            code,
+        )  # type: ignore[arg-type]
 
     if c.required:
-        yield from check(raw.isnull() | (raw.strip() == ""), "error", "value.required",
-                         lambda r: "required value is empty")
+        yield from check(
+            raw.isnull() | (raw.strip() == ""), "error", "value.required", lambda r: "required value is empty"
+        )
     yield from check(raw.notnull() & val.isnull(), "error", "value.type", lambda r: _type_reason(c))
     if c.allowed is not None:
-        yield from check(val.notnull() & ~val.isin(c.allowed), "error", "value.allowed",
-                         lambda r: f"not an allowed value; allowed: {list(c.allowed or ())}")
+        yield from check(
+            val.notnull() & ~val.isin(c.allowed),
+            "error",
+            "value.allowed",
+            lambda r: f"not an allowed value; allowed: {list(c.allowed or ())}",
+        )
     if c.dtype not in ("int", "float"):
         return
     declared = meta.unit_of(name, c.name) or c.unit
@@ -151,23 +191,45 @@ def _column_problems(t: ir.Table, meta: BundleMetadata, model: Table, c: Column)
     x = val * factor
     if c.unit_check is not None:
         bound, suspected = c.unit_check
-        yield from check(x > bound, "error", "unit.suspect", lambda r: (
-            f"declared in {declared} this is {float(r['_raw']) * factor:g} {c.unit}, above {bound:g}: "
-            f"the value looks like {suspected}. Declare the unit the source uses; nothing is converted "
-            "by guess"))
+        yield from check(
+            x > bound,
+            "error",
+            "unit.suspect",
+            lambda r: (
+                f"declared in {declared} this is {float(r['_raw']) * factor:g} {c.unit}, above {bound:g}: "
+                f"the value looks like {suspected}. Declare the unit the source uses; nothing is converted "
+                "by guess"
+            ),
+        )
     unit = f" {c.unit}" if c.unit else ""
     if c.hard_min is not None:
-        yield from check(x < c.hard_min, "error", "value.range", lambda r: f"below the possible minimum "
-                         f"{c.hard_min:g}{unit}")
+        yield from check(
+            x < c.hard_min,
+            "error",
+            "value.range",
+            lambda r: f"below the possible minimum {c.hard_min:g}{unit}",
+        )
     if c.hard_max is not None:
-        yield from check(x > c.hard_max, "error", "value.range", lambda r: f"above the possible maximum "
-                         f"{c.hard_max:g}{unit}")
+        yield from check(
+            x > c.hard_max,
+            "error",
+            "value.range",
+            lambda r: f"above the possible maximum {c.hard_max:g}{unit}",
+        )
     if c.soft_min is not None:
-        yield from check(x < c.soft_min, "warning", "value.implausible", lambda r: f"implausibly low "
-                         f"(below {c.soft_min:g}{unit}); kept as given")
+        yield from check(
+            x < c.soft_min,
+            "warning",
+            "value.implausible",
+            lambda r: f"implausibly low (below {c.soft_min:g}{unit}); kept as given",
+        )
     if c.soft_max is not None:
-        yield from check(x > c.soft_max, "warning", "value.implausible", lambda r: f"implausibly high "
-                         f"(above {c.soft_max:g}{unit}); kept as given")
+        yield from check(
+            x > c.soft_max,
+            "warning",
+            "value.implausible",
+            lambda r: f"implausibly high (above {c.soft_max:g}{unit}); kept as given",
+        )
 
 
 def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
@@ -185,7 +247,9 @@ def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
             yield Problem("warning", model.name, "unknown column; ignored", None, col, None, "column.unknown")
         missing = [c.name for c in model.columns if c.required and c.name not in present]
         for col in missing:
-            yield Problem("error", model.name, "required column is missing", None, col, None, "column.missing")
+            yield Problem(
+                "error", model.name, "required column is missing", None, col, None, "column.missing"
+            )
         yield from _unit_problems(meta, model, present)
         for c in model.columns:
             if c.name in present:
@@ -199,6 +263,18 @@ def _duplicate_keys(t: ir.Table, model: Table) -> Iterator[Problem]:
     norm = t.mutate(**{k: t[k].strip() for k in keys})
     counts = norm.group_by(keys).aggregate(_n=norm.count(), _first=norm[ROW].min())
     dup = norm.join(counts.filter(counts._n > 1), keys).filter(lambda x: x[ROW] != x._first)
-    yield from _report(dup, [ROW, "_first", *keys], lambda r: Problem(
-        "error", model.name, f"duplicate key ({', '.join(f'{k}={r[k]!r}' for k in keys)}): same as row "
-        f"{r['_first']}", r[ROW], keys[-1], r[keys[-1]], "key.duplicate"), model.name, "key.duplicate")
+    yield from _report(
+        dup,
+        [ROW, "_first", *keys],
+        lambda r: Problem(
+            "error",
+            model.name,
+            f"duplicate key ({', '.join(f'{k}={r[k]!r}' for k in keys)}): same as row {r['_first']}",
+            r[ROW],
+            keys[-1],
+            r[keys[-1]],
+            "key.duplicate",
+        ),
+        model.name,
+        "key.duplicate",
+    )

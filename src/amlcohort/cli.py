@@ -1,0 +1,97 @@
+"""The ``amlcohort`` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from amlcohort.io.cohort import Cohort, ValidationReport, validate_bundle
+from amlcohort.schema.dictionary import data_dictionary
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="AML salvage-therapy cohort study, end to end. Research software, not a medical device.",
+)
+console = Console()
+
+
+def _print_report(report: ValidationReport) -> None:
+    for p in report.problems:
+        style = "red" if p.severity == "error" else "yellow"
+        console.print(f"[{style}]{p}[/{style}]", highlight=False)
+    verdict = "[green]valid[/green]" if report.ok else "[red]invalid[/red]"
+    console.print(
+        f"{report.path}: {verdict} — {len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+    )
+
+
+def cohort_summary(cohort: Cohort) -> Table:
+    """Patients per arm, with sex, age range and reported risk groups (Ibis, then a small table)."""
+    p = cohort.table("patients")
+    agg = (
+        p.group_by("study_arm")
+        .aggregate(
+            patients=p.count(),
+            female=(p.sex == "female").sum(),
+            age_min=p.age_at_onset.min(),
+            age_max=p.age_at_onset.max(),
+            adverse=(p.risk_group_reported == "adverse").sum(),
+            intermediate=(p.risk_group_reported == "intermediate").sum(),
+            favorable=(p.risk_group_reported == "favorable").sum(),
+        )
+        .order_by("study_arm")
+        .to_pyarrow()
+        .to_pylist()
+    )
+    t = Table(
+        title=f"{cohort.metadata.study_name}\ncut-off {cohort.metadata.cutoff_date}"
+        + ("  [RECONSTRUCTED DATA]" if cohort.metadata.reconstructed else "")
+    )
+    for col in ("arm", "patients", "female", "onset age", "adverse / intermediate / favorable"):
+        t.add_column(col)
+    for r in agg:
+        t.add_row(
+            r["study_arm"],
+            str(r["patients"]),
+            str(r["female"]),
+            f"{r['age_min']}–{r['age_max']}",
+            f"{r['adverse']} / {r['intermediate']} / {r['favorable']}",
+        )
+    return t
+
+
+@app.command()
+def validate(path: Path = typer.Argument(None, help="Bundle folder (default: the embedded study).")) -> None:
+    """Validate a cohort bundle; exit 1 when it has errors."""
+    report, _ = validate_bundle(path)
+    _print_report(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def demo(path: Path = typer.Argument(None, help="Bundle folder (default: the embedded study).")) -> None:
+    """The main job on a cohort: validate it and summarise it."""
+    report, cohort = validate_bundle(path)
+    _print_report(report)
+    if cohort is None:
+        raise typer.Exit(1)
+    console.print(cohort_summary(cohort))
+
+
+@app.command()
+def dictionary(out: Path = typer.Option(None, help="Write to this file instead of printing.")) -> None:
+    """The data dictionary of the cohort model, as Markdown."""
+    text = data_dictionary()
+    if out is None:
+        console.print(text, markup=False, highlight=False)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        console.print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    app()
