@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from amlcohort.io.cohort import Cohort, ValidationReport, validate_bundle
 from amlcohort.schema.dictionary import data_dictionary
@@ -22,7 +23,7 @@ console = Console()
 def _print_report(report: ValidationReport) -> None:
     for p in report.problems:
         style = "red" if p.severity == "error" else "yellow"
-        console.print(f"[{style}]{p}[/{style}]", highlight=False)
+        console.print(Text(str(p), style=style))
     verdict = "[green]valid[/green]" if report.ok else "[red]invalid[/red]"
     console.print(
         f"{report.path}: {verdict} — {len(report.errors)} error(s), {len(report.warnings)} warning(s)"

@@ -141,8 +141,8 @@ def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, C
         stage, {name: stage.create_table(f"raw_{name}", ibis.memtable(t)) for name, t in raw.tables.items()}
     )
     problems += list(table_problems(staged, meta))
-    if any(p.severity == "error" for p in problems):
-        return ValidationReport(str(path), tuple(problems)), None
+    # Cross-table checks run even when cells failed: an unparseable cell is NULL in the typed
+    # tables, so one pass reports every problem the bundle has.
     typed = {
         m.name: stage.create_table(f"typed_{m.name}", _typed(staged.tables[m.name], m, meta))
         if m.name in staged.tables

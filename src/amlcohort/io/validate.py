@@ -155,81 +155,132 @@ def _unit_problems(meta: BundleMetadata, model: Table, present: set[str]) -> Ite
             )
 
 
-def _column_problems(t: ir.Table, meta: BundleMetadata, model: Table, c: Column) -> Iterator[Problem]:
+@dataclass(frozen=True)
+class Check:
+    """One per-cell check of one column: rows where ``bad`` holds get a :class:`Problem`."""
+
+    column: str
+    bad: ir.BooleanValue
+    severity: str
+    code: str
+    reason: Callable[[str], str]
+
+
+def column_checks(t: ir.Table, meta: BundleMetadata, model: Table, c: Column) -> list[Check]:
+    """The checks of column ``c``: required, type, allowed values, unit, possible and plausible range."""
     raw = t[c.name]
     val = parsed(raw, c)
-    name = model.name
+    checks: list[Check] = []
 
-    def check(
-        cond: ir.BooleanValue, severity: str, code: str, reason: Callable[[dict], str]
-    ) -> Iterator[Problem]:
-        bad = t.mutate(_raw=raw).filter(cond)
-        yield from _report(
-            bad,
-            [ROW, "_raw"],
-            lambda r: Problem(severity, name, reason(r), r[ROW], c.name, r["_raw"], code),
-            name,
-            code,
-        )  # type: ignore[arg-type]
+    def add(bad: ir.BooleanValue, severity: str, code: str, reason: Callable[[str], str]) -> None:
+        checks.append(Check(c.name, bad, severity, code, reason))
 
     if c.required:
-        yield from check(
-            raw.isnull() | (raw.strip() == ""), "error", "value.required", lambda r: "required value is empty"
+        add(
+            raw.isnull() | (raw.strip() == ""), "error", "value.required", lambda v: "required value is empty"
         )
-    yield from check(raw.notnull() & val.isnull(), "error", "value.type", lambda r: _type_reason(c))
+    add(raw.notnull() & val.isnull(), "error", "value.type", lambda v: _type_reason(c))
     if c.allowed is not None:
-        yield from check(
+        add(
             val.notnull() & ~val.isin(c.allowed),
             "error",
             "value.allowed",
-            lambda r: f"not an allowed value; allowed: {list(c.allowed or ())}",
+            lambda v: f"not an allowed value; allowed: {list(c.allowed or ())}",
         )
     if c.dtype not in ("int", "float"):
-        return
-    declared = meta.unit_of(name, c.name) or c.unit
-    factor = unit_factor(meta, name, c)
+        return checks
+    declared = meta.unit_of(model.name, c.name) or c.unit
+    factor = unit_factor(meta, model.name, c)
     x = val * factor
+    unit = f" {c.unit}" if c.unit else ""
     if c.unit_check is not None:
         bound, suspected = c.unit_check
-        yield from check(
+        add(
             x > bound,
             "error",
             "unit.suspect",
-            lambda r: (
-                f"declared in {declared} this is {float(r['_raw']) * factor:g} {c.unit}, above {bound:g}: "
-                f"the value looks like {suspected}. Declare the unit the source uses; nothing is converted "
-                "by guess"
+            lambda v: (
+                f"declared in {declared} this is {float(v) * factor:g}{unit}, above {bound:g}: "
+                f"the value looks "
+                f"like {suspected}. Declare the unit the source uses; nothing is converted by guess"
             ),
         )
-    unit = f" {c.unit}" if c.unit else ""
     if c.hard_min is not None:
-        yield from check(
+        add(
             x < c.hard_min,
             "error",
             "value.range",
-            lambda r: f"below the possible minimum {c.hard_min:g}{unit}",
+            lambda v: f"below the possible minimum {c.hard_min:g}{unit}",
         )
     if c.hard_max is not None:
-        yield from check(
+        add(
             x > c.hard_max,
             "error",
             "value.range",
-            lambda r: f"above the possible maximum {c.hard_max:g}{unit}",
+            lambda v: f"above the possible maximum {c.hard_max:g}{unit}",
         )
     if c.soft_min is not None:
-        yield from check(
+        add(
             x < c.soft_min,
             "warning",
             "value.implausible",
-            lambda r: f"implausibly low (below {c.soft_min:g}{unit}); kept as given",
+            lambda v: f"implausibly low (below {c.soft_min:g}{unit}); kept as given",
         )
     if c.soft_max is not None:
-        yield from check(
+        add(
             x > c.soft_max,
             "warning",
             "value.implausible",
-            lambda r: f"implausibly high (above {c.soft_max:g}{unit}); kept as given",
+            lambda v: f"implausibly high (above {c.soft_max:g}{unit}); kept as given",
         )
+    return checks
+
+
+def _cell_problems(t: ir.Table, model: Table, checks: list[Check]) -> Iterator[Problem]:
+    """Run every check of a table in one query; report at most MAX_ROWS_REPORTED rows per check."""
+    if not checks:
+        return
+    flags = {f"_c{i}": ck.bad.fill_null(False) for i, ck in enumerate(checks)}
+    flagged = t.mutate(**flags)
+    any_bad = flagged[next(iter(flags))]
+    for f in list(flags)[1:]:
+        any_bad = any_bad | flagged[f]
+    bad = flagged.filter(any_bad)
+    counts = bad.aggregate(**{f: bad[f].sum() for f in flags}).to_pyarrow().to_pylist()[0]
+    if not any(counts.values()):
+        return
+    for f, ck in zip(flags, checks, strict=True):
+        n = counts[f] or 0
+        if n == 0:
+            continue
+        rows = (
+            bad.filter(bad[f])
+            .order_by(ROW)
+            .limit(MAX_ROWS_REPORTED)
+            .select(ROW, _raw=bad[ck.column])
+            .to_pyarrow()
+            .to_pylist()
+        )
+        for r in rows:
+            yield Problem(
+                ck.severity,
+                model.name,
+                ck.reason(r["_raw"]),
+                r[ROW],
+                ck.column,
+                r["_raw"],  # type: ignore[arg-type]
+                ck.code,
+            )
+        if n > len(rows):
+            yield Problem(
+                ck.severity,
+                model.name,
+                f"... and {n - len(rows)} more row(s) with the same problem",  # type: ignore[arg-type]
+                None,
+                ck.column,
+                None,
+                ck.code,
+            )
 
 
 def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
@@ -251,9 +302,8 @@ def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
                 "error", model.name, "required column is missing", None, col, None, "column.missing"
             )
         yield from _unit_problems(meta, model, present)
-        for c in model.columns:
-            if c.name in present:
-                yield from _column_problems(t, meta, model, c)
+        checks = [ck for c in model.columns if c.name in present for ck in column_checks(t, meta, model, c)]
+        yield from _cell_problems(t, model, checks)
         if all(k in present for k in model.key):
             yield from _duplicate_keys(t, model)
 

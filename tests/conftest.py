@@ -1,0 +1,30 @@
+"""Shared fixtures: the embedded study cohort (loaded once) and writable copies of its bundle."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from amlcohort import Cohort, load_cohort
+from amlcohort.io.cohort import embedded_study_path
+
+
+@pytest.fixture(scope="session")
+def study() -> Cohort:
+    return load_cohort()
+
+
+@pytest.fixture()
+def bundle_copy(tmp_path: Path) -> Path:
+    """A writable copy of the embedded study bundle (CSV files + metadata.yaml)."""
+    dest = tmp_path / "bundle"
+    shutil.copytree(embedded_study_path(), dest, ignore=shutil.ignore_patterns("__init__.py", "__pycache__",
+                                                                                "claims.yaml"))
+    return dest
+
+
+def rows(expr) -> list[dict]:
+    """An Ibis expression's result as a list of dicts (small results only)."""
+    return expr.to_pyarrow().to_pylist()
