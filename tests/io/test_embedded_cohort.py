@@ -10,7 +10,6 @@ import datetime as dt
 import statistics
 
 import ibis
-
 from tests.conftest import rows
 
 # Table 1 as published: sex, onset age, risk group, regimens in order, relapse intervals (months).
@@ -84,7 +83,10 @@ def test_all_flt3_itd_negative(study):
     """Section 3.1: all patients FLT3-ITD negative."""
     m = study.table("mutations")
     itd = m.filter(m.gene == "FLT3-ITD")
-    assert rows(itd.aggregate(n=itd.count(), neg=(itd.result == "wild_type").sum()))[0] == {"n": 13, "neg": 13}
+    assert rows(itd.aggregate(n=itd.count(), neg=(itd.result == "wild_type").sum()))[0] == {
+        "n": 13,
+        "neg": 13,
+    }
 
 
 def test_arms_five_combination_eight_alone(study):
@@ -99,12 +101,26 @@ def test_ldac_dose_route_and_10_to_14_days(study):
     ex = study.table("exposures")
     ara = ex.filter(ex.drug == "cytarabine")
     ara = ara.join(study.table("patients"), "patient_id")
-    got = rows(ara.select("patient_id", "study_arm", "dose", "dose_unit", "route", "frequency",
-                          days=ara.end_date.delta(ara.start_date, unit="day") + 1))
+    got = rows(
+        ara.select(
+            "patient_id",
+            "study_arm",
+            "dose",
+            "dose_unit",
+            "route",
+            "frequency",
+            days=ara.end_date.delta(ara.start_date, unit="day") + 1,
+        )
+    )
     assert len(got) == 5
     for r in got:
         assert (r["study_arm"], r["dose"], r["dose_unit"], r["route"], r["frequency"]) == (
-            "sorafenib_ldac", 25, "mg/m2", "sc", "bid")
+            "sorafenib_ldac",
+            25,
+            "mg/m2",
+            "sc",
+            "bid",
+        )
         assert 10 <= r["days"] <= 14
 
 
@@ -121,8 +137,10 @@ def test_complete_remissions_four_of_five_and_one_of_eight(study):
     p = study.table("patients")
     crs = cr_patients(study).select("patient_id").distinct()
     j = p.left_join(crs.mutate(cr=ibis.literal(True)), "patient_id")
-    got = {r["study_arm"]: (r["cr"], r["n"]) for r in rows(
-        j.group_by("study_arm").aggregate(cr=j.cr.fill_null(False).sum(), n=j.count()))}
+    got = {
+        r["study_arm"]: (r["cr"], r["n"])
+        for r in rows(j.group_by("study_arm").aggregate(cr=j.cr.fill_null(False).sum(), n=j.count()))
+    }
     assert got == {"sorafenib_ldac": (4, 5), "sorafenib_alone": (1, 8)}
     ids = {r["patient_id"] for r in rows(crs)}
     assert {"P03", "P04"} <= ids
@@ -159,11 +177,14 @@ def blast_patterns(study):
         weeks23=a.marrow_blasts_pct.max(where=a.d.between(8, 21)),
     )
     change = (per.week1 - per.base) / per.base
-    return per.mutate(pattern=ibis.cases(
-        ((change <= -0.10) & (per.weeks23 > per.week1), "transient_fall"),
-        (change.abs() < 0.10, "unchanged"),
-        (change >= 0.10, "rising"),
-        else_="other"))
+    return per.mutate(
+        pattern=ibis.cases(
+            ((change <= -0.10) & (per.weeks23 > per.week1), "transient_fall"),
+            (change.abs() < 0.10, "unchanged"),
+            (change >= 0.10, "rising"),
+            else_="other",
+        )
+    )
 
 
 def test_non_cr_blast_patterns_4_fall_2_unchanged_2_rising(study):
@@ -189,8 +210,13 @@ def test_adverse_events_of_section_3_3(study):
     assert (first["resolution_date"] - first["worst_grade_date"]).days <= 7
     assert again["action_sorafenib"] == "withdrawn"
     ex = study.table("exposures")
-    restart = rows(ex.filter((ex.patient_id == first["patient_id"]) & (ex.drug == "sorafenib")
-                             & (ex.start_date > first["worst_grade_date"])))
+    restart = rows(
+        ex.filter(
+            (ex.patient_id == first["patient_id"])
+            & (ex.drug == "sorafenib")
+            & (ex.start_date > first["worst_grade_date"])
+        )
+    )
     assert [r["dose"] for r in restart] == [200]  # half the planned 400 mg
     assert restart[0]["start_date"] <= again["onset_date"]
     # Grade 3 non-hematologic AEs: only this one (Abstract), and in maintenance (after CR).
@@ -210,10 +236,15 @@ def test_neutropenia_over_7_days_in_every_cr_patient(study):
     a = a.filter(a.assessment_date >= a.first_dose)
     low = a.filter(a.anc < 1.0).group_by("patient_id").aggregate(start=a.assessment_date.min())
     j = a.join(low, "patient_id")
-    rec = j.filter((j.anc >= 1.0) & (j.assessment_date > j.start)).group_by("patient_id").aggregate(
-        start=j.start.min(), recovered=j.assessment_date.min())
+    rec = (
+        j.filter((j.anc >= 1.0) & (j.assessment_date > j.start))
+        .group_by("patient_id")
+        .aggregate(start=j.start.min(), recovered=j.assessment_date.min())
+    )
     crs = cr_patients(study).select("patient_id")
-    got = rows(crs.join(rec, "patient_id").select("patient_id", days=rec.recovered.delta(rec.start, unit="day")))
+    got = rows(
+        crs.join(rec, "patient_id").select("patient_id", days=rec.recovered.delta(rec.start, unit="day"))
+    )
     assert len(got) == 5
     assert all(r["days"] > 7 for r in got)
 
@@ -225,8 +256,11 @@ def test_follow_up_of_the_five_cr_patients(study):
     first = study.first_dose()
     cr = cr_patients(study).select("patient_id", cr=cr_patients(study).event_date)
     ex = study.table("exposures")
-    last = ex.filter(ex.drug == "sorafenib").group_by("patient_id").aggregate(
-        stop=ex.end_date.max(), why=ex.end_reason.argmax(ex.end_date))
+    last = (
+        ex.filter(ex.drug == "sorafenib")
+        .group_by("patient_id")
+        .aggregate(stop=ex.end_date.max(), why=ex.end_reason.argmax(ex.end_date))
+    )
     j = cr.join(first, "patient_id").join(last, "patient_id")
     for etype in ("hsct", "relapse", "death", "last_contact"):
         e = ev.filter(ev.event_type == etype).select("patient_id", **{etype: ev.event_date})
@@ -261,8 +295,14 @@ def os_times(study):
     j = j.left_join(contact, "patient_id").drop("patient_id_right")
     j = j.left_join(crs, "patient_id").drop("patient_id_right")
     end = j.death.fill_null(j.contact)
-    return rows(j.select("patient_id", time=end.delta(j.first_dose, unit="day"),
-                         event=j.death.notnull().cast("int8"), cr=j.cr.fill_null(False)))
+    return rows(
+        j.select(
+            "patient_id",
+            time=end.delta(j.first_dose, unit="day"),
+            event=j.death.notnull().cast("int8"),
+            cr=j.cr.fill_null(False),
+        )
+    )
 
 
 def test_overall_survival_medians_520_and_344_days(study):
