@@ -20,8 +20,11 @@ def study() -> Cohort:
 def bundle_copy(tmp_path: Path) -> Path:
     """A writable copy of the embedded study bundle (CSV files + metadata.yaml)."""
     dest = tmp_path / "bundle"
-    shutil.copytree(embedded_study_path(), dest, ignore=shutil.ignore_patterns("__init__.py", "__pycache__",
-                                                                                "claims.yaml"))
+    shutil.copytree(
+        embedded_study_path(),
+        dest,
+        ignore=shutil.ignore_patterns("__init__.py", "__pycache__", "claims.yaml"),
+    )
     return dest
 
 
