@@ -84,6 +84,22 @@ def demo(path: Path = typer.Argument(None, help="Bundle folder (default: the emb
 
 
 @app.command()
+def export(
+    dest: Path = typer.Argument(..., help="Folder to write the bundle to."),
+    fmt: str = typer.Option("csv", "--format", help="csv, parquet or xlsx."),
+    path: Path = typer.Option(None, "--from", help="Bundle to read (default: the embedded study)."),
+) -> None:
+    """Write a validated cohort as a bundle (canonical units) in another format."""
+    from amlcohort.io.writers import write_bundle
+
+    report, cohort = validate_bundle(path)
+    if cohort is None:
+        _print_report(report)
+        raise typer.Exit(1)
+    console.print(f"wrote {write_bundle(cohort, dest, fmt)}  ({fmt})")  # type: ignore[arg-type]
+
+
+@app.command()
 def dictionary(out: Path = typer.Option(None, help="Write to this file instead of printing.")) -> None:
     """The data dictionary of the cohort model, as Markdown."""
     text = data_dictionary()

@@ -154,14 +154,16 @@ def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, C
     if not report.ok:
         return report, None
     target = con if con is not None else stage
+    existing = set(target.list_tables()) if target is not stage else set()
     tables = {}
     for name, t in typed.items():
         data = t.drop(ROW)
-        tables[name] = (
-            stage.create_table(name, data)
-            if target is stage
-            else target.create_table(name, ibis.memtable(data.to_pyarrow()), overwrite=True)
-        )
+        if target is stage:
+            tables[name] = stage.create_table(name, data)
+            continue
+        if name in existing:
+            target.drop_table(name)
+        tables[name] = target.create_table(name, ibis.memtable(data.to_pyarrow()))
     return report, Cohort(target, meta, tables, report)
 
 

@@ -53,6 +53,8 @@ def read_metadata(path: Path) -> tuple[BundleMetadata | None, list[Problem]]:
         return None, [err(f"no {METADATA_FILE} in the bundle; it needs study_name, cutoff_date, units")]
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        return None, [err(f"not UTF-8 text: {exc}")]
     except yaml.YAMLError as exc:
         return None, [err(f"not valid YAML: {exc}")]
     if not isinstance(raw, dict):

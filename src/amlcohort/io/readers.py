@@ -131,7 +131,7 @@ def read_bundle(path: Path) -> tuple[RawBundle | None, list[Problem]]:
             for f in csvs or parquets:
                 t = _read_csv(f) if f.suffix == ".csv" else _as_text(pq.read_table(f))
                 tables[f.stem], files[f.stem] = t, f.name
-    except (pa.ArrowInvalid, OSError, ValueError, UnicodeDecodeError, KeyError) as exc:
+    except (pa.ArrowInvalid, OSError, ValueError, UnicodeDecodeError, KeyError, csv.Error) as exc:
         return None, [Problem("error", str(folder), f"cannot be read: {exc}", code="bundle.unreadable")]
     tables = {k: _with_rows(_as_text(v)) for k, v in tables.items()}
     return RawBundle(kinds[0], tables, files), []
