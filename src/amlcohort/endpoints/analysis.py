@@ -1,0 +1,250 @@
+"""The analysis table: one row per patient and parameter, in the spirit of CDISC ADaM ADTTE.
+
+Columns: ``patient_id``, ``paramcd``, ``param``, ``criteria`` (response criteria used),
+``startdt``, ``adt`` (analysis date), ``aval`` (days from ``startdt`` to ``adt``: elapsed days,
+so an event on the day of the first dose has 0), ``avalc`` (a category, for non-time parameters),
+``cnsr`` (0 = event, 1 = censored; NULL for non-time parameters), ``evntdesc``, ``cnsdtdsc``.
+
+Parameters (``paramcd``):
+
+========  ===================================================================================
+DAYSCR    days from the first sorafenib dose to the first CR; censored at the last response
+          assessment for a patient without CR
+BESTRESP  best response (``avalc``) and its first date
+CRDUR     duration of the first CR: to relapse or death, censored at the last date known alive
+EFS       event-free survival from the first dose (ELN 2017): induction failure is an event on
+          day 1 (``aval`` 0), then relapse or death; censored at the last date known alive
+OS        overall survival from the first dose: death, censored at the last date known alive
+TRTDUR    days on sorafenib (first dose to last dose, inclusive); ``avalc`` the reason it stopped
+STOPRULE  the protocol's stopping rule in retrospect (``avalc`` stop/continue/not_evaluable;
+          ``aval`` the highest marrow blast % in weeks 2-3, study days 9-22)
+========  ===================================================================================
+
+Events after the data cut-off (bundle metadata) are not counted: such times are censored at
+the cut-off. The last date known alive is the latest date of any record of the patient (events,
+assessments, exposures), capped at the cut-off.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import ibis.expr.types as ir
+
+from amlcohort.criteria import response as resp
+from amlcohort.criteria.engine import NOT_EVALUABLE, compile_rules, ruleset
+from amlcohort.io.cohort import Cohort
+
+WEEKS_2_3 = (9, 22)  # study days of weeks 2-3 after the first dose
+COLUMNS = {
+    "patient_id": "string",
+    "paramcd": "string",
+    "param": "string",
+    "criteria": "string",
+    "startdt": "date",
+    "adt": "date",
+    "aval": "float64",
+    "avalc": "string",
+    "cnsr": "int64",
+    "evntdesc": "string",
+    "cnsdtdsc": "string",
+}
+
+
+def _row(t: ir.Table, paramcd: str, param: str, criteria: str, **values: ir.Value) -> ir.Table:
+    out = {
+        "patient_id": t.patient_id,
+        "paramcd": ibis.literal(paramcd),
+        "param": ibis.literal(param),
+        "criteria": ibis.literal(criteria),
+    }
+    for name, typ in COLUMNS.items():
+        if name in out:
+            continue
+        v = values.get(name)
+        out[name] = ibis.null(typ) if v is None else v.cast(typ)
+    return t.select(**out)
+
+
+def _days(a: ir.DateValue, b: ir.DateValue) -> ir.FloatingValue:
+    return a.delta(b, unit="day").cast("float64")
+
+
+def _event(cohort: Cohort, kind: str, cutoff: ir.DateValue, after: ir.Table | None = None) -> ir.Table:
+    """First event of ``kind`` per patient, on or before the cut-off."""
+    ev = cohort.table("events")
+    ev = ev.filter((ev.event_type == kind) & (ev.event_date <= cutoff))
+    return ev.group_by("patient_id").aggregate(**{f"{kind}_date": ev.event_date.min()})
+
+
+def last_known_alive(cohort: Cohort) -> ir.Table:
+    """Per patient: the latest date of any record (events, assessments, exposures), capped at the cut-off."""
+    cutoff = ibis.literal(cohort.metadata.cutoff_date, "date")
+    ev, a, ex = cohort.table("events"), cohort.table("assessments"), cohort.table("exposures")
+    dates = (
+        ev.select("patient_id", d=ev.event_date)
+        .union(a.select("patient_id", d=a.assessment_date))
+        .union(ex.select("patient_id", d=ex.end_date.fill_null(ex.start_date)))
+    )
+    last = dates.group_by("patient_id").aggregate(last=dates.d.max())
+    return last.select("patient_id", last_alive=ibis.least(last["last"], cutoff))
+
+
+def analysis_table(cohort: Cohort, criteria: str = "study") -> ir.Table:
+    """The per-patient analysis table (see the module docstring), as one Ibis expression."""
+    cutoff = ibis.literal(cohort.metadata.cutoff_date, "date")
+    responses = resp.derive(cohort, criteria)
+    first = cohort.first_dose()
+    fcr = resp.first_cr(responses).select("patient_id", "first_cr_date")
+    best = resp.best_response(responses)
+    last_assess = responses.group_by("patient_id").aggregate(last_assessment=responses.assessment_date.max())
+    alive = last_known_alive(cohort)
+    death = _event(cohort, "death", cutoff)
+
+    base = first.left_join(fcr, "patient_id").drop("patient_id_right")
+    for t in (best, last_assess, alive, death):
+        base = base.left_join(t, "patient_id").drop("patient_id_right")
+    ev = cohort.table("events")
+    rel = ev.filter((ev.event_type == "relapse") & (ev.event_date <= cutoff))
+    rel = rel.join(fcr, "patient_id")
+    rel = (
+        rel.filter(rel.event_date > rel.first_cr_date)
+        .group_by("patient_id")
+        .aggregate(relapse_date=rel.event_date.min())
+    )
+    base = base.left_join(rel, "patient_id").drop("patient_id_right")
+    b = base
+    had_cr = b.first_cr_date.notnull()
+    censor = b.last_alive
+
+    dayscr = _row(
+        b,
+        "DAYSCR",
+        "Days from first sorafenib dose to first CR",
+        criteria,
+        startdt=b.first_dose,
+        adt=ibis.ifelse(had_cr, b.first_cr_date, b.last_assessment),
+        aval=_days(ibis.ifelse(had_cr, b.first_cr_date, b.last_assessment), b.first_dose),
+        cnsr=ibis.ifelse(had_cr, 0, 1),
+        evntdesc=ibis.ifelse(had_cr, ibis.literal("first CR"), None),
+        cnsdtdsc=ibis.ifelse(had_cr, None, ibis.literal("no CR: last response assessment")),
+    )
+    bestresp = _row(
+        b,
+        "BESTRESP",
+        "Best response",
+        criteria,
+        startdt=b.first_dose,
+        adt=b.best_response_date,
+        avalc=b.best_response.fill_null(NOT_EVALUABLE),
+    )
+
+    crd = b.filter(had_cr)
+    crd_end = ibis.coalesce(crd.relapse_date, crd.death_date)
+    crdur = _row(
+        crd,
+        "CRDUR",
+        "Duration of first CR",
+        criteria,
+        startdt=crd.first_cr_date,
+        adt=ibis.coalesce(crd_end, crd.last_alive),
+        aval=_days(ibis.coalesce(crd_end, crd.last_alive), crd.first_cr_date),
+        cnsr=ibis.ifelse(crd_end.notnull(), 0, 1),
+        evntdesc=ibis.cases(
+            (crd.relapse_date.notnull(), "relapse"),
+            (crd.death_date.notnull(), "death"),
+            else_=ibis.null("string"),
+        ),
+        cnsdtdsc=ibis.ifelse(crd_end.isnull(), ibis.literal("last date known alive"), None),
+    )
+
+    efs_event = ibis.cases((~had_cr, b.first_dose), else_=ibis.coalesce(b.relapse_date, b.death_date))
+    efs = _row(
+        b,
+        "EFS",
+        "Event-free survival",
+        criteria,
+        startdt=b.first_dose,
+        adt=ibis.coalesce(efs_event, censor),
+        aval=_days(ibis.coalesce(efs_event, censor), b.first_dose),
+        cnsr=ibis.ifelse(efs_event.notnull(), 0, 1),
+        evntdesc=ibis.cases(
+            (~had_cr, "induction failure (day 1)"),
+            (b.relapse_date.notnull(), "relapse"),
+            (b.death_date.notnull(), "death"),
+            else_=ibis.null("string"),
+        ),
+        cnsdtdsc=ibis.ifelse(efs_event.isnull(), ibis.literal("last date known alive"), None),
+    )
+
+    os_ = _row(
+        b,
+        "OS",
+        "Overall survival from the first sorafenib dose",
+        criteria,
+        startdt=b.first_dose,
+        adt=ibis.coalesce(b.death_date, censor),
+        aval=_days(ibis.coalesce(b.death_date, censor), b.first_dose),
+        cnsr=ibis.ifelse(b.death_date.notnull(), 0, 1),
+        evntdesc=ibis.ifelse(b.death_date.notnull(), ibis.literal("death"), None),
+        cnsdtdsc=ibis.ifelse(b.death_date.isnull(), ibis.literal("last date known alive"), None),
+    )
+
+    ex = cohort.table("exposures")
+    sor = ex.filter(ex.drug == "sorafenib").mutate(end=ibis.least(ex.end_date.fill_null(cutoff), cutoff))
+    last_dose = sor.group_by("patient_id").aggregate(
+        start=sor.start_date.min(), end=sor.end.max(), why=sor.end_reason.argmax(sor.end)
+    )
+    trtdur = _row(
+        last_dose,
+        "TRTDUR",
+        "Days on sorafenib",
+        criteria,
+        startdt=last_dose.start,
+        adt=last_dose.end,
+        aval=_days(last_dose.end, last_dose.start) + 1,
+        avalc=last_dose.why.fill_null("ongoing"),
+    )
+
+    return ibis.union(dayscr, bestresp, crdur, efs, os_, trtdur, stopping_rule(cohort, criteria))
+
+
+def stopping_rule(cohort: Cohort, criteria: str = "study") -> ir.Table:
+    """STOPRULE rows: marrow blasts in weeks 2-3 against the last marrow before the first dose."""
+    a = cohort.table("assessments")
+    first = cohort.first_dose()
+    m = a.filter(a.marrow_blasts_pct.notnull())
+    m = m.join(first, "patient_id")
+    per = m.group_by("patient_id").aggregate(
+        first_dose=m.first_dose.min(),
+        baseline_marrow_blasts_pct=m.marrow_blasts_pct.argmax(
+            m.assessment_date, where=m.assessment_date <= m.first_dose
+        ),
+        weeks_2_3_max_blasts_pct=m.marrow_blasts_pct.max(where=m.assessment_study_day.between(*WEEKS_2_3)),
+        fired=m.assessment_date.min(where=m.assessment_study_day.between(*WEEKS_2_3)),
+    )
+    per = first.left_join(per.drop("first_dose"), "patient_id").drop("patient_id_right")
+    c = compile_rules(ruleset("stopping_rule.csv", "protocol.stopping_rule", "2019"), per)
+    desc = (
+        ibis.literal("baseline ")
+        .concat(per.baseline_marrow_blasts_pct.cast("string"))
+        .concat("%, weeks 2-3 max ")
+        .concat(per.weeks_2_3_max_blasts_pct.cast("string"))
+        .concat("%")
+    )
+    return _row(
+        per,
+        "STOPRULE",
+        "Stopping rule (blasts in weeks 2-3 above baseline)",
+        criteria,
+        startdt=per.first_dose,
+        adt=per.fired,
+        aval=per.weeks_2_3_max_blasts_pct,
+        avalc=c.outcome,
+        evntdesc=ibis.ifelse(c.outcome == NOT_EVALUABLE, ibis.literal("missing ").concat(c.missing), desc),
+    )
+
+
+def cutoff_date(cohort: Cohort) -> dt.date:
+    return cohort.metadata.cutoff_date
