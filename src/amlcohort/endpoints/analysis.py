@@ -94,7 +94,9 @@ def last_known_alive(cohort: Cohort) -> ir.Table:
 def analysis_table(cohort: Cohort, criteria: str = "study") -> ir.Table:
     """The per-patient analysis table (see the module docstring), as one Ibis expression."""
     cutoff = ibis.literal(cohort.metadata.cutoff_date, "date")
-    responses = resp.derive(cohort, criteria)
+    # Materialised (a temporary table on the backend): the response derivation is a deep query,
+    # and SQLite cannot parse it nested again under every parameter.
+    responses = resp.derive(cohort, criteria).cache()
     first = cohort.first_dose()
     fcr = resp.first_cr(responses).select("patient_id", "first_cr_date")
     best = resp.best_response(responses)
@@ -102,9 +104,6 @@ def analysis_table(cohort: Cohort, criteria: str = "study") -> ir.Table:
     alive = last_known_alive(cohort)
     death = _event(cohort, "death", cutoff)
 
-    base = first.left_join(fcr, "patient_id").drop("patient_id_right")
-    for t in (best, last_assess, alive, death):
-        base = base.left_join(t, "patient_id").drop("patient_id_right")
     ev = cohort.table("events")
     rel = ev.filter((ev.event_type == "relapse") & (ev.event_date <= cutoff))
     rel = rel.join(fcr, "patient_id")
@@ -113,8 +112,23 @@ def analysis_table(cohort: Cohort, criteria: str = "study") -> ir.Table:
         .group_by("patient_id")
         .aggregate(relapse_date=rel.event_date.min())
     )
-    base = base.left_join(rel, "patient_id").drop("patient_id_right")
-    b = base
+    # One flat join (no nested projections: SQLite's parser has a depth limit).
+    parts = (fcr, best, last_assess, alive, death, rel)
+    base = first
+    for t in parts:
+        base = base.left_join(t, first.patient_id == t.patient_id)
+    base = base.select(
+        first.patient_id,
+        first.first_dose,
+        fcr.first_cr_date,
+        best.best_response,
+        best.best_response_date,
+        last_assess.last_assessment,
+        alive.last_alive,
+        death.death_date,
+        rel.relapse_date,
+    )
+    b = base.cache()  # one row per patient with every date the parameters need
     had_cr = b.first_cr_date.notnull()
     censor = b.last_alive
 
@@ -214,17 +228,27 @@ def stopping_rule(cohort: Cohort, criteria: str = "study") -> ir.Table:
     """STOPRULE rows: marrow blasts in weeks 2-3 against the last marrow before the first dose."""
     a = cohort.table("assessments")
     first = cohort.first_dose()
-    m = a.filter(a.marrow_blasts_pct.notnull())
-    m = m.join(first, "patient_id")
-    per = m.group_by("patient_id").aggregate(
-        first_dose=m.first_dose.min(),
-        baseline_marrow_blasts_pct=m.marrow_blasts_pct.argmax(
-            m.assessment_date, where=m.assessment_date <= m.first_dose
-        ),
-        weeks_2_3_max_blasts_pct=m.marrow_blasts_pct.max(where=m.assessment_study_day.between(*WEEKS_2_3)),
-        fired=m.assessment_date.min(where=m.assessment_study_day.between(*WEEKS_2_3)),
+    m = a.filter(a.marrow_blasts_pct.notnull()).join(first, "patient_id")
+    pre = m.filter(m.assessment_date <= m.first_dose)
+    last_pre = pre.group_by("patient_id").aggregate(last_pre=pre.assessment_date.max())
+    baseline = pre.join(
+        last_pre, [pre.patient_id == last_pre.patient_id, pre.assessment_date == last_pre.last_pre]
     )
-    per = first.left_join(per.drop("first_dose"), "patient_id").drop("patient_id_right")
+    baseline = baseline.select(pre.patient_id, baseline_marrow_blasts_pct=pre.marrow_blasts_pct)
+    weeks = m.filter(m.assessment_study_day.between(*WEEKS_2_3))
+    weeks = weeks.group_by("patient_id").aggregate(
+        weeks_2_3_max_blasts_pct=weeks.marrow_blasts_pct.max(), fired=weeks.assessment_date.min()
+    )
+    per = first.left_join(baseline, first.patient_id == baseline.patient_id).left_join(
+        weeks, first.patient_id == weeks.patient_id
+    )
+    per = per.select(
+        first.patient_id,
+        first.first_dose,
+        baseline.baseline_marrow_blasts_pct,
+        weeks.weeks_2_3_max_blasts_pct,
+        weeks.fired,
+    )
     c = compile_rules(ruleset("stopping_rule.csv", "protocol.stopping_rule", "2019"), per)
     desc = (
         ibis.literal("baseline ")
