@@ -318,10 +318,10 @@ def test_overall_survival_medians_520_and_344_days(study):
 
 def test_os_difference_not_significant_and_follow_up_over_11_months(study):
     """Abstract: no significant OS difference by CR; 3.4: median follow-up more than 11 months."""
-    from amlcohort.stats import logrank_test, median_followup
+    from amlcohort.stats import logrank_test, median_follow_up
 
     data = os_times(study)
     t, e, g = ([r[k] for r in data] for k in ("time", "event", "cr"))
     assert logrank_test(t, e, g).p_value > 0.05
-    assert median_followup(t, e).median_ > 11 * 30.44
+    assert median_follow_up(t, e).median > 11 * 30.44
     assert statistics.median(t) > 11 * 30.44
