@@ -167,28 +167,10 @@ def test_every_cr_patient_under_10_pct_blasts_within_6_weeks(study):
     assert got == [{"n": 5, "under": 5}]
 
 
-def blast_patterns(study):
-    """Week-1 change of marrow blasts vs baseline and whether weeks 2-3 rose again (Figure 2)."""
-    a = with_first_dose(study, "assessments")
-    a = a.filter(a.marrow_blasts_pct.notnull()).mutate(d=elapsed(a.assessment_date, a.first_dose))
-    per = a.group_by("patient_id").aggregate(
-        base=a.marrow_blasts_pct.argmax(a.d, where=a.d < 0),
-        week1=a.marrow_blasts_pct.max(where=a.d.between(1, 7)),
-        weeks23=a.marrow_blasts_pct.max(where=a.d.between(8, 21)),
-    )
-    change = (per.week1 - per.base) / per.base
-    return per.mutate(
-        pattern=ibis.cases(
-            ((change <= -0.10) & (per.weeks23 > per.week1), "transient_fall"),
-            (change.abs() < 0.10, "unchanged"),
-            (change >= 0.10, "rising"),
-            else_="other",
-        )
-    )
-
-
 def test_non_cr_blast_patterns_4_fall_2_unchanged_2_rising(study):
     """3.2: of the 8 without CR, 4 fell in week 1 without sustaining, 2 unchanged, 2 rose."""
+    from amlcohort.endpoints.blast_patterns import blast_patterns
+
     pat = blast_patterns(study)
     no_cr = pat.anti_join(cr_patients(study), "patient_id")
     got = {r["pattern"]: r["n"] for r in rows(no_cr.group_by("pattern").aggregate(n=no_cr.count()))}
