@@ -1,0 +1,379 @@
+"""Response assessment: CR, CRh, CRi, MLFS, PR, SD / no response, PD and relapse per assessment.
+
+The clinical rules are data, read by the rule engine (:mod:`amlcohort.criteria.engine`) from
+``rules/response.csv``; see the ``## Response`` section of ``rules/README.md``. Three criteria sets:
+
+* ``study``   -- the paper's §2.2 (Xu et al. 2019): CR, CRi, PR; ``nr`` for an evaluable marrow that
+  meets none; ``relapse`` after a documented CR (§2.4).
+* ``eln2017`` -- Döhner et al., Blood 2017, Table 6: CR, CRi, MLFS, PR, PD, SD, hematologic relapse.
+* ``eln2022`` -- Döhner et al., Blood 2022: CR, CRh, CRi, MLFS, PR, no response (``nr``), relapse.
+
+Categories are lower-case codes: ``cr crh cri mlfs pr sd nr pd relapse`` and ``not_evaluable``.
+
+This module only turns the cohort tables into the rules' inputs, with Ibis (any backend with
+window functions; DuckDB by default), and never decides a category itself. Inputs the rules use:
+
+* recorded: ``marrow_blasts_pct``, ``marrow_spicules``, ``extramedullary_disease``, ``anc``,
+  ``platelets`` (x10^9/L), ``peripheral_blasts_pct``, ``transfusion_independent``;
+* baseline (last value on or before the first sorafenib dose): ``baseline_marrow_blasts_pct``,
+  ``baseline_extramedullary_disease``, ``baseline_peripheral_blasts_abs``;
+* derived, by plain arithmetic (:func:`derived_values` for one row, :func:`_derived_exprs`
+  in Ibis -- the same formulas): ``marrow_blasts_increase_pts`` = marrow - baseline blasts;
+  ``peripheral_blasts_abs`` = WBC x peripheral blasts % / 100 (0 when no blasts);
+* history (from the earlier assessments of the patient, :func:`derive`): ``previous_response`` =
+  best response so far (``"none"`` if none); ``peripheral_blasts_span_days`` = days since the first
+  blood sample with blasts after the last remission, for a sample with blasts.
+
+Spicules: an aspirate with ``marrow_spicules`` = false is passed to the rules as *missing*: it can
+show disease (relapse, PD: haemodilution lowers, never raises, the blast percentage) but cannot
+establish a response or its absence, so those give ``not_evaluable`` naming ``marrow_spicules``
+(ELN 2022: "a technically suboptimal bone marrow sample precluding assessment" is non-evaluable).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import ibis
+import ibis.expr.types as ir
+
+from amlcohort.criteria.engine import NOT_EVALUABLE, RuleSet, compile_rules, evaluate, load_rules
+
+RULE_FILE = "response.csv"
+RULESET_PREFIX = "response."
+NO_PREVIOUS = "none"
+STUDY_DRUG = "sorafenib"
+TRANSFUSION_PRODUCTS = ("rbc", "platelets")
+
+# Best-response order (1 = best). SD and "no response" never occur in the same criteria set.
+RANK: dict[str, int] = {
+    "cr": 1, "crh": 2, "cri": 3, "mlfs": 4, "pr": 5, "sd": 6, "nr": 7, "pd": 8, "relapse": 9,
+}
+
+RECORDED_INPUTS = (
+    "marrow_blasts_pct", "marrow_spicules", "extramedullary_disease", "anc", "platelets", "wbc",
+    "peripheral_blasts_pct",
+)
+
+# the inputs reported by :func:`derive`, whichever criteria set (same schema for all)
+OUTPUT_INPUTS = (
+    *RECORDED_INPUTS, "transfusion_independent", "baseline_marrow_blasts_pct",
+    "baseline_extramedullary_disease", "baseline_peripheral_blasts_abs", "marrow_blasts_increase_pts",
+    "peripheral_blasts_abs", "previous_response", "peripheral_blasts_span_days",
+)
+
+
+class CohortLike(Protocol):
+    def table(self, name: str) -> ir.Table: ...
+
+
+# ---- criteria sets ----------------------------------------------------------------------------
+
+def criteria_sets() -> dict[str, str]:
+    """Criteria name -> version, as shipped in ``rules/response.csv``."""
+    out: dict[str, str] = {}
+    for name, version in load_rules(RULE_FILE):
+        short = name.removeprefix(RULESET_PREFIX)
+        if short in out:
+            raise ValueError(f"{RULE_FILE}: criteria {short!r} has several versions; ask for 'name@version'")
+        out[short] = version
+    return out
+
+
+@functools.cache
+def rules_for(criteria: str = "study") -> RuleSet:
+    """The rule set of ``criteria`` (``study``, ``eln2017``, ``eln2022`` or ``name@version``)."""
+    name, _, version = criteria.partition("@")
+    book = load_rules(RULE_FILE)
+    if not version:
+        known = criteria_sets()
+        if name not in known:
+            raise KeyError(f"unknown response criteria {criteria!r}; known: {sorted(known)}")
+        version = known[name]
+    key = (RULESET_PREFIX + name, version)
+    if key not in book:
+        raise KeyError(f"{RULE_FILE} has no criteria {criteria!r}; it has "
+                       f"{sorted(n.removeprefix(RULESET_PREFIX) + '@' + v for n, v in book)}")
+    return book[key]
+
+
+def remission_categories(rules: RuleSet) -> tuple[str, ...]:
+    """Categories after which relapse applies: read from the rules' ``previous_response in`` condition."""
+    for rule in rules.rules:
+        for clause in rule.clauses:
+            for cond in clause:
+                if cond.variable == "previous_response" and cond.op == "in":
+                    return tuple(s.strip() for s in str(cond.value).split("|"))
+    return ()
+
+
+# ---- one assessment ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ResponseResult:
+    """A response category for one assessment, with the rule that gave it."""
+
+    category: str | None
+    rule_id: str | None
+    reason: str
+    missing: tuple[str, ...]
+    criteria: str
+    version: str
+    source: str | None
+
+    @property
+    def evaluable(self) -> bool:
+        return self.category not in (None, NOT_EVALUABLE)
+
+
+def derived_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The derived rule inputs for one row; :func:`_derived_exprs` is the Ibis twin."""
+    blasts, base = values.get("marrow_blasts_pct"), values.get("baseline_marrow_blasts_pct")
+    pb, wbc = values.get("peripheral_blasts_pct"), values.get("wbc")
+    return {
+        "marrow_spicules": True if values.get("marrow_spicules") is True else None,
+        "marrow_blasts_increase_pts": None if blasts is None or base is None else blasts - base,
+        "peripheral_blasts_abs": _blasts_abs(wbc, pb),
+    }
+
+
+def _blasts_abs(wbc: float | None, pb: float | None) -> float | None:
+    if pb is None:
+        return None
+    if pb == 0:
+        return 0.0
+    return None if wbc is None else wbc * pb / 100
+
+
+def classify(
+    *,
+    marrow_blasts_pct: float | None,
+    marrow_spicules: bool | None,
+    extramedullary_disease: bool | None,
+    anc: float | None,
+    platelets: float | None,
+    transfusion_independent: bool | None,
+    baseline_marrow_blasts_pct: float | None = None,
+    peripheral_blasts_pct: float | None = None,
+    criteria: str = "study",
+    previous_response: str | None = None,
+    baseline_extramedullary_disease: bool | None = None,
+    wbc: float | None = None,
+    baseline_peripheral_blasts_abs: float | None = None,
+    peripheral_blasts_span_days: float | None = None,
+) -> ResponseResult:
+    """Classify one assessment with the same compiled rules :func:`derive` runs.
+
+    Counts in x10^9/L, blasts in %. ``previous_response`` is the best response at an earlier
+    assessment (None: none on record -- relapse rules then do not apply). ``wbc`` and
+    ``baseline_peripheral_blasts_abs`` feed the ELN 2017 PD blood criterion,
+    ``peripheral_blasts_span_days`` the ELN 2022 blood-relapse confirmation.
+    """
+    rules = rules_for(criteria)
+    if previous_response not in (None, NO_PREVIOUS, NOT_EVALUABLE, *RANK):
+        raise ValueError(f"previous_response must be one of {[NO_PREVIOUS, *RANK]} or None, "
+                         f"not {previous_response!r}")
+    raw: dict[str, Any] = {
+        "marrow_blasts_pct": marrow_blasts_pct, "marrow_spicules": marrow_spicules,
+        "extramedullary_disease": extramedullary_disease, "anc": anc, "platelets": platelets,
+        "transfusion_independent": transfusion_independent,
+        "baseline_marrow_blasts_pct": baseline_marrow_blasts_pct,
+        "peripheral_blasts_pct": peripheral_blasts_pct,
+        "previous_response": previous_response or NO_PREVIOUS,
+        "baseline_extramedullary_disease": baseline_extramedullary_disease, "wbc": wbc,
+        "baseline_peripheral_blasts_abs": baseline_peripheral_blasts_abs,
+        "peripheral_blasts_span_days": peripheral_blasts_span_days,
+    }
+    values = {**raw, **derived_values(raw)}
+    ev = evaluate(rules, {v: values.get(v) for v in rules.variables})
+    reason = ev.reason
+    if marrow_spicules is False and "marrow_spicules" in ev.missing:
+        reason = ("not evaluable: aspirate without spicules (marrow_spicules = false) cannot establish "
+                  f"a response or its absence (rule {ev.rule_id})")
+    return ResponseResult(ev.outcome, ev.rule_id, reason, ev.missing, criteria.partition("@")[0],
+                          rules.version, ev.source)
+
+
+# ---- transfusion independence --------------------------------------------------------------------
+
+def transfusion_independence(
+    assessments: ir.Table, transfusions: ir.Table | None, *, window_days: int = 7,
+) -> ir.Table:
+    """Per assessment: ``transfusion_independent`` = no RBC or platelet transfusion in the window.
+
+    The window is ``[assessment_date - window_days, assessment_date]``, both ends included: with
+    the default 7 a transfusion 7 days before (or on the assessment day itself, which may precede
+    the blood sample) breaks independence, one 8 days before does not. ``transfusions`` None
+    (table not supplied) gives NULL: unknown, never assumed independent. Columns: patient_id,
+    assessment_date, n_transfusions_in_window, transfusion_independent.
+    """
+    if isinstance(window_days, bool) or not isinstance(window_days, int) or window_days < 0:
+        raise ValueError(f"window_days must be a whole number >= 0, not {window_days!r}")
+    a = assessments.select("patient_id", "assessment_date").distinct()
+    if transfusions is None:
+        return a.mutate(n_transfusions_in_window=ibis.null("int64"),
+                        transfusion_independent=ibis.null("boolean"))
+    a = a.mutate(_aday=a.assessment_date.epoch_days())
+    tr = transfusions.filter(transfusions["product"].isin(TRANSFUSION_PRODUCTS))
+    tr = tr.select(_tpid=tr.patient_id, _tday=tr.transfusion_date.epoch_days())
+    j = a.left_join(tr, [a.patient_id == tr._tpid, tr._tday >= a._aday - window_days, tr._tday <= a._aday])
+    out = j.group_by(["patient_id", "assessment_date"]).agg(n_transfusions_in_window=j._tday.count())
+    return out.mutate(transfusion_independent=out.n_transfusions_in_window == 0)
+
+
+# ---- a cohort ----------------------------------------------------------------------------------
+
+def _optional_table(cohort: CohortLike, name: str) -> ir.Table | None:
+    try:
+        return cohort.table(name)
+    except (KeyError, LookupError):
+        return None
+
+
+def _last_before(pre: ir.Table, column: str, out: str) -> ir.Table:
+    """Per patient, the value of ``column`` at the last row (of ``pre``) where it is not NULL."""
+    have = pre.filter(pre[column].notnull())
+    last = have.group_by("patient_id").agg(_last=have.assessment_date.max())
+    j = have.inner_join(last, [have.patient_id == last.patient_id, have.assessment_date == last._last])
+    return j.select(patient_id=have.patient_id, **{out: have[column]})
+
+
+def _derived_exprs(col: Mapping[str, ir.Value]) -> dict[str, ir.Value]:
+    """Ibis twin of :func:`derived_values` (same formulas, whole table)."""
+    pb = col["peripheral_blasts_pct"]
+    return {
+        "marrow_spicules": ibis.ifelse(col["marrow_spicules"].fill_null(False), ibis.literal(True),
+                                       ibis.null("boolean")),
+        "marrow_blasts_increase_pts": col["marrow_blasts_pct"] - col["baseline_marrow_blasts_pct"],
+        "peripheral_blasts_abs": _blasts_abs_expr(col["wbc"], pb),
+    }
+
+
+def _blasts_abs_expr(wbc: ir.NumericValue, pb: ir.NumericValue) -> ir.FloatingValue:
+    return ibis.cases((pb == 0, 0.0), else_=wbc * pb / 100).cast("float64")
+
+
+def _rank(category: ir.StringValue) -> ir.IntegerValue:
+    return ibis.cases(*[(category == c, r) for c, r in RANK.items()], else_=ibis.null("int64"))
+
+
+def _category(rank: ir.IntegerValue, default: Any) -> ir.StringValue:
+    return ibis.cases(*[(rank == r, c) for c, r in RANK.items()], else_=default)
+
+
+def derive(cohort: CohortLike, criteria: str = "study", *, window_days: int = 7) -> ir.Table:
+    """One row per assessment after the first sorafenib dose, with its response category.
+
+    ``cohort.table(name)`` gives the Ibis tables ``assessments``, ``exposures`` and (optional)
+    ``transfusions``. Day 1 = the first sorafenib ``start_date``; assessments on or before it are
+    baseline, not response, and are not returned (patients without sorafenib have no rows).
+    Baselines are the last non-missing value on or before day 1. Counts are taken from the same
+    assessment row as the marrow (no carrying forward).
+
+    Columns: patient_id, assessment_date, first_dose_date, assessment_study_day (day 1 = first
+    dose), response, rule_id, missing (';'-separated inputs that left it undecided), criteria,
+    criteria_version, then the rule inputs (``OUTPUT_INPUTS``; ``marrow_spicules`` as recorded).
+
+    Runs on SQL backends with window functions (tested: DuckDB, SQLite; the Polars backend lacks
+    the window functions and inequality joins used). The query is kept shallow (few nested
+    SELECTs) so that SQLite's parser accepts it with the per-patient summaries stacked on top.
+    """
+    rules = rules_for(criteria)
+    ex = cohort.table("exposures")
+    sor = ex.filter(ex.drug == STUDY_DRUG)
+    first = sor.group_by("patient_id").agg(first_dose_date=sor.start_date.min())
+    raw = cohort.table("assessments")
+    j = raw.inner_join(first, "patient_id")
+    a = j.select(*[raw[c] for c in ("patient_id", "assessment_date", *RECORDED_INPUTS)],
+                 first_dose_date=first.first_dose_date,
+                 peripheral_blasts_abs=_blasts_abs_expr(raw.wbc, raw.peripheral_blasts_pct))
+    pre = a.filter(a.assessment_date <= a.first_dose_date)
+    post = a.filter(a.assessment_date > a.first_dose_date)
+    b_marrow = _last_before(pre, "marrow_blasts_pct", "baseline_marrow_blasts_pct")
+    b_emd = _last_before(pre, "extramedullary_disease", "baseline_extramedullary_disease")
+    b_pb = _last_before(pre, "peripheral_blasts_abs", "baseline_peripheral_blasts_abs")
+    ti = transfusion_independence(post, _optional_table(cohort, "transfusions"), window_days=window_days)
+
+    # layer 1: recorded + baseline + transfusion + derived inputs
+    j = (post.left_join(b_marrow, post.patient_id == b_marrow.patient_id)
+         .left_join(b_emd, post.patient_id == b_emd.patient_id)
+         .left_join(b_pb, post.patient_id == b_pb.patient_id)
+         .left_join(ti, [post.patient_id == ti.patient_id, post.assessment_date == ti.assessment_date]))
+    col: dict[str, ir.Value] = {c: post[c] for c in ("patient_id", "assessment_date", *RECORDED_INPUTS)}
+    col.update(baseline_marrow_blasts_pct=b_marrow.baseline_marrow_blasts_pct,
+               baseline_extramedullary_disease=b_emd.baseline_extramedullary_disease,
+               baseline_peripheral_blasts_abs=b_pb.baseline_peripheral_blasts_abs,
+               transfusion_independent=ti.transfusion_independent)
+    derived = _derived_exprs(col)
+    col["marrow_spicules_recorded"] = col.pop("marrow_spicules")
+    t = j.select(**col, **derived, first_dose_date=post.first_dose_date,
+                 _day=post.assessment_date.epoch_days(),
+                 previous_response=ibis.literal(NO_PREVIOUS),
+                 peripheral_blasts_span_days=ibis.null("float64"))
+
+    # layer 2: pass 1, the response without history (relapse rules cannot hold)
+    t = t.mutate(_outcome1=compile_rules(rules, t).outcome)
+
+    # layers 3-4: history from pass 1 (relapse never replaces a remission category, so the
+    # remission dates and best responses of pass 1 are final)
+    remission = remission_categories(rules) or ("",)
+    by_day = {"group_by": "patient_id", "order_by": "_day"}
+    t = t.mutate(_episode=t._outcome1.isin(remission).fill_null(False).cast("int64").cumsum(**by_day),
+                 _best_so_far=_rank(t._outcome1).cummin(**by_day))
+    pb_day = ibis.ifelse(t.peripheral_blasts_pct > 0, t._day, ibis.null("int64"))
+    first_pb_day = pb_day.min().over(ibis.window(group_by=["patient_id", "_episode"], order_by="_day",
+                                                 preceding=None, following=0))
+    t = t.mutate(
+        previous_response=_category(t._best_so_far.lag().over(ibis.window(**by_day)),
+                                    ibis.literal(NO_PREVIOUS)),
+        peripheral_blasts_span_days=ibis.ifelse(t.peripheral_blasts_pct > 0,
+                                                (t._day - first_pb_day).cast("float64"),
+                                                ibis.null("float64")),
+    )
+
+    # layer 5: pass 2, with history
+    c = compile_rules(rules, t)
+    inputs = [*OUTPUT_INPUTS, *(v for v in rules.variables if v not in OUTPUT_INPUTS)]
+    return t.select(
+        "patient_id", "assessment_date", "first_dose_date",
+        assessment_study_day=(t._day - t.first_dose_date.epoch_days() + 1).cast("int64"),
+        response=c.outcome, rule_id=c.rule_id, missing=c.missing,
+        criteria=ibis.literal(criteria.partition("@")[0]), criteria_version=ibis.literal(rules.version),
+        **{v: t.marrow_spicules_recorded if v == "marrow_spicules" else t[v] for v in inputs},
+    )
+
+
+# ---- per patient -------------------------------------------------------------------------------
+
+def best_response(responses: ir.Table) -> ir.Table:
+    """Per patient in ``responses`` (from :func:`derive`): the best category and its first date.
+
+    Order: cr > crh > cri > mlfs > pr > sd / nr > pd > relapse (see ``RANK``); ``not_evaluable``
+    assessments are ignored unless all of a patient's are, then the best is ``not_evaluable``.
+    Columns: patient_id, best_response, best_response_date (NULL when not evaluable),
+    n_assessments, n_evaluable.
+    """
+    rank = _rank(responses.response)
+    t = responses.mutate(_rank=rank, _best=rank.min().over(ibis.window(group_by="patient_id")))
+    return t.group_by("patient_id").agg(
+        best_response=_category(t._best.min(), ibis.literal(NOT_EVALUABLE)),
+        best_response_date=t.assessment_date.min(where=t._rank == t._best),
+        n_assessments=t.patient_id.count(),
+        n_evaluable=t._rank.count(),
+    )
+
+
+def first_cr(responses: ir.Table, categories: Sequence[str] = ("cr",)) -> ir.Table:
+    """Per patient in ``responses``: the date (and study day) of the first assessment in ``categories``.
+
+    Columns: patient_id, first_dose_date, first_cr_date, first_cr_study_day (NULL: no CR).
+    """
+    hit = responses.response.isin(tuple(categories)).fill_null(False)
+    return responses.group_by("patient_id").agg(
+        first_dose_date=responses.first_dose_date.min(),
+        first_cr_date=responses.assessment_date.min(where=hit),
+        first_cr_study_day=responses.assessment_study_day.min(where=hit),
+    )

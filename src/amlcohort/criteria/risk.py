@@ -1,0 +1,407 @@
+"""Genetic risk: ELN 2017 and ELN 2022 risk groups from the karyotype and the mutations.
+
+The clinical rules are data, read by the rule engine (:mod:`amlcohort.criteria.engine`):
+
+* ``rules/eln_risk.csv`` -- rule set ``eln.genetic_risk``, versions ``2017`` (Döhner et al.,
+  Blood 2017;129:424, Table 5) and ``2022`` (Döhner et al., Blood 2022;140:1345, Table 6). The
+  ``note`` of a clause's first row is the label given in the reasons.
+* ``rules/karyotype_lesions.csv`` -- cytogenetic lesions: id, label, a regular expression searched
+  in the normalised ISCN text, description and source.
+
+This module only turns the cohort tables into the rules' inputs, with Ibis (any backend), and
+gathers the reasons. Rule variables are named by what they are computed from:
+
+* ``k_<lesion_id>`` -- the karyotype has that lesion (``karyotype_lesions.csv``);
+  ``k_n_abnormalities``, ``k_n_structural``, ``k_n_gains``, ``k_n_autosomal_monosomies``,
+  ``k_modal_number`` -- counts read from the ISCN text (see :func:`karyotype_features`).
+* ``<gene>`` -- the gene (symbol lower-cased, ``-`` written ``_``: ``flt3_itd`` is FLT3-ITD) is
+  mutated (True) or wild type (False); NULL when not tested or absent.
+* ``<gene>_allelic_ratio``, ``<gene>_vaf_percent``, ``<gene>_biallelic``, ``<gene>_bzip_inframe`` --
+  from the columns ``allelic_ratio``, ``vaf_percent``, ``cebpa_biallelic``, ``cebpa_bzip_inframe`` of
+  the mutated row. A wild-type result has no variant: ratio 0, VAF 0, not biallelic, no bZIP
+  mutation. A mutated row without the value leaves it NULL.
+
+A gene added to the rule file needs no code: the inputs are derived from the variables the
+rules use. Missing inputs are never guessed: the engine's three-valued logic gives
+``not_evaluable`` and names them (any karyotype-derived input is named ``karyotype``).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from amlcohort.criteria.engine import NOT_EVALUABLE, Rule, RuleSet, compile_rules, ruleset
+from amlcohort.schema.model import MUTATION_RESULTS
+
+RULE_FILE = "eln_risk.csv"
+LESION_FILE = "karyotype_lesions.csv"
+RULESET = "eln.genetic_risk"
+VERSIONS = {"eln2017": "2017", "eln2022": "2022"}
+CATEGORIES = ("favorable", "intermediate", "adverse")
+
+# rule-variable suffix -> column of the ``mutations`` table
+_ATTRIBUTES = {
+    "allelic_ratio": "allelic_ratio",
+    "vaf_percent": "vaf_percent",
+    "biallelic": "cebpa_biallelic",
+    "bzip_inframe": "cebpa_bzip_inframe",
+}
+_BOOL_ATTRIBUTES = {"cebpa_biallelic", "cebpa_bzip_inframe"}
+KARYOTYPE_COUNTS = (
+    "k_n_abnormalities", "k_n_structural", "k_n_gains", "k_n_autosomal_monosomies", "k_modal_number",
+)
+# one clone: "<count>,<sex chromosomes | idem | sl | sdlN>[,<abnormality>...]" (lower case, no spaces)
+_CLONE = r"[0-9][0-9~]*(<[0-9]n>)?,([xy]+c?|idem|sl|sdl[0-9]*)(,[^,/]+)*"
+_VALID_KARYOTYPE = rf"^{_CLONE}(/{_CLONE})*$"
+
+
+# ---- rule data -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Lesion:
+    lesion_id: str
+    label: str
+    pattern: str
+    description: str
+    source: str
+
+    @property
+    def variable(self) -> str:
+        return f"k_{self.lesion_id}"
+
+
+def _read_csv(filename: str) -> list[dict[str, str]]:
+    text = resources.files("amlcohort.rules").joinpath(filename).read_text(encoding="utf-8")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+@functools.cache
+def lesions() -> tuple[Lesion, ...]:
+    """The cytogenetic lesions of ``karyotype_lesions.csv``, in file order."""
+    return tuple(Lesion(r["lesion_id"].strip(), r["label"], r["pattern"], r["description"], r["source"])
+                 for r in _read_csv(LESION_FILE))
+
+
+def _version(version: str) -> str:
+    try:
+        return VERSIONS[version]
+    except KeyError:
+        raise ValueError(f"unknown ELN version {version!r}; known: {sorted(VERSIONS)}") from None
+
+
+def eln_rules(version: str = "eln2017") -> RuleSet:
+    """The ELN rule set of ``version`` (``"eln2017"`` or ``"eln2022"``)."""
+    return ruleset(RULE_FILE, RULESET, _version(version))
+
+
+@functools.cache
+def _clause_labels() -> dict[tuple[str, str, int], str]:
+    """(version, rule_id, clause) -> label: the first non-empty ``note`` of the clause's rows."""
+    out: dict[tuple[str, str, int], str] = {}
+    for r in _read_csv(RULE_FILE):
+        key = (r["version"], r["rule_id"], int(r["clause"] or 1))
+        if not out.get(key) and (r["note"] or "").strip():
+            out[key] = r["note"].strip()
+    return out
+
+
+def _versions(version: str | Sequence[str]) -> tuple[str, ...]:
+    out = (version,) if isinstance(version, str) else tuple(version)
+    for v in out:
+        _version(v)
+    return out
+
+
+# ---- karyotype -------------------------------------------------------------------------------
+
+def _count(text: ir.StringValue, pattern: str) -> ir.IntegerValue:
+    """Non-overlapping matches of ``pattern`` in ``text`` (regex replace + length, any backend)."""
+    return (text.re_replace(pattern, "#").length() - text.re_replace(pattern, "#").re_replace("#", "")
+            .length())
+
+
+def normalized_karyotype(karyotype: ir.StringValue) -> ir.StringValue:
+    """The ISCN text as the lesion patterns see it; NULL when absent or not parseable.
+
+    Lower case, whitespace removed, clone sizes ``[20]`` and a trailing FISH part (``.nuc ish``,
+    ``.ish``) dropped. Text that is not ``<count>,<sex chromosomes>[,<abnormality>...]`` clones
+    separated by ``/`` (sidelines may use ``idem``/``sl``/``sdlN``) counts as missing.
+    """
+    k = (karyotype.lower().re_replace(r"\s+", "").re_replace(r"\[[^\]]*\]", "")
+         .re_replace(r"\.(nuc|ish).*$", ""))
+    return ibis.ifelse(k.re_search(_VALID_KARYOTYPE).fill_null(False), k, ibis.null("string"))
+
+
+def _tokenized(k: ir.StringValue) -> ir.StringValue:
+    """``46,xy,-7/46,xy`` -> ``,46,,xy,,-7,,46,,xy,``: every token enclosed in its own commas."""
+    return ibis.literal(",").concat(k.re_replace("/", ",").re_replace(",", ",,")).concat(",")
+
+
+def karyotype_features(karyotype: ir.StringValue) -> dict[str, ir.Value]:
+    """Ibis expressions for every karyotype-derived rule input (``k_...``), NULL if unreadable.
+
+    Counting, documented in ``rules/README.md``: every comma-separated token of a clone after
+    the chromosome count and the sex chromosomes (or ``idem``/``sl``/``sdlN``) is one abnormality,
+    summed over the clones separated by ``/`` (sidelines list only what they add to ``idem``; a
+    normal clone adds 0). ``+8,+8`` is two gains; ``-Y``/``-X`` count as abnormalities but not as
+    autosomal monosomies. A token with ``(`` or a marker (``mar``, ``dmin``) is structural.
+    """
+    k = normalized_karyotype(karyotype)
+    kt = _tokenized(k)
+    n_commas = k.length() - k.re_replace(",", "").length()
+    n_slashes = k.length() - k.re_replace("/", "").length()
+    out: dict[str, ir.Value] = {
+        "k_n_abnormalities": (n_commas - n_slashes - 1).cast("int64"),
+        "k_n_structural": _count(kt, r",[^,]*(\(|mar|dmin)[^,]*,").cast("int64"),
+        "k_n_gains": _count(kt, r",\+([0-9]+|x|y),").cast("int64"),
+        "k_n_autosomal_monosomies": _count(kt, r",-[0-9]+,").cast("int64"),
+        "k_modal_number": k.re_extract(r"^([0-9]+)", 1).cast("int64"),
+    }
+    for lesion in lesions():
+        out[lesion.variable] = kt.re_search(lesion.pattern)
+    return out
+
+
+def _lesion_list(features: Mapping[str, ir.Value]) -> ir.StringValue:
+    """``"-7; +8"``: labels of the lesions found ("normal karyotype" when none and no abnormality)."""
+    text: ir.StringValue = ibis.literal("")
+    for lesion in lesions():
+        flag = features[lesion.variable].fill_null(False)
+        text = text.concat(ibis.ifelse(flag, ibis.literal(lesion.label + "; "), ibis.literal("")))
+    text = ibis.ifelse((features["k_n_abnormalities"] == 0).fill_null(False),
+                       ibis.literal("normal karyotype; "), text)
+    text = text.re_replace("; $", "")
+    return ibis.ifelse(features["k_n_abnormalities"].isnull(), ibis.null("string"), text)
+
+
+# ---- mutations -------------------------------------------------------------------------------
+
+def _gene_input(variable: str) -> tuple[str, str | None]:
+    """Rule variable -> (gene symbol, mutations column or None for the mutated flag)."""
+    for suffix, column in _ATTRIBUTES.items():
+        if variable.endswith("_" + suffix):
+            return variable[: -len(suffix) - 1].upper().replace("_", "-"), column
+    return variable.upper().replace("_", "-"), None
+
+
+def mutation_inputs(mutations: ir.Table, variables: Sequence[str]) -> ir.Table:
+    """Pivot the long ``mutations`` table to one row per patient with the gene inputs ``variables``.
+
+    A ``group_by``/``aggregate`` over conditional expressions (no pandas): ``mutated`` -> True
+    (or the row's value), ``wild_type`` -> False (or 0), ``not_tested``/no row -> NULL.
+    """
+    gene = mutations.gene.strip().upper()
+    result = mutations.result.strip().lower()
+    aggs: dict[str, ir.Value] = {}
+    for var in variables:
+        symbol, column = _gene_input(var)
+        mutated = (gene == symbol) & (result == "mutated")
+        wild = (gene == symbol) & (result == "wild_type")
+        if column is None:
+            value: ir.Value = ibis.literal(1, "int64")
+            wild_value: ir.Value = ibis.literal(0, "int64")
+        elif column in _BOOL_ATTRIBUTES:
+            value = (mutations[column].cast("int64") if column in mutations.columns
+                     else ibis.null("int64"))
+            wild_value = ibis.literal(0, "int64")
+        else:
+            value = (mutations[column].cast("float64") if column in mutations.columns
+                     else ibis.null("float64"))
+            wild_value = ibis.literal(0.0, "float64")
+        dtype = "float64" if column is not None and column not in _BOOL_ATTRIBUTES else "int64"
+        aggs[var] = ibis.cases((mutated, value), (wild, wild_value), else_=ibis.null(dtype)).max()
+    wide = mutations.group_by("patient_id").aggregate(**aggs)
+    booleans = {v: wide[v] == 1 for v in variables
+                if _gene_input(v)[1] is None or _gene_input(v)[1] in _BOOL_ATTRIBUTES}
+    return wide.mutate(**booleans) if booleans else wide
+
+
+# ---- derivation ------------------------------------------------------------------------------
+
+def _inputs(patients: ir.Table, mutations: ir.Table, variables: Sequence[str]) -> ir.Table:
+    karyo = {v for v in variables if v.startswith("k_")}
+    genes = [v for v in variables if v not in karyo]
+    features = karyotype_features(patients.karyotype)
+    base = patients.select(
+        "patient_id",
+        karyotype_lesions=_lesion_list(features),
+        n_abnormalities=features["k_n_abnormalities"],
+        **{v: features[v] for v in features},
+    )
+    if not genes:
+        return base
+    wide = mutation_inputs(mutations, genes).rename(_mutations_patient_id="patient_id")
+    joined = base.left_join(wide, base.patient_id == wide._mutations_patient_id)
+    return joined.drop("_mutations_patient_id")
+
+
+def _reasons(rules: RuleSet, table: ir.Table, rule_id: ir.StringValue) -> ir.StringValue:
+    """``"<rule_id>: <label>; <label>"`` -- the clauses of the deciding rule that hold."""
+    labels = _clause_labels()
+    cases = []
+    for rule in rules.rules:
+        text: ir.StringValue = ibis.literal("")
+        for i, clause in enumerate(rule.clauses, start=1):
+            one = RuleSet(rules.name, rules.version, (Rule(rule.rule_id, "held", 1, (clause,), rule.source),))
+            held = (compile_rules(one, table).outcome == "held").fill_null(False)
+            label = labels.get((rules.version, rule.rule_id, i)) or f"clause {i}"
+            text = text.concat(ibis.ifelse(held, ibis.literal(label + "; "), ibis.literal("")))
+        cases.append((rule_id == rule.rule_id, ibis.literal(rule.rule_id + ": ").concat(text)))
+    return ibis.cases(*cases, else_=ibis.null("string")).re_replace("; $", "")
+
+
+def _missing(missing: ir.StringValue) -> ir.StringValue:
+    """Engine ``missing`` with every karyotype-derived input (``k_...``) named ``karyotype`` once."""
+    has_k = missing.re_search(r"(^|;)k_").fill_null(False)
+    genes = missing.re_replace(r"(^|;)k_[a-z0-9_]+", "").re_replace(r"^;", "")
+    with_k = ibis.ifelse(genes == "", ibis.literal("karyotype"),
+                         ibis.literal("karyotype;").concat(genes))
+    return ibis.ifelse(has_k, with_k, genes)
+
+
+def derive_risk(patients: ir.Table, mutations: ir.Table, *,
+                version: str | Sequence[str] = ("eln2017", "eln2022")) -> ir.Table:
+    """ELN genetic risk, one row per patient of ``patients`` (Ibis; any backend with regex).
+
+    Columns: ``patient_id``, ``karyotype_lesions`` (labels of the lesions found),
+    ``n_abnormalities``, and per version ``v`` (``eln2017``, ``eln2022``): ``v`` (favorable,
+    intermediate, adverse or not_evaluable), ``v_rule`` (deciding rule id), ``v_reasons``
+    (``"<rule_id>: <lesions/mutations>"``, or why it is not evaluable) and ``v_missing``
+    (``;``-separated inputs that left it undecided: ``karyotype`` or gene inputs such as ``npm1``).
+    """
+    versions = _versions(version)
+    sets = [eln_rules(v) for v in versions]
+    variables = list(dict.fromkeys(var for rs in sets for var in rs.variables))
+    table = _inputs(patients, mutations, variables)
+    decided: dict[str, ir.Value] = {}
+    for v, rs in zip(versions, sets, strict=True):
+        compiled = compile_rules(rs, table)
+        decided[v] = compiled.outcome
+        decided[f"{v}_rule"] = compiled.rule_id
+        decided[f"{v}_missing"] = compiled.missing
+    # the reasons read the decided columns (a second projection keeps the SQL small)
+    table = table.mutate(**decided)
+    out: dict[str, ir.Value] = {}
+    for v, rs in zip(versions, sets, strict=True):
+        missing, rule_id = _missing(table[f"{v}_missing"]), table[f"{v}_rule"]
+        not_evaluable = (ibis.literal("not evaluable: missing ").concat(missing.re_replace(";", ", "))
+                         .concat(" (rule ").concat(rule_id).concat(")"))
+        out[v] = table[v]
+        out[f"{v}_rule"] = rule_id
+        out[f"{v}_reasons"] = ibis.ifelse(table[v] == NOT_EVALUABLE, not_evaluable,
+                                          _reasons(rs, table, rule_id))
+        out[f"{v}_missing"] = missing
+    return table.select("patient_id", "karyotype_lesions", "n_abnormalities", **out)
+
+
+def risk_discordance(patients: ir.Table, mutations: ir.Table, *, version: str = "eln2017",
+                     include_not_evaluable: bool = False) -> ir.Table:
+    """Patients whose ELN category differs from ``risk_group_reported``.
+
+    Columns: ``patient_id``, ``risk_group_reported``, ``eln_version``, ``eln_risk``, ``eln_rule``,
+    ``eln_reasons``, ``eln_missing``, ``status`` (``discordant``, or ``not_evaluable`` -- listed only
+    with ``include_not_evaluable``). A patient without a reported group is not listed.
+    """
+    _version(version)
+    risk = derive_risk(patients, mutations, version=version)
+    reported = patients.select(_rp_id=patients.patient_id, risk_group_reported=patients.risk_group_reported)
+    joined = risk.join(reported, risk.patient_id == reported._rp_id)
+    status = ibis.ifelse(joined[version] == NOT_EVALUABLE, ibis.literal("not_evaluable"),
+                         ibis.literal("discordant"))
+    out = joined.select(
+        "patient_id", "risk_group_reported",
+        eln_version=ibis.literal(version), eln_risk=joined[version], eln_rule=joined[f"{version}_rule"],
+        eln_reasons=joined[f"{version}_reasons"], eln_missing=joined[f"{version}_missing"], status=status,
+    )
+    differs = out.risk_group_reported.notnull() & (out.eln_risk != out.risk_group_reported).fill_null(True)
+    if not include_not_evaluable:
+        differs = differs & (out.status == "discordant")
+    return out.filter(differs)
+
+
+# ---- one patient -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RiskResult:
+    """The ELN risk of one patient, with what decided it."""
+
+    version: str
+    category: str | None
+    rule_id: str | None
+    reasons: tuple[str, ...]
+    missing: tuple[str, ...]
+    lesions: tuple[str, ...]
+    n_abnormalities: int | None
+    source: str | None
+    text: str | None
+
+    @property
+    def evaluable(self) -> bool:
+        return self.category not in (None, NOT_EVALUABLE)
+
+
+_MUTATION_SCHEMA = ibis.schema({
+    "patient_id": "string", "gene": "string", "result": "string", "allelic_ratio": "float64",
+    "vaf_percent": "float64", "cebpa_biallelic": "boolean", "cebpa_bzip_inframe": "boolean",
+})
+_DETAIL_KEYS = ("result", "allelic_ratio", "vaf_percent", "cebpa_biallelic", "cebpa_bzip_inframe")
+
+
+def _mutation_row(gene: str, value: Any) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(_MUTATION_SCHEMA.names)
+    row.update(patient_id="p", gene=gene)
+    if isinstance(value, Mapping):
+        unknown = set(value) - set(_DETAIL_KEYS)
+        if unknown:
+            raise ValueError(f"mutation {gene}: unknown key(s) {sorted(unknown)}; allowed {_DETAIL_KEYS}")
+        row.update(value)
+    elif isinstance(value, bool):
+        row["result"] = "mutated" if value else "wild_type"
+    else:
+        row["result"] = "not_tested" if value is None else value
+    if row["result"] not in MUTATION_RESULTS:
+        raise ValueError(f"mutation {gene}: result {row['result']!r} not in {MUTATION_RESULTS}")
+    return row
+
+
+@functools.cache
+def _duckdb() -> ibis.BaseBackend:
+    return ibis.duckdb.connect()
+
+
+def classify_risk(karyotype: str | None, mutations: Mapping[str, Any], *,
+                  version: str = "eln2017") -> RiskResult:
+    """ELN risk of one patient, computed by the same compiled rules as :func:`derive_risk`.
+
+    ``mutations`` maps a gene (``"NPM1"``, ``"FLT3-ITD"``, ...) to ``"mutated"``/``"wild_type"``/
+    ``"not_tested"``, True/False, None (not tested), or a mapping with ``result`` and any of
+    ``allelic_ratio``, ``vaf_percent``, ``cebpa_biallelic``, ``cebpa_bzip_inframe``. A gene not
+    given is not tested.
+    """
+    _version(version)
+    patients = ibis.memtable({"patient_id": ["p"], "karyotype": [karyotype]},
+                             schema=ibis.schema({"patient_id": "string", "karyotype": "string"}))
+    rows = [_mutation_row(g, v) for g, v in mutations.items()]
+    muts = ibis.memtable({c: [r[c] for r in rows] for c in _MUTATION_SCHEMA.names}, schema=_MUTATION_SCHEMA)
+    row = _duckdb().to_pyarrow(derive_risk(patients, muts, version=version)).to_pylist()[0]
+    category, rule_id = row[version], row[f"{version}_rule"]
+    text = row[f"{version}_reasons"]
+    reasons: tuple[str, ...] = ()
+    if category not in (None, NOT_EVALUABLE) and text:
+        reasons = tuple(x for x in text.split(": ", 1)[1].split("; ") if x)
+    rule = eln_rules(version).rule(rule_id) if rule_id else None
+    return RiskResult(
+        version=version, category=category, rule_id=rule_id, reasons=reasons,
+        missing=tuple(m for m in (row[f"{version}_missing"] or "").split(";") if m),
+        lesions=tuple(x for x in (row["karyotype_lesions"] or "").split("; ") if x),
+        n_abnormalities=row["n_abnormalities"], source=rule.source if rule else None, text=text,
+    )

@@ -1,0 +1,1 @@
+"""amlcohort.report."""

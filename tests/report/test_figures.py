@@ -1,0 +1,412 @@
+"""Report figures: real properties of the drawn artists, and the saved files."""
+
+from __future__ import annotations
+
+import base64
+import struct
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+import zlib
+from pathlib import Path
+
+import matplotlib.colors as mcolors
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from amlcohort.report.figures import (
+    EVENT_STYLES,
+    GRADE_COLOURS,
+    KIND_STYLES,
+    OKABE_ITO,
+    bar_by_grade,
+    blast_trajectories,
+    figure_to_data_uri,
+    kaplan_meier_plot,
+    save_figure,
+    swimmer_plot,
+)
+from amlcohort.stats.kaplan_meier import kaplan_meier
+
+OKABE_HEX = {v.lower() for v in OKABE_ITO.values()}
+
+
+def hexcolour(c) -> str:
+    return mcolors.to_hex(c).lower()
+
+
+def by_gid(artists, prefix: str) -> list:
+    return [a for a in artists if (a.get_gid() or "").startswith(prefix)]
+
+
+def legend_labels(legend) -> list[str]:
+    return [t.get_text() for t in legend.get_texts() if t.get_text()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture()
+def blasts() -> pd.DataFrame:
+    rows = []
+    for pid, base, arm in [("P01", 60, "S+LDAC"), ("P03", 45, "S+LDAC"), ("P12", 80, "S")]:
+        for day, frac in [(-2, 1.0), (8, 0.5), (29, 0.1), (57, 0.03), (150, 0.02)]:
+            rows.append({"patient_id": pid, "study_day": day, "marrow_blasts_pct": base * frac, "group": arm})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture()
+def km_inputs() -> tuple[dict[str, pd.DataFrame], pd.DataFrame, list[int]]:
+    cr = kaplan_meier([520, 250, 700, 380, 600], [1, 1, 0, 1, 0]).table
+    no = kaplan_meier([344, 60, 120, 200, 400, 90, 500, 30], [1, 1, 1, 1, 0, 1, 1, 1]).table
+    times = [0, 180, 360, 540, 720]
+    risk = pd.DataFrame([[5, 5, 4, 2, 0], [8, 4, 2, 0, 0]], index=["CR", "No CR"], columns=times)
+    return {"CR": cr, "No CR": no}, risk, times
+
+
+@pytest.fixture()
+def swimmer_inputs() -> tuple[pd.DataFrame, pd.DataFrame]:
+    segs = pd.DataFrame(
+        [
+            ("P01", 0, 60, "sorafenib induction"),
+            ("P01", 0, 28, "low-dose cytarabine"),
+            ("P01", 60, 400, "sorafenib maintenance"),
+            ("P01", 400, 460, "off treatment"),
+            ("P02", 0, 45, "sorafenib induction"),
+            ("P02", 45, 120, "off treatment"),
+            ("P03", 0, 60, "sorafenib induction"),
+            ("P03", 60, 700, "sorafenib maintenance"),
+        ],
+        columns=["patient_id", "start_day", "end_day", "kind"],
+    )
+    events = pd.DataFrame(
+        [
+            ("P01", 57, "CR"),
+            ("P01", 400, "relapse"),
+            ("P01", 460, "death"),
+            ("P02", 120, "death"),
+            ("P03", 50, "CR"),
+            ("P03", 150, "HSCT"),
+            ("P03", 700, "last contact"),
+        ],
+        columns=["patient_id", "day", "event"],
+    )
+    return segs, events
+
+
+@pytest.fixture()
+def adverse() -> pd.DataFrame:
+    return pd.DataFrame(
+        [("Rash", 1, 2), ("Rash", 3, 1), ("Diarrhoea", 1, 4), ("Diarrhoea", 2, 1), ("Bleeding", 5, 1)],
+        columns=["term", "grade", "n_patients"],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures 1–2
+# ---------------------------------------------------------------------------------------------
+def test_blast_trajectories_lines_labels_and_colours(blasts):
+    fig = blast_trajectories(blasts, title="Figure 1", max_day=120, reference_lines=(5, 10))
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert "Days" in ax.get_xlabel() and "sorafenib" in ax.get_xlabel()
+    assert "%" in ax.get_ylabel() and "blast" in ax.get_ylabel().lower()
+    assert ax.get_title(loc="left") == "Figure 1"
+
+    lines = by_gid(ax.get_lines(), "patient:")
+    assert len(lines) == blasts["patient_id"].nunique() == 3
+    for line in lines:
+        pid = line.get_gid().removeprefix("patient:")
+        rows = blasts[blasts["patient_id"] == pid].sort_values("study_day")
+        np.testing.assert_allclose(line.get_xdata(), rows["study_day"])
+        np.testing.assert_allclose(line.get_ydata(), rows["marrow_blasts_pct"])
+        assert hexcolour(line.get_color()) in OKABE_HEX
+        assert line.get_marker() not in (None, "", "None")
+    # Greyscale redundancy: every patient has a distinct (colour, marker) pair and distinct markers.
+    assert len({line.get_marker() for line in lines}) == len(lines)
+    # Group encoded by line style: the two arms differ.
+    styles = {line.get_gid(): line.get_linestyle() for line in lines}
+    assert styles["patient:P01"] == styles["patient:P03"] != styles["patient:P12"]
+
+    refs = sorted(float(a.get_ydata()[0]) for a in by_gid(ax.get_lines(), "ref:"))
+    assert refs == [5.0, 10.0]
+    assert ax.get_xlim()[1] <= 125  # capped at ~max_day (+ small pad), although data run to day 150
+    assert ax.get_xlim()[0] < -2  # baseline (negative day) visible
+
+    assert legend_labels(ax.get_legend()) == ["P01", "P03", "P12"]
+    group_legend = next(lg for lg in fig.legends if lg.get_gid() == "legend:groups")
+    assert legend_labels(group_legend) == ["S+LDAC", "S"]
+
+
+def test_blast_trajectories_without_group_and_many_patients():
+    rows = [
+        {"patient_id": f"P{i:02d}", "study_day": d, "marrow_blasts_pct": 10 + i + d / 10}
+        for i in range(1, 11)
+        for d in (-1, 8, 22)
+    ]
+    fig = blast_trajectories(pd.DataFrame(rows))
+    ax = fig.axes[0]
+    lines = by_gid(ax.get_lines(), "patient:")
+    assert len(lines) == 10
+    # colours repeat after 7, but then the line style differs: (colour, linestyle, marker) is unique
+    keys = {(hexcolour(x.get_color()), str(x.get_linestyle()), x.get_marker()) for x in lines}
+    assert len(keys) == 10
+    assert not fig.legends  # no group legend without a group column
+    assert [float(a.get_ydata()[0]) for a in by_gid(ax.get_lines(), "ref:")] == [5.0]
+
+
+def test_blast_trajectories_missing_column():
+    with pytest.raises(ValueError, match="marrow_blasts_pct"):
+        blast_trajectories(pd.DataFrame({"patient_id": ["P1"], "study_day": [1]}))
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure 3
+# ---------------------------------------------------------------------------------------------
+def test_kaplan_meier_steps_censoring_and_risk_table(km_inputs):
+    curves, risk, times = km_inputs
+    fig = kaplan_meier_plot(
+        curves,
+        risk_table=risk,
+        title="Figure 3",
+        annotation="Log-rank p = 0.20; median 520 vs 344 days",
+        medians={"CR": 520.0, "No CR": 344.0},
+    )
+    ax = next(a for a in fig.axes if a.get_gid() == "km_axes")
+    ax_risk = next(a for a in fig.axes if a.get_gid() == "risk_table")
+    assert "Days" in ax.get_xlabel()
+    assert "probability" in ax.get_ylabel().lower()
+    assert ax.get_ylim()[0] == 0 and ax.get_ylim()[1] >= 1.0
+
+    for label, table in curves.items():
+        (step,) = by_gid(ax.get_lines(), f"km:{label}")
+        assert step.get_drawstyle() == "steps-post"  # right-continuous
+        assert hexcolour(step.get_color()) in OKABE_HEX
+        # starts at (0, 1), then exactly the given (time, survival) pairs
+        np.testing.assert_allclose(step.get_xdata(), [0.0, *table["time"]])
+        np.testing.assert_allclose(step.get_ydata(), [1.0, *table["survival"]])
+
+        cens = table[table["n_censor"] > 0]
+        (marks,) = by_gid(ax.get_lines(), f"censor:{label}")
+        assert marks.get_marker() == "+"
+        assert marks.get_linestyle() == "None"
+        np.testing.assert_allclose(marks.get_xdata(), cens["time"])
+        np.testing.assert_allclose(marks.get_ydata(), cens["survival"])  # on the curve at that time
+        assert hexcolour(marks.get_color()) == hexcolour(step.get_color())
+
+        assert by_gid(ax.collections, f"ci:{label}")  # light band drawn
+        (median,) = by_gid(ax.get_lines(), f"median:{label}")
+        assert list(median.get_ydata()) == [0.5, 0.5, 0]
+
+    # right-continuity as drawn: the path value just after an event time is the new S(t)
+    (step,) = by_gid(ax.get_lines(), "km:CR")
+    path = step._get_transformed_path().get_fully_transformed_path()  # display coordinates
+    data = ax.transData.inverted().transform(path.vertices)
+    # vertical drop at t=250 from 1.0 to 0.8: both (250, 1) and (250, 0.8) are vertices, in that order
+    i = next(k for k, (x, y) in enumerate(data) if np.isclose(x, 250) and np.isclose(y, 1.0))
+    assert np.allclose(data[i + 1], [250, 0.8])
+
+    # number-at-risk table: texts equal the numbers given, at the tick times (aligned: shared x axis)
+    np.testing.assert_allclose(ax.get_xticks(), times)
+    assert ax_risk.get_shared_x_axes().joined(ax, ax_risk)
+    for label in risk.index:
+        for t in times:
+            (txt,) = by_gid(ax_risk.texts, f"risk:{label}:{t}")
+            assert txt.get_text() == str(risk.loc[label, t])
+            assert txt.get_position()[0] == t
+    assert [t.get_text() for t in ax_risk.get_yticklabels()] == ["CR", "No CR"]
+    # rendered: each column's numbers are centred under the corresponding x tick
+    renderer = fig.canvas.get_renderer()
+    tick_x = {
+        float(tk.get_loc()): tk.label1.get_window_extent(renderer).x0 / 2
+        + tk.label1.get_window_extent(renderer).x1 / 2
+        for tk in ax.xaxis.get_major_ticks()
+    }
+    for txt in by_gid(ax_risk.texts, "risk:"):
+        box = txt.get_window_extent(renderer)
+        assert abs((box.x0 + box.x1) / 2 - tick_x[txt.get_position()[0]]) < 1.0
+
+    assert legend_labels(ax.get_legend()) == ["CR", "No CR", "Censored"]
+    (note,) = by_gid(ax.texts, "annotation")
+    assert note.get_text().startswith("Log-rank p = 0.20")
+
+
+def test_kaplan_meier_times_subset_and_nan_band():
+    curve = pd.DataFrame(
+        {
+            "time": [10.0, 20.0, 30.0],
+            "survival": [0.5, 0.5, 0.0],
+            "lower": np.nan,
+            "upper": np.nan,
+            "n_censor": [0, 1, 0],
+        }
+    )
+    risk = pd.DataFrame([[2, 1, 0]], index=["All"], columns=[0, 15, 30])
+    fig = kaplan_meier_plot({"All": curve}, risk_table=risk, times=[0, 30])
+    ax, ax_risk = fig.axes[:2]
+    np.testing.assert_allclose(ax.get_xticks(), [0, 30])
+    assert sorted(t.get_text() for t in ax_risk.texts if t.get_gid()) == ["0", "2"]
+    assert not by_gid(ax.collections, "ci:")  # all-NaN band: nothing drawn
+    (marks,) = by_gid(ax.get_lines(), "censor:All")
+    assert (list(marks.get_xdata()), list(marks.get_ydata())) == ([20.0], [0.5])
+    assert not ax.texts  # no annotation requested
+
+
+def test_kaplan_meier_requires_risk_rows(km_inputs):
+    curves, risk, _ = km_inputs
+    with pytest.raises(ValueError, match="No CR"):
+        kaplan_meier_plot(curves, risk_table=risk.loc[["CR"]])
+    with pytest.raises(ValueError, match="999"):
+        kaplan_meier_plot(curves, risk_table=risk, times=[0, 999])
+
+
+# ---------------------------------------------------------------------------------------------
+# Swimmer plot and adverse events
+# ---------------------------------------------------------------------------------------------
+def test_swimmer_plot(swimmer_inputs):
+    segs, events = swimmer_inputs
+    fig = swimmer_plot(segs, events)
+    ax = fig.axes[0]
+    assert "Days" in ax.get_xlabel()
+    # one lane per patient, longest follow-up on top (y axis inverted: lane 0 at the top)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["P03", "P01", "P02"]
+    assert ax.get_ylim()[0] > ax.get_ylim()[1]
+
+    bars = by_gid(ax.patches, "kind:")
+    assert len(bars) == len(segs)
+    for kind, group in segs.groupby("kind"):
+        patches = by_gid(ax.patches, f"kind:{kind}")
+        assert sorted((p.get_x(), p.get_x() + p.get_width()) for p in patches) == sorted(
+            zip(group["start_day"].astype(float), group["end_day"].astype(float), strict=True)
+        )
+        assert {hexcolour(p.get_facecolor()) for p in patches} == {KIND_STYLES[kind]["color"]}
+    assert {hexcolour(p.get_facecolor()) for p in bars} <= OKABE_HEX
+
+    markers = {}
+    for name in EVENT_STYLES:
+        (line,) = by_gid(ax.get_lines(), f"event:{name}")
+        rows = events[events["event"] == name]
+        np.testing.assert_allclose(sorted(line.get_xdata()), sorted(rows["day"]))
+        markers[name] = line.get_marker()
+    assert len(set(markers.values())) == len(EVENT_STYLES)  # distinct shapes
+
+    (legend,) = fig.legends
+    assert set(legend_labels(legend)) == set(segs["kind"]) | set(EVENT_STYLES)
+
+
+def test_swimmer_rejects_unknown_event(swimmer_inputs):
+    segs, events = swimmer_inputs
+    bad = pd.concat([events, pd.DataFrame([{"patient_id": "P01", "day": 3, "event": "stroke"}])])
+    with pytest.raises(ValueError, match="stroke"):
+        swimmer_plot(segs, bad)
+
+
+def test_bar_by_grade(adverse):
+    fig = bar_by_grade(adverse, n_total=13)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "Patients (n)"
+    # ordered by total, largest on top
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Diarrhoea", "Rash", "Bleeding"]
+    assert ax.get_xlim()[1] == 13
+    totals = {}
+    for patch in by_gid(ax.patches, "grade:"):
+        g = int(patch.get_gid().split(":")[1])
+        assert hexcolour(patch.get_facecolor()) == GRADE_COLOURS[g]
+        lane = round(patch.get_y() + patch.get_height() / 2)
+        totals[lane] = max(totals.get(lane, 0), patch.get_x() + patch.get_width())
+    assert totals == {0: 5, 1: 3, 2: 1}  # stacks end at the per-term totals
+    (legend,) = fig.legends
+    assert legend_labels(legend) == ["1", "2", "3", "5"]
+    # sequential palette: lightness decreases with grade
+    lum = [np.dot(mcolors.to_rgb(GRADE_COLOURS[g]), [0.299, 0.587, 0.114]) for g in range(1, 6)]
+    assert lum == sorted(lum, reverse=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------------
+def png_phys_dpi(path: Path) -> tuple[float, float]:
+    """DPI from the PNG pHYs chunk (pixels per metre), checking chunk CRCs on the way."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos = 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        ctype = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
+        assert zlib.crc32(ctype + body) == crc
+        if ctype == b"pHYs":
+            x, y, unit = struct.unpack(">IIB", body)
+            assert unit == 1  # metre
+            return x * 0.0254, y * 0.0254
+        pos += 12 + length
+    raise AssertionError("no pHYs chunk")
+
+
+def test_save_figure_png_300dpi_and_valid_svg(tmp_path, blasts):
+    fig = blast_trajectories(blasts)
+    paths = save_figure(fig, tmp_path / "figs", "figure1")
+    assert set(paths) == {"png", "svg"}
+    assert paths["png"] == tmp_path / "figs" / "figure1.png" and paths["png"].is_file()
+
+    dpi_x, dpi_y = png_phys_dpi(paths["png"])
+    assert round(dpi_x) == round(dpi_y) == 300
+    pil = pytest.importorskip("PIL.Image")
+    with pil.open(paths["png"]) as im:
+        assert round(im.info["dpi"][0]) == 300
+        # 3.5 in wide at 300 dpi (bbox "tight" trims/extends a little)
+        assert 0.8 * 3.5 * 300 < im.size[0] < 1.2 * 3.5 * 300
+
+    root = ET.parse(paths["svg"]).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert root.get("width", "").endswith("pt")
+    assert "Date" not in paths["svg"].read_text()  # reproducible output
+
+
+def test_save_figure_is_reproducible(tmp_path, adverse):
+    a = save_figure(bar_by_grade(adverse), tmp_path / "a", "ae")
+    b = save_figure(bar_by_grade(adverse), tmp_path / "b", "ae")
+    assert a["svg"].read_bytes() == b["svg"].read_bytes()
+    assert a["png"].read_bytes() == b["png"].read_bytes()
+
+
+def test_figure_to_data_uri(adverse):
+    fig = bar_by_grade(adverse)
+    svg = figure_to_data_uri(fig, "svg")
+    assert svg.startswith("data:image/svg+xml;base64,")
+    ET.fromstring(base64.b64decode(svg.split(",", 1)[1]))
+    png = figure_to_data_uri(fig, fmt="png")
+    assert png.startswith("data:image/png;base64,")
+    assert base64.b64decode(png.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError):
+        figure_to_data_uri(fig, "jpg")  # type: ignore[arg-type]
+
+
+def test_import_touches_no_global_backend():
+    # (matplotlib.get_backend() itself imports pyplot, so it is not called here)
+    code = (
+        "import sys, matplotlib; before = matplotlib.rcParams['font.size']; "
+        "import amlcohort.report.figures; "
+        "assert 'matplotlib.pyplot' not in sys.modules; assert matplotlib.rcParams['font.size'] == before"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_legend_handles_are_lines_for_patients(blasts):
+    ax = blast_trajectories(blasts).axes[0]
+    assert all(isinstance(h, Line2D) for h in ax.get_legend().legend_handles)
+
+
+def test_km_risk_table_labels_do_not_overlap_numbers(km_inputs):
+    curves, risk, _ = km_inputs
+    fig = kaplan_meier_plot(curves, risk_table=risk, figsize=(7.0, 3.2))  # double column too
+    ax_risk = next(a for a in fig.axes if a.get_gid() == "risk_table")
+    renderer = fig.canvas.get_renderer()
+    fig.draw_without_rendering()
+    label_right = max(t.get_window_extent(renderer).x1 for t in ax_risk.get_yticklabels())
+    first_left = min(t.get_window_extent(renderer).x0 for t in by_gid(ax_risk.texts, "risk:"))
+    assert label_right < first_left
