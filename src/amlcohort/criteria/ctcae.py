@@ -1,0 +1,396 @@
+"""CTCAE grading of laboratory adverse events (v4.03 and v5.0), and checks of reported grades.
+
+The thresholds live in ``amlcohort/rules/ctcae_4.03.csv`` and ``ctcae_5.0.csv`` (one rule set per
+term and version, read by :mod:`amlcohort.criteria.engine`); this module only maps data onto the
+rule variables and shapes the results:
+
+* :func:`grade` grades one value (``grade("alt_increased", 130, uln=40)``);
+* :func:`grade_assessments` grades a whole ``assessments`` table (Ibis, any backend) into a long
+  table, one row per patient, assessment date and term; :func:`worst_grade` summarises it;
+* :func:`check_reported_grades` checks the grades reported in ``adverse_events`` against the
+  grades each CTCAE term defines.
+
+Rule variables: ``value``; ``uln`` or ``lln`` (the reference limit the term is graded against);
+``baseline`` (v5.0 liver terms, creatinine); ``symptomatic`` (hypokalemia, v5.0 hyponatremia,
+where CTCAE separates two grades by symptoms only). Decisions where CTCAE needs clinical
+information are documented in the rule files' ``note`` column and in ``rules/README.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import ibis
+import ibis.expr.types as ir
+
+from amlcohort.criteria.engine import NOT_EVALUABLE, RuleSet, compile_rules, evaluate, ruleset
+
+# ---- versions -----------------------------------------------------------------------------------
+
+RULE_FILES: dict[str, str] = {"4.03": "ctcae_4.03.csv", "5.0": "ctcae_5.0.csv"}
+# CTCAE v4.0 (2009) is graded with the v4.03 tables (2010 corrections release); the model allows
+# ``ctcae_version = "4.0"`` and the study reports "v 4.0". See rules/README.md.
+VERSION_ALIASES: dict[str, str] = {"4.03": "4.03", "4.0": "4.03", "4": "4.03", "5.0": "5.0", "5": "5.0"}
+GRADES = ("0", "1", "2", "3", "4")
+
+
+def resolve_version(version: str) -> str:
+    """``"4.0"``/``"4.03"`` → ``"4.03"``, ``"5.0"`` → ``"5.0"``; anything else raises ValueError."""
+    key = str(version).strip().lower().removeprefix("v")
+    try:
+        return VERSION_ALIASES[key]
+    except KeyError:
+        raise ValueError(f"unknown CTCAE version {version!r}; known: {sorted(VERSION_ALIASES)} "
+                         f"(graded with the rule tables of {sorted(RULE_FILES)})") from None
+
+
+# ---- terms: the one mapping from the cohort model to the rule variables -------------------------
+
+@dataclass(frozen=True)
+class LabTerm:
+    """How one CTCAE laboratory term reads the ``assessments`` table."""
+
+    key: str                      # rule set name, e.g. "alt_increased"
+    term: str                     # CTCAE term, e.g. "Alanine aminotransferase increased"
+    value_column: str             # assessments column graded
+    limit: Literal["uln", "lln"]  # the reference limit the term is graded against (direction)
+    limit_column: str             # column holding it (may be absent from the model: see README)
+
+
+LAB_TERMS: tuple[LabTerm, ...] = (
+    LabTerm("alt_increased", "Alanine aminotransferase increased", "alt", "uln", "alt_uln"),
+    LabTerm("ast_increased", "Aspartate aminotransferase increased", "ast", "uln", "ast_uln"),
+    LabTerm("blood_bilirubin_increased", "Blood bilirubin increased", "bilirubin", "uln", "bilirubin_uln"),
+    LabTerm("creatinine_increased", "Creatinine increased", "creatinine", "uln", "creatinine_uln"),
+    LabTerm("neutrophil_count_decreased", "Neutrophil count decreased", "anc", "lln", "anc_lln"),
+    LabTerm("platelet_count_decreased", "Platelet count decreased", "platelets", "lln", "platelets_lln"),
+    LabTerm("white_blood_cell_decreased", "White blood cell decreased", "wbc", "lln", "wbc_lln"),
+    LabTerm("anemia", "Anemia", "hemoglobin", "lln", "hemoglobin_lln"),
+    LabTerm("hypokalemia", "Hypokalemia", "potassium", "lln", "potassium_lln"),
+    LabTerm("hyponatremia", "Hyponatremia", "sodium", "lln", "sodium_lln"),
+    LabTerm("hypocalcemia", "Hypocalcemia", "calcium", "lln", "calcium_lln"),
+    LabTerm("hyperkalemia", "Hyperkalemia", "potassium", "uln", "potassium_uln"),
+    LabTerm("hypernatremia", "Hypernatremia", "sodium", "uln", "sodium_uln"),
+    LabTerm("hypercalcemia", "Hypercalcemia", "calcium", "uln", "calcium_uln"),
+)
+_BY_KEY: dict[str, LabTerm] = {t.key: t for t in LAB_TERMS}
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", str(text).strip().lower()).strip("_")
+
+
+_LOOKUP: dict[str, LabTerm] = {**{_norm(t.term): t for t in LAB_TERMS}, **{t.key: t for t in LAB_TERMS}}
+
+
+def lab_term(term: str) -> LabTerm:
+    """The lab term for a CTCAE term ("Alanine aminotransferase increased") or key ("alt_increased")."""
+    try:
+        return _LOOKUP[_norm(term)]
+    except KeyError:
+        known = ", ".join(f"{t.key} ({t.term})" for t in LAB_TERMS)
+        raise ValueError(f"unknown CTCAE laboratory term {term!r}; known: {known}") from None
+
+
+def rules_for(term: str, version: str = "4.03") -> RuleSet:
+    """The rule set grading ``term`` in CTCAE ``version``."""
+    v = resolve_version(version)
+    return ruleset(RULE_FILES[v], lab_term(term).key, v)
+
+
+# ---- one value ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Grade:
+    """A CTCAE grade with what produced it. ``grade`` is None when the value cannot be graded."""
+
+    grade: int | None
+    reason: str
+    version: str
+    term: str
+    key: str
+    rule_id: str | None = None
+    missing: tuple[str, ...] = ()
+
+    @property
+    def graded(self) -> bool:
+        return self.grade is not None
+
+    def __int__(self) -> int:
+        if self.grade is None:
+            raise ValueError(f"{self.term} (CTCAE v{self.version}) not gradable: {self.reason}")
+        return self.grade
+
+    def __str__(self) -> str:
+        g = "not gradable" if self.grade is None else f"grade {self.grade}"
+        return f"{self.term} (CTCAE v{self.version}): {g}. {self.reason}"
+
+
+def _bad_number(name: str, x: object, *, positive: bool) -> str | None:
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        return f"{name} must be a number, not {type(x).__name__} {x!r}"
+    x = float(x)
+    if not math.isfinite(x):
+        return f"{name} must be finite, not {x!r}"
+    if positive and x <= 0:
+        return f"{name} must be > 0, not {x!r}"
+    if x < 0:
+        return f"{name} must be >= 0, not {x!r}"
+    return None
+
+
+def grade(term: str, value: float | None, *, uln: float | None = None, lln: float | None = None,
+          baseline: float | None = None, symptomatic: bool | None = None, version: str = "4.03") -> Grade:
+    """Grade one laboratory value in CTCAE ``version`` (``"4.03"``, ``"4.0"`` = 4.03, ``"5.0"``).
+
+    Values are in the cohort model's canonical units (counts x10^9/L, haemoglobin g/dL,
+    electrolytes mmol/L, bilirubin and creatinine umol/L; ``uln``/``lln``/``baseline`` in the
+    same unit as ``value``). ``symptomatic`` is used only by terms whose grades CTCAE separates by
+    symptoms (hypokalemia; v5.0 hyponatremia); when not given, such values get the grade the
+    laboratory value alone proves (see the rule notes). Missing inputs give ``grade=None`` and
+    name what is missing; a wrong input (negative, non-numeric) gives ``grade=None`` and says why.
+    """
+    spec = lab_term(term)
+    v = resolve_version(version)
+    rules = ruleset(RULE_FILES[v], spec.key, v)
+    other = "lln" if spec.limit == "uln" else "uln"
+    if (uln if other == "uln" else lln) is not None:
+        raise ValueError(f"{spec.term} is graded against the {spec.limit.upper()} ({spec.limit}=), "
+                         f"not the {other.upper()} ({other}=)")
+    limit = uln if spec.limit == "uln" else lln
+
+    def out(g: int | None, reason: str, rule_id: str | None = None, missing: tuple[str, ...] = ()) -> Grade:
+        return Grade(g, reason, v, spec.term, spec.key, rule_id, missing)
+
+    problems = [p for p in (
+        None if value is None else _bad_number("value", value, positive=False),
+        None if limit is None else _bad_number(spec.limit, limit, positive=True),
+        None if baseline is None else _bad_number("baseline", baseline, positive=False),
+    ) if p]
+    if symptomatic is not None and not isinstance(symptomatic, bool):
+        problems.append(f"symptomatic must be True, False or None, not {symptomatic!r}")
+    if problems:
+        return out(None, "wrong input: " + "; ".join(problems))
+
+    values: dict[str, object] = {"value": value, spec.limit: limit}
+    notes: list[str] = []
+    for name, given in (("baseline", baseline), ("symptomatic", symptomatic)):
+        if name in rules.variables:
+            values[name] = given
+        elif given is not None:
+            notes.append(f"{name} ignored: not a criterion of {spec.term} in CTCAE v{v}")
+    ev = evaluate(rules, values)
+    if ev.outcome == NOT_EVALUABLE:
+        reason = f"{', '.join(ev.missing)} not given; rule {ev.rule_id} needs it [{ev.source}]"
+        return out(None, _join(reason, notes), ev.rule_id, ev.missing)
+    if ev.outcome not in GRADES:
+        return out(None, _join(f"no rule applies ({ev.outcome!r})", notes), ev.rule_id)
+    if "symptomatic" in rules.variables and symptomatic is None:
+        notes.append("symptom status not given: graded on the laboratory value alone")
+    return out(int(ev.outcome), _join(f"{ev.source} (rule {ev.rule_id}: {ev.criterion})", notes), ev.rule_id)
+
+
+def _join(reason: str, notes: list[str]) -> str:
+    return reason if not notes else f"{reason}; " + "; ".join(notes)
+
+
+# ---- a whole assessments table -------------------------------------------------------------------
+
+def _baseline_table(table: ir.Table, column: str) -> ir.Table:
+    """Per patient: the last non-missing ``column`` value before the first dose (study day < 1)."""
+    pre = table.filter(table.assessment_study_day < 1, table[column].notnull())
+    last = pre.group_by(bl_patient_id=pre.patient_id).aggregate(bl_date=pre.assessment_date.max())
+    joined = pre.join(last, [pre.patient_id == last.bl_patient_id, pre.assessment_date == last.bl_date])
+    return joined.select(bl_patient_id=joined.patient_id, bl_value=joined[column].cast("float64"))
+
+
+def grade_assessments(table: ir.Table, *, version: str = "4.03", terms: tuple[str, ...] | None = None,
+                      default_limits: Mapping[str, float] | None = None) -> ir.Table:
+    """Grade every laboratory value of an ``assessments`` table; one row per patient, date and term.
+
+    Columns: ``patient_id``, ``assessment_date`` (``assessment_study_day`` when the input has it),
+    ``term``, ``term_key``, ``ctcae_version``, ``value``, ``limit`` (the ULN or LLN used),
+    ``limit_kind`` ("ULN"/"LLN"), ``limit_source`` ("data", "default" or NULL), ``baseline``,
+    ``grade`` (int64; NULL when not gradable), ``rule_id`` and ``not_graded_reason``.
+
+    Only rows where the term's value is present are graded. Limits come from the table's
+    ``<value>_uln``/``<value>_lln`` columns; the model has no LLN for blood counts and haemoglobin
+    and no ULN for electrolytes, so a table may carry such columns (``anc_lln``, ``hemoglobin_lln``,
+    ``potassium_uln``, ...) or the caller may pass ``default_limits={"anc_lln": 1.8, ...}``
+    (used where the row has no limit; marked ``limit_source = "default"``). Nothing else is
+    assumed: without a limit, grades that need it are not gradable and say so.
+
+    The baseline (v5.0 liver terms, creatinine in both versions) is each patient's last
+    non-missing value before the first dose (``assessment_study_day < 1``, as the model defines
+    baseline); without an ``assessment_study_day`` column there is no baseline.
+    Symptom status is not in the assessments, so symptom-dependent grades are lab-only.
+    """
+    v = resolve_version(version)
+    specs = LAB_TERMS if terms is None else tuple(lab_term(t) for t in terms)
+    defaults = dict(default_limits or {})
+    known_limits = {s.limit_column for s in LAB_TERMS}
+    unknown = sorted(set(defaults) - known_limits)
+    if unknown:
+        raise ValueError(f"default_limits has unknown limit column(s) {unknown}; "
+                         f"known: {sorted(known_limits)}")
+    for name, x in defaults.items():
+        problem = _bad_number(name, x, positive=True)
+        if problem:
+            raise ValueError(f"default_limits: {problem}")
+    needed = {"patient_id", "assessment_date"} | {s.value_column for s in specs}
+    absent = sorted(needed - set(table.columns))
+    if absent:
+        raise KeyError(f"assessments table lacks column(s) {absent}")
+    has_day = "assessment_study_day" in table.columns
+
+    parts: list[ir.Table] = []
+    for spec in specs:
+        rules = ruleset(RULE_FILES[v], spec.key, v)
+        t = table.filter(table[spec.value_column].notnull())
+        null_f = ibis.null("float64")
+        data_limit = t[spec.limit_column].cast("float64") if spec.limit_column in table.columns else null_f
+        default = defaults.get(spec.limit_column)
+        limit = data_limit if default is None else data_limit.fill_null(ibis.literal(float(default)))
+        limit_source = (ibis.cases((data_limit.notnull(), "data"), else_=ibis.null("string"))
+                        if default is None else
+                        ibis.cases((data_limit.notnull(), "data"), else_=ibis.literal("default")))
+        base_col = f"{spec.value_column}_baseline"
+        cols: dict[str, ir.Value] = {
+            "patient_id": t.patient_id, "assessment_date": t.assessment_date,
+            spec.value_column: t[spec.value_column].cast("float64"),
+            spec.limit_column: limit, "limit_source": limit_source,
+            "symptomatic": ibis.null("boolean"),
+        }
+        if has_day:
+            cols["assessment_study_day"] = t.assessment_study_day
+        t = t.select(**cols)
+        if "baseline" in rules.variables and has_day:
+            bl = _baseline_table(table, spec.value_column)
+            t = t.left_join(bl, t.patient_id == bl.bl_patient_id)
+            t = t.mutate(**{base_col: t.bl_value}).drop("bl_patient_id", "bl_value")
+        else:
+            t = t.mutate(**{base_col: null_f})
+        mapping = {"value": spec.value_column, spec.limit: spec.limit_column, "baseline": base_col,
+                   "symptomatic": "symptomatic"}
+        c = compile_rules(rules, t, {k: n for k, n in mapping.items() if k in rules.variables})
+        # materialise the compiled columns once, then derive from them (no copies of the CASE trees)
+        t = t.mutate(_outcome=c.outcome, _rule_id=c.rule_id, _missing=c.missing)
+        grade_expr = ibis.cases(*[(t._outcome == g, int(g)) for g in GRADES], else_=ibis.null("int64"))
+        missing = ibis.literal("not gradable: missing ").concat(
+            t._missing.fill_null("?"), ibis.literal(" (rule "), t._rule_id, ibis.literal(")"))
+        reason = ibis.cases(
+            (t._outcome == NOT_EVALUABLE, missing),
+            (t._outcome.isnull(), ibis.literal("no rule applies")),
+            else_=ibis.null("string"),
+        )
+        out = {
+            "patient_id": t.patient_id, "assessment_date": t.assessment_date,
+            **({"assessment_study_day": t.assessment_study_day} if has_day else {}),
+            "term": ibis.literal(spec.term), "term_key": ibis.literal(spec.key),
+            "ctcae_version": ibis.literal(v),
+            "value": t[spec.value_column], "limit": t[spec.limit_column],
+            "limit_kind": ibis.literal(spec.limit.upper()), "limit_source": t.limit_source,
+            "baseline": t[base_col], "grade": grade_expr.cast("int64"), "rule_id": t._rule_id,
+            "not_graded_reason": reason,
+        }
+        parts.append(t.select(**out))
+    return parts[0] if len(parts) == 1 else ibis.union(*parts, distinct=False)
+
+
+def worst_grade(graded: ir.Table, *, from_study_day: int | None = None) -> ir.Table:
+    """Worst grade per patient and term of a :func:`grade_assessments` table.
+
+    Columns: ``patient_id``, ``term``, ``term_key``, ``ctcae_version``, ``worst_grade`` (NULL when
+    no value of that patient and term was gradable), ``worst_grade_date`` (first date at the worst
+    grade), ``n_values``, ``n_not_graded``. ``from_study_day`` keeps only assessments from that
+    study day on (e.g. 1 for on-treatment worst grades; needs ``assessment_study_day``).
+    """
+    t = graded
+    if from_study_day is not None:
+        t = t.filter(t.assessment_study_day >= from_study_day)
+    keys = ["patient_id", "term", "term_key", "ctcae_version"]
+    agg = t.group_by(keys).aggregate(
+        worst_grade=t.grade.max(), n_values=t.count(), n_graded=t.grade.count(),
+    )
+    agg = agg.mutate(n_not_graded=agg.n_values - agg.n_graded).drop("n_graded")
+    at_worst = t.filter(t.grade.notnull()).group_by(
+        w_patient_id=t.patient_id, w_term_key=t.term_key, w_grade=t.grade,
+    ).aggregate(w_date=t.assessment_date.min())
+    joined = agg.left_join(at_worst, [agg.patient_id == at_worst.w_patient_id,
+                                      agg.term_key == at_worst.w_term_key,
+                                      agg.worst_grade == at_worst.w_grade])
+    return joined.select(*keys, "worst_grade", worst_grade_date=joined.w_date,
+                         n_values="n_values", n_not_graded="n_not_graded")
+
+
+# ---- reported grades -----------------------------------------------------------------------------
+
+def _allowed_grades(rules: RuleSet) -> dict[str, str]:
+    """rule_id → the grades a term allows, read from the ``reported_grade`` rule set."""
+    out: dict[str, str] = {}
+    for r in rules.rules:
+        for clause in r.clauses:
+            for cond in clause:
+                if cond.variable == "grade" and cond.op == "in":
+                    out[r.rule_id] = str(cond.value).replace("|", ",")
+    return {rid.removesuffix(".allowed"): g for rid, g in out.items()}
+
+
+def check_reported_grades(adverse_events: ir.Table) -> ir.Table:
+    """Check reported AE grades against the grades the term defines in its CTCAE version.
+
+    Adds ``ctcae_version_used`` ("4.03" for reported "4.0"/"4.03", "5.0"), ``allowed_grades``
+    (e.g. "1,2,3"), ``grade_check`` ("allowed", "not_allowed", "term_not_listed",
+    "not_evaluable" when term or grade is missing, "version_unknown"), ``grade_allowed`` (bool;
+    NULL unless the check could be made) and ``grade_check_reason`` (the CTCAE definition used).
+    Terms are compared case-insensitively. Clinical grades are kept as reported.
+    """
+    t = adverse_events.mutate(
+        _term_norm=adverse_events.term.strip().lower(), _grade_text=adverse_events.grade.cast("string"),
+        _version=adverse_events.ctcae_version.cast("string").strip(),
+    )
+    aliases = {alias: v for alias, v in VERSION_ALIASES.items() if "." in alias}
+    null_s = ibis.null("string")
+    t = t.mutate(_version_used=ibis.cases(*[(t._version == a, v) for a, v in aliases.items()], else_=null_s))
+    # each version's rules once, as columns; then pick by version and map rule ids to texts
+    compiled: dict[str, ir.Value] = {}
+    allowed: dict[tuple[str, str], str] = {}
+    sources: dict[tuple[str, str], str] = {}
+    for v, filename in RULE_FILES.items():
+        rules = ruleset(filename, "reported_grade", v)
+        c = compile_rules(rules, t, {"term": "_term_norm", "grade": "_grade_text"})
+        compiled[f"_outcome_{v}"], compiled[f"_rule_{v}"] = c.outcome, c.rule_id
+        allowed.update({(v, k): g for k, g in _allowed_grades(rules).items()})
+        sources.update({(v, r.rule_id): r.source for r in rules.rules})
+    t = t.mutate(**{_col(k): e for k, e in compiled.items()})
+    t = t.mutate(
+        _outcome=ibis.cases(*[(t._version_used == v, t[_col(f"_outcome_{v}")]) for v in RULE_FILES],
+                            else_=ibis.literal("version_unknown")),
+        _rule=ibis.cases(*[(t._version_used == v, t[_col(f"_rule_{v}")]) for v in RULE_FILES], else_=null_s),
+    )
+    t = t.mutate(_term_key=t._rule.re_replace(r"\.(allowed|not_allowed)$", ""))
+    unknown_version = ibis.literal(f"CTCAE version not known; known: {sorted(aliases)}")
+    t = t.mutate(
+        ctcae_version_used=t._version_used,
+        allowed_grades=ibis.cases(*[((t._version_used == v) & (t._term_key == k), g)
+                                    for (v, k), g in allowed.items()], else_=null_s),
+        grade_check=t._outcome,
+        grade_check_reason=ibis.cases((t._version_used.isnull(), unknown_version),
+                                      *[((t._version_used == v) & (t._rule == r), src)
+                                        for (v, r), src in sources.items()], else_=null_s),
+    )
+    t = t.mutate(grade_allowed=ibis.cases((t.grade_check == "allowed", True),
+                                          (t.grade_check == "not_allowed", False),
+                                          else_=ibis.null("boolean")))
+    helpers = [n for n in t.columns if n.startswith("_")]
+    return t.drop(*helpers)
+
+
+def _col(name: str) -> str:
+    """Column-safe helper name: ``_outcome_4.03`` → ``_outcome_4_03``."""
+    return name.replace(".", "_")

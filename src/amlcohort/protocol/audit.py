@@ -1,0 +1,666 @@
+"""Adherence audit: every protocol deviation in a cohort, with patient, date, rule and evidence.
+
+Computed with Ibis over the cohort tables (one expression per check, then a union); the rules are
+the protocol's (thresholds in its rule CSV, windows in its ``audit`` section). Checks (``rule_id``):
+
+* ``surveillance.<item>`` -- a missed or late assessment: the gap after an assessment (or after
+  the phase start) exceeds the item's interval plus its grace days, within the phase (induction:
+  study day 1 to CR or leaving the protocol; post_cr: CR to relapse, HSCT or death; open phases
+  end at the data cut-off). One row per gap; ``date`` = the due date, ``days_late`` = days from
+  the due date to the next assessment (or the phase end, when there was none).
+* ``stopping_rule`` -- the stopping rule fired (first weeks 2-3 marrow with blasts above the
+  pre-treatment marrow) and sorafenib went on beyond ``stopping_rule_grace_days``.
+* ``rbc_transfusion`` / ``platelet_transfusion`` -- an on-protocol count crossing the threshold
+  with no transfusion of that product on the day or within ``transfusion_window_days`` after.
+* ``g_csf`` / ``antifungal_prophylaxis`` -- an on-protocol ANC below the rule's threshold with no
+  such supportive care active on the day (or started within ``supportive_care_window_days``).
+* ``dose.cytarabine_bsa`` (recorded dose not 25 mg/m², or an absolute dose off 25 mg/m² x BSA by
+  more than ``dose_tolerance_pct``), ``dose.cytarabine_frequency``, ``dose.cytarabine_duration``
+  (not 10-14 days), ``dose.cytarabine_missing`` (LDAC arm without cytarabine),
+  ``dose.sorafenib_level`` (daily dose not a protocol dose level).
+* ``dose_modification.skin_continued`` (sorafenib not interrupted/discontinued after the skin rule
+  fired) and ``dose_modification.skin_not_reduced`` (resumed without going one level lower).
+
+On-protocol = study day 1 to the end of the patient's protocol (last phase end, or the cut-off).
+This is research software for protocol documentation: not a medical device.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from amlcohort.criteria.engine import compile_rules
+from amlcohort.io.cohort import Cohort
+from amlcohort.protocol.definition import FREQUENCIES, Protocol, SurveillanceItem, load_protocol
+from amlcohort.protocol.dosing import ldac_dose_table
+from amlcohort.protocol.recommend import skin_events, stopping_rule_marrows
+from amlcohort.protocol.schedule import abnormal_counts, done_expr
+from amlcohort.protocol.timeline import bound, days_between, interval_expr, periods, phase_window
+
+DEVIATION_COLUMNS = {
+    "patient_id": "string",
+    "date": "date",
+    "study_day": "int64",
+    "rule_id": "string",
+    "category": "string",
+    "expected": "string",
+    "evidence": "string",
+    "days_late": "int64",
+    "source": "string",
+}
+
+
+def _s(x: ir.Value) -> ir.StringValue:
+    if x.type().is_date() or x.type().is_timestamp():
+        return x.cast("date").strftime("%Y-%m-%d").fill_null("-")
+    return x.cast("string").fill_null("-")
+
+
+def _num(x: ir.Value) -> ir.StringValue:
+    """A number as text without a trailing ``.0`` (DuckDB prints 6.0 as 6.0, 46.0 as 46.0)."""
+    return x.cast("string").re_replace(r"\.0$", "").fill_null("-")
+
+
+def _shape(t: ir.Table, first_dose: ir.DateValue, **v: ir.Value) -> ir.Table:
+    out = {}
+    for name, typ in DEVIATION_COLUMNS.items():
+        if name == "study_day":
+            val = v.get("study_day")
+            if val is None:
+                d = days_between(v["date"], first_dose)
+                val = ibis.ifelse(d >= 0, d + 1, d)
+            out[name] = val.cast(typ)
+        else:
+            val = v.get(name)
+            out[name] = (
+                ibis.null(typ)
+                if val is None
+                else (ibis.literal(val) if isinstance(val, str) else val).cast(typ)
+            )
+    return t.select(**out)
+
+
+def _concat(*parts: ir.Value | str) -> ir.StringValue:
+    out = ibis.literal("")
+    for p in parts:
+        out = out.concat(ibis.literal(p) if isinstance(p, str) else p)
+    return out
+
+
+# ---- surveillance -----------------------------------------------------------------------------
+
+
+def _surveillance(cohort: Cohort, per: ir.Table, p: Protocol, item: SurveillanceItem) -> ir.Table:
+    a = cohort.table("assessments")
+    start, end = phase_window(per, item.phase)
+    ph = per.filter(start.notnull()).select("patient_id", "first_dose", start=start, end=end)
+    q = a.filter(done_expr(a, item)).select("patient_id", d=a.assessment_date)
+    if item.trigger is None:
+        inphase = ph.inner_join(q, [ph.patient_id == q.patient_id, q.d >= ph.start, q.d <= ph.end]).select(
+            ph.patient_id, ph.first_dose, ph.start, ph.end, q.d
+        )
+        anchors = ibis.union(ph.mutate(d=ph.start), inphase, distinct=True)
+        anchors = anchors.mutate(nxt=anchors.d.lead().over(ibis.window(group_by="patient_id", order_by="d")))
+        kind = ibis.literal(f"last {item.what.lower()}")
+        anchor_is_start = anchors.d == anchors.start
+        anchor_text = ibis.ifelse(anchor_is_start, ibis.literal("phase start (" + item.phase + ")"), kind)
+    else:
+        ab = abnormal_counts(a, p)
+        j = ph.inner_join(ab, [ph.patient_id == ab.patient_id, ab.d >= ph.start, ab.d <= ph.end]).select(
+            ph.patient_id, ph.first_dose, ph.start, ph.end, ab.d
+        )
+        k = j.left_join(q, [j.patient_id == q.patient_id, q.d >= j.d, q.d <= j.end]).select(
+            j.patient_id, j.first_dose, j.start, j.end, j.d, marrow=q.d
+        )
+        k = k.group_by(["patient_id", "first_dose", "start", "end", "d"]).aggregate(nxt=k.marrow.min())
+        first_of_run = k.group_by(
+            ["patient_id", "first_dose", "start", "end", k.nxt.fill_null(dt.date(9999, 1, 1)).name("run")]
+        ).aggregate(d=k.d.min(), nxt=k.nxt.min())
+        anchors = first_of_run.drop("run")
+        anchor_text = ibis.literal("abnormal blood count")
+    anchor_day = (days_between(anchors.d, anchors.first_dose) + 1).cast("int64")
+    keep = ibis.literal(True)
+    if item.anchor_study_day_min is not None:
+        keep = keep & (anchor_day >= item.anchor_study_day_min)
+    if item.anchor_study_day_max is not None:
+        keep = keep & (anchor_day <= item.anchor_study_day_max)
+    due = interval_expr(anchors.d, item.interval_days, item.interval_months)
+    limit = interval_expr(due, days=item.grace_days)
+    actual = ibis.coalesce(anchors.nxt, anchors.end)
+    late = anchors.mutate(_due=due, _limit=limit, _actual=actual, _keep=keep)
+    late = late.filter(late._keep & (late._actual > late._limit))
+    evidence = _concat(
+        anchor_text,
+        " on ",
+        _s(late.d),
+        "; next: ",
+        ibis.ifelse(late.nxt.isnull(), _concat("none until the phase ended on ", _s(late.end)), _s(late.nxt)),
+        " (",
+        _s(days_between(late._actual, late.d)),
+        " days); due ",
+        _s(late._due),
+        f" (every {item.interval_text}, +{item.grace_days} days grace)",
+    )
+    return _shape(
+        late,
+        late.first_dose,
+        patient_id=late.patient_id,
+        date=late._due,
+        rule_id=f"surveillance.{item.id}",
+        category="surveillance",
+        expected=f"{item.what} every {item.interval_text} ({item.phase})",
+        evidence=evidence,
+        days_late=days_between(late._actual, late._due),
+        source=item.source,
+    )
+
+
+# ---- stopping rule ------------------------------------------------------------------------------
+
+
+def _stopping_rule(cohort: Cohort, p: Protocol) -> ir.Table:
+    sr = stopping_rule_marrows(cohort, p)
+    fired = sr.filter(sr.outcome == "stop")
+    first = fired.group_by("patient_id").aggregate(
+        fired=fired.assessment_date.min(),
+        day=fired.assessment_study_day.min(),
+        blasts=fired.weeks_2_3_max_blasts_pct.argmin(fired.assessment_date),
+        baseline=fired.baseline_marrow_blasts_pct.min(),
+    )
+    end = ibis.literal(bound(cohort), "date")
+    ex = cohort.table("exposures")
+    sor = ex.filter(ex.drug == "sorafenib")
+    last = sor.group_by("patient_id").aggregate(last_dose=sor.end_date.fill_null(end).max())
+    j = first.join(last, "patient_id")
+    grace = p.audit.stopping_rule_grace_days
+    j = j.filter(j.last_dose > interval_expr(j.fired, days=grace))
+    rs = p.ruleset("stopping_rule")
+    evidence = _concat(
+        "weeks 2-3 marrow blasts ",
+        _num(j.blasts),
+        "% on ",
+        _s(j.fired),
+        " (study day ",
+        _s(j.day),
+        ") > pre-treatment ",
+        _num(j.baseline),
+        "%; sorafenib continued to ",
+        _s(j.last_dose),
+        " (",
+        _s(days_between(j.last_dose, j.fired)),
+        " days later)",
+    )
+    return _shape(
+        j,
+        ibis.literal(None, "date"),
+        patient_id=j.patient_id,
+        date=j.fired,
+        study_day=j.day,
+        rule_id="stopping_rule",
+        category="stopping_rule",
+        expected=f"stop sorafenib within {grace} day(s) ({rs.name} v{rs.version}: {rs.rules[0].describe()})",
+        evidence=evidence,
+        days_late=days_between(j.last_dose, j.fired),
+        source=rs.rules[0].source,
+    )
+
+
+# ---- thresholds -------------------------------------------------------------------------------
+
+
+def _on_protocol_assessments(cohort: Cohort, per: ir.Table) -> ir.Table:
+    a = cohort.table("assessments")
+    pe = per.select("patient_id", "first_dose", until=per.protocol_end.fill_null(per.bound))
+    j = a.inner_join(
+        pe, [a.patient_id == pe.patient_id, a.assessment_date >= pe.first_dose, a.assessment_date <= pe.until]
+    )
+    return j.select(a, pe.first_dose).mutate(
+        symptomatic_anemia=ibis.null("boolean"), bleeding=ibis.null("boolean")
+    )
+
+
+def _transfusion(
+    cohort: Cohort, per: ir.Table, p: Protocol, key: str, product: str, value: str, unit: str, label: str
+) -> ir.Table:
+    a = _on_protocol_assessments(cohort, per)
+    a = a.filter(a[value].notnull())
+    rs = p.ruleset(key)
+    c = compile_rules(rs, a)
+    action = next(o for o in ("transfuse_rbc", "transfuse_platelets") if o in {r.outcome for r in rs.rules})
+    hit = a.mutate(_rule=c.rule_id).filter(c.outcome == action)
+    tr = cohort.table("transfusions")
+    tr = tr.filter(tr.product == product)
+    w = p.audit.transfusion_window_days
+    j = hit.left_join(
+        tr,
+        [
+            hit.patient_id == tr.patient_id,
+            tr.transfusion_date >= hit.assessment_date,
+            tr.transfusion_date <= interval_expr(hit.assessment_date, days=w),
+        ],
+    )
+    j = j.select(
+        hit.patient_id, hit.assessment_date, hit.first_dose, hit[value], hit._rule, got=tr.transfusion_date
+    )
+    g = j.group_by(["patient_id", "assessment_date", "first_dose", value, "_rule"]).aggregate(n=j.got.count())
+    miss = g.filter(g.n == 0)
+    crit = " OR ".join(f"{r.rule_id}: {r.describe()}" for r in rs.rules if r.outcome == action)
+    source = next(r.source for r in rs.rules if r.outcome == action)
+    return _shape(
+        miss,
+        miss.first_dose,
+        patient_id=miss.patient_id,
+        date=miss.assessment_date,
+        rule_id=key,
+        category="transfusion",
+        expected=f"{label} transfusion on the day or within {w} day(s) ({rs.name} v{rs.version}: {crit})",
+        evidence=_concat(
+            value,
+            " ",
+            _num(miss[value]),
+            f" {unit} on ",
+            _s(miss.assessment_date),
+            " (rule ",
+            miss._rule,
+            f"); no {label} transfusion recorded to ",
+            _s(interval_expr(miss.assessment_date, days=w)),
+        ),
+        source=source,
+    )
+
+
+def _supportive(cohort: Cohort, per: ir.Table, p: Protocol, key: str, label: str) -> ir.Table:
+    a = _on_protocol_assessments(cohort, per)
+    a = a.filter(a.anc.notnull())
+    rs = p.ruleset(key)
+    c = compile_rules(rs, a)
+    action = next(iter({r.outcome for r in rs.rules} & {"give_g_csf", "give_antifungal_prophylaxis"}))
+    hit = a.mutate(_rule=c.rule_id).filter(c.outcome == action)
+    sc = cohort.table("supportive_care")
+    sc = sc.filter(sc.category == key)
+    w = p.audit.supportive_care_window_days
+    end = ibis.literal(bound(cohort), "date")
+    j = hit.left_join(
+        sc,
+        [
+            hit.patient_id == sc.patient_id,
+            sc.start_date <= interval_expr(hit.assessment_date, days=w),
+            sc.end_date.fill_null(end) >= hit.assessment_date,
+        ],
+    )
+    j = j.select(hit.patient_id, hit.assessment_date, hit.first_dose, hit.anc, hit._rule, got=sc.start_date)
+    g = j.group_by(["patient_id", "assessment_date", "first_dose", "anc", "_rule"]).aggregate(n=j.got.count())
+    miss = g.filter(g.n == 0)
+    rule = next(r for r in rs.rules if r.outcome == action)
+    return _shape(
+        miss,
+        miss.first_dose,
+        patient_id=miss.patient_id,
+        date=miss.assessment_date,
+        rule_id=key,
+        category="supportive_care",
+        expected=f"{label} active on the day or started within {w} day(s) ({rs.name} v{rs.version}: "
+        f"{rule.rule_id}: {rule.describe()})",
+        evidence=_concat(
+            "ANC ", _num(miss.anc), " x10^9/L on ", _s(miss.assessment_date), f"; no {label} recorded"
+        ),
+        source=rule.source,
+    )
+
+
+# ---- doses ------------------------------------------------------------------------------------
+
+
+def _freq_daily(frequency: ir.StringValue) -> ir.IntegerValue:
+    return ibis.cases(*[(frequency == k, v) for k, v in FREQUENCIES.items()], else_=ibis.null("int64"))
+
+
+def _doses(cohort: Cohort, per: ir.Table, p: Protocol) -> ir.Table:
+    end = ibis.literal(bound(cohort), "date")
+    ex = cohort.table("exposures")
+    pts = cohort.table("patients")
+    fd = per.select("patient_id", "first_dose")
+    cy = ex.filter(ex.drug == "cytarabine")
+    doses = ldac_dose_table(pts, p)
+    j = cy.join(doses, "patient_id").join(fd, "patient_id")
+    per_m2 = p.cytarabine.dose_mg_per_m2
+    tol = p.dosing.dose_tolerance_pct
+    off = ibis.cases(
+        (j.dose_unit == "mg/m2", (j.dose - per_m2).abs() > 1e-9),
+        (j.dose_unit == "mg", (j.dose - j.ldac_dose_mg).abs() > j.ldac_dose_mg * tol / 100.0),
+        else_=True,
+    ).fill_null(True)
+    bad = j.filter(off)
+    parts = [
+        _shape(
+            bad,
+            bad.first_dose,
+            patient_id=bad.patient_id,
+            date=bad.start_date,
+            rule_id="dose.cytarabine_bsa",
+            category="dose",
+            expected=f"{per_m2:g} mg/m² x BSA ({p.dosing.bsa_formula}, {p.dosing.bsa_decimals} decimals), "
+            f"rounded to {p.dosing.dose_rounding_mg:g} mg; absolute doses within {tol:g}%",
+            evidence=_concat(
+                "recorded ",
+                _num(bad.dose),
+                " ",
+                bad.dose_unit,
+                "; height ",
+                _num(bad.height_cm),
+                " cm, weight ",
+                _num(bad.weight_kg),
+                " kg: BSA ",
+                _s(bad.bsa_m2),
+                " m², dose ",
+                _num(bad.ldac_dose_mg),
+                " mg",
+            ),
+            source=f"{p.cytarabine.source}; {p.dosing.source}",
+        )
+    ]
+    badf = j.filter(j.frequency != p.cytarabine.frequency)
+    parts.append(
+        _shape(
+            badf,
+            badf.first_dose,
+            patient_id=badf.patient_id,
+            date=badf.start_date,
+            rule_id="dose.cytarabine_frequency",
+            category="dose",
+            expected=f"cytarabine {p.cytarabine.frequency}",
+            evidence=_concat("recorded frequency ", badf.frequency),
+            source=p.cytarabine.source,
+        )
+    )
+    cyd = cy.mutate(days=days_between(cy.end_date.fill_null(end), cy.start_date) + 1)
+    dur = (
+        cyd.group_by("patient_id")
+        .aggregate(days=cyd.days.sum(), start=cyd.start_date.min())
+        .join(fd, "patient_id")
+    )
+    badd = dur.filter((dur.days < p.cytarabine.min_days) | (dur.days > p.cytarabine.max_days))
+    parts.append(
+        _shape(
+            badd,
+            badd.first_dose,
+            patient_id=badd.patient_id,
+            date=badd.start,
+            rule_id="dose.cytarabine_duration",
+            category="dose",
+            expected=f"cytarabine for {p.cytarabine.min_days}-{p.cytarabine.max_days} days",
+            evidence=_concat("cytarabine given on ", _s(badd.days), " days"),
+            source=p.cytarabine.source,
+        )
+    )
+    arm = pts.filter(pts.study_arm.isin(p.cytarabine.arms)).join(fd, "patient_id")
+    missing = arm.anti_join(cy, "patient_id")
+    parts.append(
+        _shape(
+            missing,
+            missing.first_dose,
+            patient_id=missing.patient_id,
+            date=missing.first_dose,
+            rule_id="dose.cytarabine_missing",
+            category="dose",
+            expected=f"cytarabine in arm(s) {', '.join(p.cytarabine.arms)}",
+            evidence=_concat("arm ", missing.study_arm, "; no cytarabine exposure recorded"),
+            source=p.cytarabine.source,
+        )
+    )
+    sor = ex.filter(ex.drug == "sorafenib").join(fd, "patient_id")
+    daily = sor.dose * _freq_daily(sor.frequency)
+    levels = [lv.daily_mg for lv in p.sorafenib.dose_levels]
+    bads = sor.mutate(daily=daily).filter((sor.dose_unit != "mg") | ~daily.isin(levels).fill_null(False))
+    parts.append(
+        _shape(
+            bads,
+            bads.first_dose,
+            patient_id=bads.patient_id,
+            date=bads.start_date,
+            rule_id="dose.sorafenib_level",
+            category="dose",
+            expected="sorafenib at a dose level: "
+            + "; ".join(f"{lv.text} ({lv.daily_mg:g} mg/day)" for lv in p.sorafenib.dose_levels),
+            evidence=_concat(
+                "recorded ",
+                _num(bads.dose),
+                " ",
+                bads.dose_unit,
+                " ",
+                bads.frequency,
+                " (",
+                _num(bads.daily),
+                " mg/day)",
+            ),
+            source=f"{p.sorafenib.source}; {p.sorafenib.dose_levels_source}",
+        )
+    )
+    return ibis.union(*parts)
+
+
+# ---- skin toxicity dose modification ----------------------------------------------------------------
+
+
+def _skin(cohort: Cohort, per: ir.Table, p: Protocol) -> ir.Table:
+    rs = p.ruleset("skin_dose_modification")
+    actions = ("interrupt_then_reduce", "discontinue")
+    se = skin_events(cohort, p)
+    se = se.mutate(zero_days=ibis.literal(0.0))
+    at_grade = compile_rules(rs, se, columns={"days_unresolved": "zero_days"})
+    thresholds = [
+        c.value
+        for r in rs.rules
+        for cl in r.clauses
+        for c in cl
+        if c.variable == "days_unresolved" and c.op in (">=", ">") and isinstance(c.value, float)
+    ]
+    wait = int(min(thresholds)) if thresholds else 0
+    se = se.mutate(o0=at_grade.outcome, r0=at_grade.rule_id)
+    now = se.o0.isin(actions).fill_null(False)
+    later = se.outcome.isin(actions).fill_null(False)
+    fire = ibis.cases(
+        (now, se.grade_known_date),
+        (later, ibis.greatest(se.grade_known_date, interval_expr(se.onset_date, days=wait))),
+        else_=ibis.null("date"),
+    )
+    ev = se.mutate(
+        fire=fire, act=ibis.ifelse(now, se.o0, se.outcome), act_rule=ibis.ifelse(now, se.r0, se.rule_id)
+    )
+    ev = ev.filter(ev.fire.notnull()).join(per.select("patient_id", "first_dose"), "patient_id")
+    end = ibis.literal(bound(cohort), "date")
+    grace = p.dose_modification.interruption_grace_days
+    ex = cohort.table("exposures")
+    sor = ex.filter(ex.drug == "sorafenib")
+    sor = sor.mutate(daily=sor.dose * _freq_daily(sor.frequency), stop=sor.end_date.fill_null(end))
+    until = ibis.ifelse(ev.act == "discontinue", end, ev.resolution_date.fill_null(end))
+    ev = ev.mutate(until=until, after=interval_expr(ev.fire, days=grace))
+    j = ev.inner_join(
+        sor,
+        [
+            ev.patient_id == sor.patient_id,
+            sor.stop > ev.after,
+            (sor.start_date < ev.until) | (ev.act == "discontinue"),
+        ],
+    )
+    j = j.select(
+        ev.patient_id,
+        ev.first_dose,
+        ev.term,
+        ev.skin_grade,
+        ev.occurrence,
+        ev.fire,
+        ev.act,
+        ev.act_rule,
+        ev.until,
+        sor.start_date,
+        sor.stop,
+        sor.daily,
+    )
+    cont = j.group_by(
+        ["patient_id", "first_dose", "term", "skin_grade", "occurrence", "fire", "act", "act_rule", "until"]
+    ).aggregate(on_drug_to=j.stop.max(), daily=j.daily.max())
+    src = p.dose_modification.source
+    continued = _shape(
+        cont,
+        cont.first_dose,
+        patient_id=cont.patient_id,
+        date=cont.fire,
+        rule_id="dose_modification.skin_continued",
+        category="dose_modification",
+        expected=_concat(cont.act, " (", rs.name, " v", rs.version, ": ", cont.act_rule, ")"),
+        evidence=_concat(
+            cont.term,
+            " grade ",
+            _num(cont.skin_grade),
+            " (occurrence ",
+            _num(cont.occurrence),
+            "): rule fired on ",
+            _s(cont.fire),
+            "; sorafenib ",
+            _num(cont.daily),
+            " mg/day continued to ",
+            _s(cont.on_drug_to),
+        ),
+        days_late=days_between(ibis.least(cont.on_drug_to, cont.until), cont.fire),
+        source=src,
+    )
+    # resumed without going one level lower (only where sorafenib was interrupted)
+    ok = ev.filter(ev.act == "interrupt_then_reduce").anti_join(
+        cont, [ev.patient_id == cont.patient_id, ev.term == cont.term, ev.fire == cont.fire]
+    )
+    before = ok.inner_join(sor, [ok.patient_id == sor.patient_id, sor.start_date <= ok.fire]).select(
+        ok.patient_id, ok.term, ok.fire, sor.start_date, sor.daily
+    )
+    prev = before.group_by(["patient_id", "term", "fire"]).aggregate(
+        prev_daily=before.daily.argmax(before.start_date)
+    )
+    after = ok.inner_join(sor, [ok.patient_id == sor.patient_id, sor.start_date > ok.fire]).select(
+        ok.patient_id, ok.term, ok.fire, sor.start_date, sor.daily
+    )
+    res = after.group_by(["patient_id", "term", "fire"]).aggregate(
+        resumed=after.start_date.min(), resumed_daily=after.daily.argmin(after.start_date)
+    )
+    r = ok.join(prev, ["patient_id", "term", "fire"]).join(res, ["patient_id", "term", "fire"])
+    r = r.filter(r.resumed_daily >= r.prev_daily)
+    not_reduced = _shape(
+        r,
+        r.first_dose,
+        patient_id=r.patient_id,
+        date=r.resumed,
+        rule_id="dose_modification.skin_not_reduced",
+        category="dose_modification",
+        expected=_concat("resume one dose level lower (", rs.name, " v", rs.version, ": ", r.act_rule, ")"),
+        evidence=_concat(
+            r.term,
+            " grade ",
+            _num(r.skin_grade),
+            ": rule fired on ",
+            _s(r.fire),
+            "; resumed on ",
+            _s(r.resumed),
+            " at ",
+            _num(r.resumed_daily),
+            " mg/day (before: ",
+            _num(r.prev_daily),
+            " mg/day)",
+        ),
+        source=src,
+    )
+    return ibis.union(continued, not_reduced)
+
+
+# ---- the audit ----------------------------------------------------------------------------------
+
+
+def audit(cohort: Cohort, protocol: Protocol | None = None) -> ir.Table:
+    """Every deviation (columns ``DEVIATION_COLUMNS``), ordered by patient, date and rule."""
+    p = protocol or load_protocol()
+    per = periods(cohort).cache()
+    parts = [_surveillance(cohort, per, p, item) for item in p.surveillance]
+    parts.append(_stopping_rule(cohort, p))
+    parts.append(_transfusion(cohort, per, p, "rbc_transfusion", "rbc", "hemoglobin", "g/dL", "red-cell"))
+    parts.append(
+        _transfusion(cohort, per, p, "platelet_transfusion", "platelets", "platelets", "x10^9/L", "platelet")
+    )
+    parts.append(_supportive(cohort, per, p, "g_csf", "G-CSF"))
+    parts.append(_supportive(cohort, per, p, "antifungal_prophylaxis", "antifungal prophylaxis"))
+    parts.append(_doses(cohort, per, p))
+    parts.append(_skin(cohort, per, p))
+    return ibis.union(*parts).order_by(["patient_id", "date", "rule_id"])
+
+
+@dataclass(frozen=True)
+class AuditSummary:
+    by_rule: ir.Table
+    by_patient: ir.Table
+
+
+def audit_summary(deviations: ir.Table) -> AuditSummary:
+    """Deviations per rule (with patients and source) and per patient (with the rules)."""
+    by_rule = (
+        deviations.group_by(["category", "rule_id"])
+        .aggregate(
+            deviations=deviations.count(),
+            patients=deviations.patient_id.nunique(),
+            source=deviations.source.min(),
+        )
+        .order_by(["category", "rule_id"])
+    )
+    pr = deviations.group_by(["patient_id", "rule_id"]).aggregate(n=deviations.count())
+    by_patient = (
+        pr.group_by("patient_id")
+        .aggregate(
+            deviations=pr.n.sum(),
+            rules=pr.rule_id.group_concat(", ", order_by=pr.rule_id),
+        )
+        .order_by("patient_id")
+    )
+    return AuditSummary(by_rule, by_patient)
+
+
+def audit_section(cohort: Cohort, protocol: Protocol | None = None) -> dict:
+    """The audit as a report section: small pandas tables and one paragraph of text."""
+    p = protocol or load_protocol()
+    dev = audit(cohort, p).cache()
+    s = audit_summary(dev)
+    deviations = dev.to_pandas()
+    deviations["date"] = pd.to_datetime(deviations["date"]).dt.date
+    deviations["days_late"] = deviations["days_late"].astype("Int64")
+    by_rule = s.by_rule.to_pandas()
+    by_patient = s.by_patient.to_pandas()
+    n_pat = int(cohort.table("patients").count().execute())
+    stop = deviations[deviations.rule_id == "stopping_rule"]
+    stop_text = "; ".join(f"{r.patient_id} ({r.evidence})" for r in stop.itertuples()) or "none"
+    counts = ", ".join(
+        f"{r.rule_id} {r.deviations} ({r.patients} patient{'s' if r.patients != 1 else ''})"
+        for r in by_rule.itertuples()
+    )
+    text = (
+        f"Adherence to protocol {p.label} ({p.title}; {p.source}) was audited on the cohort's data up to the "
+        f"cut-off {cohort.metadata.cutoff_date}: {len(deviations)} deviation(s) in {by_patient.shape[0]} of "
+        f"{n_pat} patients. By rule: {counts or 'none'}. Stopping rule fired while sorafenib continued: "
+        f"{stop_text}. Windows: transfusion on the day of the count or within "
+        f"{p.audit.transfusion_window_days} day(s); G-CSF/antifungal active or started within "
+        f"{p.audit.supportive_care_window_days} day(s); surveillance gaps beyond each item's interval "
+        "plus grace. "
+        f"{p.disclaimer}"
+    )
+    return {
+        "title": f"Protocol adherence ({p.label})",
+        "text": text,
+        "deviations": deviations,
+        "summary": by_rule,
+        "by_patient": by_patient,
+        "disclaimer": p.disclaimer,
+        "protocol": p.label,
+    }
+
+
+def deviations_frame(cohort: Cohort, protocol: Protocol | None = None) -> pd.DataFrame:
+    return audit(cohort, protocol).to_pandas()
