@@ -194,7 +194,7 @@ COUNT_ANCHORS = {
     "P01": {-2: (1.2, 60, 8.8), 7: (0.7, 40, 8.0), 14: (0.4, 25, 7.4), 21: (0.3, 20, 7.0), 28: (0.45, 30, 7.3),
             35: (0.5, 38, 7.6), 42: (0.7, 55, 8.0), 56: (0.9, 75, 8.6), 70: (1.0, 92, 9.0), 78: (2.1, 150, 10.2)},
     "P10": {-2: (0.8, 35, 7.5), 7: (0.4, 20, 7.0), 14: (0.2, 14, 6.6), 21: (0.2, 16, 6.9), 28: (0.3, 22, 7.2),
-            42: (0.4, 30, 7.6), 56: (0.7, 60, 8.2), 70: (1.0, 100, 8.9), 84: (0.9, 98, 9.1), 100: (1.2, 110, 9.8)},
+            42: (0.4, 30, 7.6), 56: (0.7, 60, 8.2), 70: (1.0, 100, 8.9), 84: (1.0, 104, 9.1), 100: (1.2, 110, 9.8)},
 }
 NONCR_COUNTS = {  # baseline (ANC, platelets, Hb), roughly flat then falling with disease
     "P02": (0.6, 28, 7.2), "P07": (0.5, 22, 6.9), "P09": (0.4, 18, 6.5), "P12": (0.7, 30, 7.4),
@@ -324,12 +324,16 @@ def main() -> None:  # a recipe, read top to bottom
     as_rows = []
     for pid in first:
         last = max(MARROW[pid])
-        weekly = set(range(0, min(last, CR_DAY.get(pid, last)) + 1, 7))
-        days = sorted(set(MARROW[pid]) | weekly)
+        induction_end = min(last, CR_DAY.get(pid, last))
+        weekly = set(range(0, induction_end + 1, 7))
+        # after CR: blood counts every 30 days until relapse or HSCT (section 2.1 follow-up)
+        follow_end = OUTCOME[pid].get("relapse", OUTCOME[pid].get("hsct", (0,))[0] if "hsct" in OUTCOME[pid] else 0)
+        monthly = set(range(CR_DAY[pid] + 30, follow_end, 30)) if pid in CR_DAY else set()
+        days = sorted(set(MARROW[pid]) | weekly | monthly)
         for d in days:
             blasts = MARROW[pid].get(d)
             anc, plt, hb = counts(pid, d)
-            chem = d % 14 == 0 and d <= 56
+            chem = d % 14 == 0 and d <= induction_end  # liver, kidney, electrolytes every other week
             alt = 62 if (pid == "P06" and d == 7) else 28
             as_rows.append([
                 pid, day(first[pid], d), blasts, "true" if blasts is not None else None,
@@ -351,19 +355,29 @@ def main() -> None:  # a recipe, read top to bottom
             if r[0] != pid:
                 continue
             d = (D(r[1]) - first[pid]).days
-            if (r[8] is not None and r[8] <= 6.0) or (r[6] is not None and r[6] < 20):
-                product = "rbc" if r[8] <= 6.0 else "platelets"
-                tx_rows.append([pid, r[1], product, 2 if product == "rbc" else 1])
-                assert d < CR_DAY.get(pid, 10**6) - 7, (pid, d)
+            for product, low in (("rbc", r[8] is not None and r[8] <= 6.0),
+                                 ("platelets", r[6] is not None and r[6] < 20)):
+                if low:  # section 2.1 thresholds: Hb <= 6 g/dL, platelets < 20 x10^9/L
+                    tx_rows.append([pid, r[1], product, 2 if product == "rbc" else 1])
+                    assert d < CR_DAY.get(pid, 10**6) - 7, (pid, d)
     write("transfusions", ["patient_id", "transfusion_date", "product", "units_given"], tx_rows)
 
+    # G-CSF and antifungal prophylaxis while ANC < 1.0 x10^9/L during induction (section 2.1):
+    # from the first low count on or after the first dose to the day before counts recover.
     sc_rows = []
-    for pid, (s, e) in NEUTROPENIA.items():
-        sc_rows.append([pid, "g_csf", "filgrastim", day(first[pid], s), day(first[pid], e)])
-        sc_rows.append([pid, "antifungal_prophylaxis", "posaconazole", day(first[pid], s), day(first[pid], e)])
-    for pid in NONCR_COUNTS:
-        end = SORAFENIB[pid][-1][4]
-        sc_rows.append([pid, "antifungal_prophylaxis", "voriconazole", day(first[pid], 0), day(first[pid], end)])
+    for pid in first:
+        induction = [r for r in as_rows if r[0] == pid and r[5] is not None
+                     and 0 <= (D(r[1]) - first[pid]).days <= max(CR_DAY.get(pid, 0), SORAFENIB[pid][0][4])]
+        low = [r for r in induction if r[5] < 1.0]
+        if not low:
+            continue
+        start = D(low[0][1])
+        recovered = [r for r in induction if D(r[1]) > start and r[5] >= 1.0]
+        end = (D(recovered[0][1]) - dt.timedelta(days=1)) if recovered else first[pid] + dt.timedelta(
+            days=SORAFENIB[pid][0][4])
+        antifungal = "posaconazole" if pid in CR_DAY else "voriconazole"
+        sc_rows.append([pid, "g_csf", "filgrastim", start.isoformat(), end.isoformat()])
+        sc_rows.append([pid, "antifungal_prophylaxis", antifungal, start.isoformat(), end.isoformat()])
     write("supportive_care", ["patient_id", "category", "agent", "start_date", "end_date"], sorted(sc_rows))
 
     ae_rows = []

@@ -20,6 +20,15 @@ app = typer.Typer(
 console = Console()
 
 
+def _mount_subcommands() -> None:
+    from amlcohort.protocol.cli import protocol_app
+
+    app.add_typer(protocol_app, name="protocol", help="The treatment protocol: definition, due, audit.")
+
+
+_mount_subcommands()
+
+
 def _print_report(report: ValidationReport) -> None:
     for p in report.problems:
         style = "red" if p.severity == "error" else "yellow"

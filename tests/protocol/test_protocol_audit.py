@@ -11,6 +11,7 @@ import pytest
 from amlcohort import load_cohort
 from amlcohort.protocol import audit, audit_section, audit_summary, recommendations
 from amlcohort.protocol.audit import DEVIATION_COLUMNS
+from tests.protocol.gaps import open_gaps
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +22,23 @@ def section(study) -> dict:
 @pytest.fixture(scope="module")
 def dev(section) -> pd.DataFrame:
     return section["deviations"]
+
+
+@pytest.fixture(scope="module")
+def gapped(tmp_path_factory) -> object:
+    """The embedded bundle with records removed (see tests/protocol/gaps.py)."""
+    import shutil
+
+    from amlcohort.io.cohort import embedded_study_path
+
+    dest = tmp_path_factory.mktemp("gaps") / "bundle"
+    shutil.copytree(embedded_study_path(), dest, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    return load_cohort(open_gaps(dest))
+
+
+@pytest.fixture(scope="module")
+def gapped_dev(gapped) -> pd.DataFrame:
+    return audit_section(gapped)["deviations"]
 
 
 def _rows(dev: pd.DataFrame, rule: str) -> set[tuple[str, dt.date]]:
@@ -44,16 +62,29 @@ def test_p09_stopping_rule_fired_while_sorafenib_went_on(dev) -> None:
     assert r.source.startswith("Xu 2019 §2.1")
 
 
-def test_platelet_threshold_without_transfusion(dev) -> None:
-    assert _rows(dev, "platelet_transfusion") == {
-        ("P07", dt.date(2018, 9, 10)),
+def test_embedded_cohort_follows_supportive_care_and_surveillance(dev) -> None:
+    """The reconstruction gives every transfusion, G-CSF course and assessment the protocol asks for."""
+    for rule in ("platelet_transfusion", "rbc_transfusion", "g_csf", "antifungal_prophylaxis"):
+        assert _rows(dev, rule) == set(), rule
+    assert not any(r.startswith("surveillance.") for r in dev.rule_id)
+    assert set(dev.rule_id) == {
+        "stopping_rule",
+        "dose_modification.skin_not_reduced",
+        "dose_modification.skin_continued",
+    }
+
+
+def test_platelet_threshold_without_transfusion(gapped_dev) -> None:
+    # every P09 count from the first dose on is below 20 (the pre-treatment 08-01 count is not audited)
+    assert _rows(gapped_dev, "platelet_transfusion") == {
+        ("P09", dt.date(2015, 8, 3)),
+        ("P09", dt.date(2015, 8, 10)),
         ("P09", dt.date(2015, 8, 17)),
         ("P09", dt.date(2015, 8, 24)),
         ("P09", dt.date(2015, 8, 31)),
-        ("P13", dt.date(2016, 10, 3)),
     }
     # P12 at exactly 20 x10^9/L (2015-06-02) is not below the threshold
-    assert ("P12", dt.date(2015, 6, 2)) not in _rows(dev, "platelet_transfusion")
+    assert ("P12", dt.date(2015, 6, 2)) not in _rows(gapped_dev, "platelet_transfusion")
 
 
 def test_hemoglobin_at_or_below_6_was_transfused(dev) -> None:
@@ -61,38 +92,24 @@ def test_hemoglobin_at_or_below_6_was_transfused(dev) -> None:
     assert _rows(dev, "rbc_transfusion") == set()
 
 
-def test_g_csf_missing_while_anc_below_1(dev) -> None:
-    g = _rows(dev, "g_csf")
-    assert {("P02", dt.date(2016, 12, d)) for d in (12, 19, 26)} <= g
-    assert ("P01", dt.date(2016, 5, 30)) in g and ("P03", dt.date(2017, 7, 17)) in g
-    assert not any(pid in ("P04", "P06") for pid, _ in g)
-    assert {pid for pid, _ in g} == {
-        "P01",
-        "P02",
-        "P03",
-        "P05",
-        "P07",
-        "P08",
-        "P09",
-        "P10",
-        "P11",
-        "P12",
-        "P13",
-    }
-    assert _rows(dev, "antifungal_prophylaxis") == set()  # every ANC < 0.5 was covered
+def test_g_csf_missing_while_anc_below_1(gapped_dev) -> None:
+    g = _rows(gapped_dev, "g_csf")
+    assert {pid for pid, _ in g} == {"P09"}
+    assert {("P09", dt.date(2015, 8, d)) for d in (3, 10, 17, 24, 31)} <= g
+    assert _rows(gapped_dev, "antifungal_prophylaxis") == set()  # P09's antifungal course is kept
 
 
-def test_missed_surveillance(dev) -> None:
-    post = dev[dev.rule_id == "surveillance.counts.monthly_post_cr"]
-    assert set(post.patient_id) == {"P06", "P10"}
+def test_missed_surveillance(gapped_dev) -> None:
+    post = gapped_dev[gapped_dev.rule_id == "surveillance.counts.monthly_post_cr"]
+    assert set(post.patient_id) == {"P06"}
     first = post[post.patient_id == "P06"].iloc[0]
     assert (first.date, first.days_late) == (dt.date(2017, 7, 1), 60)
     assert "2017-06-01" in first.evidence and "2017-08-30" in first.evidence
-    assert _rows(dev, "surveillance.chemistry.every_other_week") == {
+    assert _rows(gapped_dev, "surveillance.chemistry.every_other_week") == {
         ("P01", dt.date(2016, 8, 1)),
         ("P10", dt.date(2017, 11, 20)),
     }
-    assert not any(r.startswith("surveillance.marrow") for r in dev.rule_id)
+    assert not any(r.startswith("surveillance.marrow") for r in gapped_dev.rule_id)
 
 
 def test_skin_dose_modification_against_the_label(dev) -> None:
@@ -139,7 +156,7 @@ def test_summary_tables(study, section, dev) -> None:
     by_patient = section["by_patient"]
     assert by_patient.deviations.sum() == len(dev)
     p09 = by_patient[by_patient.patient_id == "P09"].iloc[0]
-    assert p09.rules == "g_csf, platelet_transfusion, stopping_rule"
+    assert p09.rules == "stopping_rule"
     assert "P04" not in set(by_patient.patient_id)
 
 
@@ -150,9 +167,10 @@ def test_audit_section_for_the_report(section) -> None:
     assert "\n" not in section["text"].strip()
 
 
-def test_threshold_deviations_agree_with_the_rules_on_that_date(study, dev) -> None:
+def test_threshold_deviations_agree_with_the_rules_on_that_date(gapped, gapped_dev) -> None:
     """The audit and the per-date recommendations run the same rule sets on the same data."""
+    dev = gapped_dev
     for rule, topic in (("platelet_transfusion", "Platelet transfusion"), ("g_csf", "G-CSF")):
         r = dev[(dev.rule_id == rule) & (dev.patient_id == "P09")].iloc[0]
-        recs = {x.topic: x for x in recommendations(study, "P09", r.date)}
+        recs = {x.topic: x for x in recommendations(gapped, "P09", r.date)}
         assert recs[topic].fires

@@ -145,7 +145,7 @@ def test_transfusion_and_supportive_rules_on_the_cohort(study) -> None:
     recs = _by_topic(recommendations(study, "P09", dt.date(2015, 8, 24)))
     assert recs["Red-cell transfusion"].fires and recs["Red-cell transfusion"].values["hemoglobin"] == 5.8
     assert recs["Platelet transfusion"].fires and recs["Platelet transfusion"].values["platelets"] == 12
-    assert recs["G-CSF"].fires and recs["G-CSF"].values["g_csf_active_on_date"] is False
+    assert recs["G-CSF"].fires and recs["G-CSF"].values["g_csf_active_on_date"] is True
     assert recs["Antifungal prophylaxis"].values["antifungal_prophylaxis_active_on_date"] is True
     obs = {"symptomatic_anemia": False, "bleeding": False}
     p02 = _by_topic(recommendations(study, "P02", dt.date(2016, 12, 26), observations=obs))

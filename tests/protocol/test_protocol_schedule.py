@@ -11,6 +11,7 @@ import pytest
 from amlcohort import load_cohort
 from amlcohort.protocol import add_months, as_of, due, load_protocol, plan, to_ical
 from amlcohort.protocol.timeline import add_interval, interval_expr
+from tests.protocol.gaps import open_gaps
 
 
 @pytest.mark.parametrize(
@@ -68,15 +69,16 @@ def test_p02_day_15_marrow_and_counts_due(study) -> None:
     assert "not a medical device" in r.disclaimer
 
 
-def test_window_opens_and_overdue_days(study) -> None:
+def test_window_opens_and_overdue_days(study, bundle_copy: Path) -> None:
     it = _items(due(study, "P02", dt.date(2016, 12, 25)))  # day 14
     assert it["counts.weekly"].status == "due" and it["marrow.first_month"].status == "upcoming"
+    gapped = load_cohort(open_gaps(bundle_copy))  # P10's 11-20 chemistry and P06's July counts removed
     # P10's chemistry: last 2017-11-06, due 11-20 (+3 days grace): overdue by 5 days on 11-25
-    chem = _items(due(study, "P10", dt.date(2017, 11, 25)))["chemistry.every_other_week"]
+    chem = _items(due(gapped, "P10", dt.date(2017, 11, 25)))["chemistry.every_other_week"]
     assert (chem.status, chem.due_date, chem.days_overdue) == ("overdue", dt.date(2017, 11, 20), 5)
     assert "overdue by 5 day" in chem.describe()
     # P06 after CR: monthly counts, last 2017-06-01 -> due 07-01; on 08-01 overdue by 31 days
-    cnt = _items(due(study, "P06", dt.date(2017, 8, 1)))
+    cnt = _items(due(gapped, "P06", dt.date(2017, 8, 1)))
     assert set(cnt) == {"counts.monthly_post_cr"}
     assert (cnt["counts.monthly_post_cr"].status, cnt["counts.monthly_post_cr"].days_overdue) == (
         "overdue",
@@ -103,11 +105,13 @@ def test_not_started_and_off_protocol(study) -> None:
 
 
 def test_monthly_schedule_around_month_end(bundle_copy: Path) -> None:
-    """P10's first post-CR count moved to 2018-01-31: the next is due 2018-02-28 (clipped), then 03-28."""
+    """P10's first post-CR count moved to 2018-01-31 (and the 02-18 one removed): the next is due
+    2018-02-28 (clipped), then 03-28."""
     f = bundle_copy / "assessments.csv"
-    f.write_text(
-        f.read_text(encoding="utf-8").replace("P10,2018-01-19,", "P10,2018-01-31,"), encoding="utf-8"
+    lines = (
+        f.read_text(encoding="utf-8").replace("P10,2018-01-19,", "P10,2018-01-31,").splitlines(keepends=True)
     )
+    f.write_text("".join(x for x in lines if not x.startswith("P10,2018-02-18,")), encoding="utf-8")
     cohort = load_cohort(bundle_copy)
     c = _items(due(cohort, "P10", dt.date(2018, 2, 15)))["counts.monthly_post_cr"]
     assert (c.anchor_date, c.due_date, c.window_start, c.overdue_after, c.status) == (

@@ -1,0 +1,180 @@
+"""The audit: every statement of the claims file beside the figure computed from the data.
+
+A claim names the figure it states (``figure``, default its ``name``) and a ``relation``:
+``equal`` (within ``tolerance``; a stated value with fewer decimals is compared at its own
+precision), ``range`` (computed [min, max] equal to the stated [low, high] at the stated
+precision), ``within`` (computed range inside the stated one), ``gt`` / ``lt``, or
+``literature`` (about other studies: quoted, not auditable). Each claim comes out
+``reproduced``, ``discrepant``, ``not computed`` (no such figure) or ``not auditable``.
+Contradictions inside the paper show up as claims about the same figure with different
+verdicts; nothing here lists them by hand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from amlcohort.problems import InputError, Problem
+
+RELATIONS = ("equal", "range", "within", "gt", "lt", "literature")
+REQUIRED = ("name", "section", "sentence", "value", "relation")
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    section: str
+    sentence: str
+    value: Any
+    relation: str
+    unit: str = ""
+    tolerance: float | None = None
+    figure: str | None = None
+    scope: str = ""
+
+    @property
+    def figure_name(self) -> str:
+        return self.figure or self.name
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: Claim
+    computed: Any
+    status: str
+    detail: str
+
+
+def default_claims_path() -> Path:
+    return Path(str(resources.files("amlcohort.data").joinpath("study", "claims.yaml")))
+
+
+def load_claims(path: str | Path | None = None) -> list[Claim]:
+    """Read and check a claims file; raise :class:`InputError` naming the claim and field."""
+    path = Path(path) if path else default_claims_path()
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    items = raw.get("claims") if isinstance(raw, dict) else None
+    if not isinstance(items, list):
+        raise InputError(
+            f"claims file {path}",
+            [Problem("error", path.name, "needs a list under `claims:`", code="claims")],
+        )
+    problems, claims, seen = [], [], set()
+    for i, c in enumerate(items, start=1):
+        missing = [k for k in REQUIRED if not isinstance(c, dict) or k not in c]
+        if missing:
+            problems.append(
+                Problem("error", path.name, f"claim lacks {missing}", i, missing[0], None, "claims")
+            )
+            continue
+        if c["relation"] not in RELATIONS:
+            problems.append(
+                Problem(
+                    "error",
+                    path.name,
+                    f"relation must be one of {RELATIONS}",
+                    i,
+                    "relation",
+                    c["relation"],
+                    "claims",
+                )
+            )
+            continue
+        if c["name"] in seen:
+            problems.append(
+                Problem("error", path.name, "duplicate claim name", i, "name", c["name"], "claims")
+            )
+            continue
+        seen.add(c["name"])
+        claims.append(Claim(**{k: c[k] for k in Claim.__dataclass_fields__ if k in c}))
+    if problems:
+        raise InputError(f"claims file {path}", problems)
+    return claims
+
+
+def _decimals(x: Any) -> int:
+    text = repr(float(x)) if not isinstance(x, str) else x
+    return len(text.split(".")[1]) if "." in text and not text.endswith(".0") else 0
+
+
+def _close(stated: Any, computed: Any, tolerance: float | None) -> bool:
+    if isinstance(stated, str) or isinstance(computed, str):
+        return str(stated) == str(computed)
+    if tolerance is not None:
+        return abs(float(computed) - float(stated)) <= tolerance + 1e-12
+    if isinstance(stated, int) and float(stated).is_integer():
+        return math.isclose(float(computed), float(stated), abs_tol=1e-9) or (
+            not float(computed).is_integer() and round(float(computed)) == stated
+        )
+    return round(float(computed), _decimals(stated)) == float(stated)
+
+
+def _as_date(x: Any) -> dt.date:
+    return x if isinstance(x, dt.date) else dt.date.fromisoformat(str(x)[:10])
+
+
+def judge(claim: Claim, computed: Any) -> Verdict:
+    """Compare one claim with its computed figure."""
+    if claim.relation == "literature":
+        return Verdict(claim, None, "not auditable", "about other studies")
+    if computed is None:
+        return Verdict(claim, None, "not computed", f"no figure named {claim.figure_name!r}")
+    v, rel = claim.value, claim.relation
+    if rel == "equal":
+        ok = _close(v, computed, claim.tolerance)
+    elif rel == "gt":
+        ok = float(computed) > float(v)
+    elif rel == "lt":
+        ok = float(computed) < float(v)
+    elif rel == "range":
+        ok = (
+            isinstance(computed, list)
+            and len(computed) == 2
+            and all(_close(s, c, claim.tolerance) for s, c in zip(v, computed, strict=True))
+        )
+    else:  # within
+        lo, hi = v
+        if isinstance(lo, str):
+            ok = _as_date(lo) <= _as_date(computed[0]) and _as_date(computed[1]) <= _as_date(hi)
+        else:
+            ok = float(lo) <= float(computed[0]) and float(computed[1]) <= float(hi)
+    return Verdict(claim, computed, "reproduced" if ok else "discrepant", _describe(claim, computed))
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    if isinstance(x, list):
+        return "–".join(_fmt(i) for i in x)
+    return str(x)
+
+
+def _describe(claim: Claim, computed: Any) -> str:
+    op = {"equal": "=", "gt": ">", "lt": "<", "range": "range", "within": "within"}[claim.relation]
+    return f"paper: {op} {_fmt(claim.value)} {claim.unit}; data: {_fmt(computed)}".strip()
+
+
+def audit(figures: dict[str, Any], claims: list[Claim] | None = None) -> list[Verdict]:
+    """Every claim judged against ``figures`` (the ``figures`` of ``results.json``)."""
+    return [judge(c, figures.get(c.figure_name)) for c in (claims if claims is not None else load_claims())]
+
+
+def contradictions(verdicts: list[Verdict]) -> list[tuple[Verdict, Verdict]]:
+    """Pairs of claims about the same figure that the data cannot both satisfy."""
+    by: dict[str, list[Verdict]] = {}
+    for v in verdicts:
+        if v.status in ("reproduced", "discrepant"):
+            by.setdefault(v.claim.figure_name, []).append(v)
+    out = []
+    for vs in by.values():
+        good = [v for v in vs if v.status == "reproduced"]
+        bad = [v for v in vs if v.status == "discrepant"]
+        out += [(g, b) for g in good for b in bad]
+    return out
