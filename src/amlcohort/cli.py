@@ -82,14 +82,55 @@ def validate(path: Path = typer.Argument(None, help="Bundle folder (default: the
     raise typer.Exit(0 if report.ok else 1)
 
 
-@app.command()
-def demo(path: Path = typer.Argument(None, help="Bundle folder (default: the embedded study).")) -> None:
-    """The main job on a cohort: validate it and summarise it."""
+def _report(path: Path | None, out: Path, claims: Path | None, pdf: bool, criteria: str) -> None:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from amlcohort.report.build import assemble, write_report
+
     report, cohort = validate_bundle(path)
     _print_report(report)
     if cohort is None:
         raise typer.Exit(1)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def step(text: str) -> None:
+            bar.update(task, description=text)
+
+        built = assemble(cohort, claims_path=claims, criteria=criteria, progress=step)
+        paths = write_report(built, out, pdf=pdf, progress=step)
     console.print(cohort_summary(cohort))
+    counts = {
+        s: sum(v.status == s for v in built.verdicts) for s in ("reproduced", "discrepant", "not computed")
+    }
+    console.print(
+        f"claims audit: {counts['reproduced']} reproduced, {counts['discrepant']} discrepant, "
+        f"{counts['not computed']} not computed"
+    )
+    for kind, p in paths.items():
+        console.print(f"{kind:>8}: {p}")
+    console.print(f"report written to {out.resolve()}")
+
+
+@app.command()
+def report(
+    path: Path = typer.Argument(None, help="Bundle folder (default: the embedded study)."),
+    out: Path = typer.Option(Path("report"), "--out", help="Output folder."),
+    claims: Path = typer.Option(None, "--claims", help="Claims file to audit (default: the study's)."),
+    pdf: bool = typer.Option(False, "--pdf", help="Also write report.pdf."),
+    criteria: str = typer.Option("study", "--criteria", help="Response criteria: study, eln2017, eln2022."),
+) -> None:
+    """The main job: validate, derive, analyse and write the report (HTML, figures, tables, results.json)."""
+    _report(path, out, claims, pdf, criteria)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("report"), "--out", help="Output folder."),
+) -> None:
+    """The report on the embedded (reconstructed) study cohort."""
+    _report(None, out, None, True, "study")
 
 
 @app.command()

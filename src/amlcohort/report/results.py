@@ -134,7 +134,11 @@ def per_patient(cohort: Cohort, adtte: pd.DataFrame) -> pd.DataFrame:
     out["prior_lines"] = pt.groupby("patient_id").size().reindex(out.index, fill_value=0)
     out["prior_hsct"] = pt[pt.therapy_type == "hsct"].groupby("patient_id").size().reindex(out.index).notna()
     out["prior_relapse"] = (
-        pt[pt.relapsed.astype("boolean").fillna(False).astype(bool)].groupby("patient_id").size().reindex(out.index).notna()
+        pt[pt.relapsed.astype("boolean").fillna(False).astype(bool)]
+        .groupby("patient_id")
+        .size()
+        .reindex(out.index)
+        .notna()
     )
     years = (out.first_dose - out.diagnosis_date).map(lambda d: d.days) / 365.25
     out["age_at_first_dose_min"] = out.age_at_onset + np.floor(years)
@@ -449,6 +453,7 @@ def _protocol(a: StudyAnalysis) -> None:
 
 def _criteria(a: StudyAnalysis) -> None:
     """Thresholds the paper states, read back from the rule files the derivations used."""
+    from amlcohort.criteria.engine import ruleset
     from amlcohort.criteria.population import status_rules
     from amlcohort.criteria.response import rules_for
 
@@ -463,3 +468,12 @@ def _criteria(a: StudyAnalysis) -> None:
 
     a.put("criteria.cr.blasts_pct", threshold(rules_for("study"), "cr", "marrow_blasts_pct"))
     a.put("criteria.elderly_unfit.age", threshold(status_rules(), "elderly_unfit", "age_at_onset"))
+    protocol = "protocol_xu2019.csv"
+    for name, rs, outcome, variable in (
+        ("protocol.rbc_transfusion_hb_g_dl", "protocol.rbc_transfusion", "transfuse_rbc", "hemoglobin"),
+        ("protocol.platelet_transfusion_threshold", "protocol.platelet_transfusion", "transfuse_platelets",
+         "platelets"),
+        ("protocol.gcsf_anc_threshold", "protocol.g_csf", "give_g_csf", "anc"),
+    ):
+        a.put(name, threshold(ruleset(protocol, rs, "2019"), outcome, variable),
+              "threshold of the protocol rule file the audit runs")
