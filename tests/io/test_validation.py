@@ -166,3 +166,18 @@ def test_declared_units_are_converted_explicitly(bundle_copy, study):
 def test_missing_bundle_folder_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match=r"metadata\.yaml"):
         load_cohort(tmp_path / "nowhere")
+
+
+def test_absent_optional_table_is_unknown_not_empty(bundle_copy):
+    """Without transfusions.csv, transfusion independence is unknown: no CR under the study criteria."""
+    from amlcohort.criteria import response
+
+    (bundle_copy / "transfusions.csv").unlink()
+    cohort = load_cohort(bundle_copy)
+    assert [(w.code, w.table) for w in cohort.warnings] == [("table.absent", "transfusions")]
+    assert not cohort.has("transfusions") and cohort.has("assessments")
+    best = response.best_response(response.derive(cohort, "study")).execute()
+    assert "cr" not in set(best.best_response)
+    r = response.derive(cohort, "study")
+    p04 = r.filter((r.patient_id == "P04") & (r.assessment_study_day == 46)).execute().iloc[0]
+    assert p04.response == "not_evaluable" and "transfusion_independent" in p04.missing

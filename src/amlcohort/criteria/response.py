@@ -227,6 +227,10 @@ def transfusion_independence(
 # ---- a cohort ----------------------------------------------------------------------------------
 
 def _optional_table(cohort: CohortLike, name: str) -> ir.Table | None:
+    """The table, or None when the bundle did not supply it (a Cohort knows; see ``Cohort.has``)."""
+    has = getattr(cohort, "has", None)
+    if has is not None and not has(name):
+        return None
     try:
         return cohort.table(name)
     except (KeyError, LookupError):

@@ -65,7 +65,13 @@ class Cohort:
     metadata: BundleMetadata
     tables: dict[str, ir.Table]
     report: ValidationReport
+    supplied: frozenset[str] = frozenset()
     _anchor: ir.Table | None = field(default=None, repr=False)
+
+    def has(self, name: str) -> bool:
+        """Whether the bundle supplied table ``name`` (an absent optional table reads as empty,
+        which is not the same as "no transfusions": rules that need it treat it as unknown)."""
+        return name in self.supplied
 
     def table(self, name: str) -> ir.Table:
         """Table ``name`` with study-day columns (any model table; absent optional ones are empty)."""
@@ -164,7 +170,8 @@ def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, C
         if name in existing:
             target.drop_table(name)
         tables[name] = target.create_table(name, ibis.memtable(data.to_pyarrow()))
-    return report, Cohort(target, meta, tables, report)
+    supplied = frozenset(staged.tables) & {m.name for m in TABLES}
+    return report, Cohort(target, meta, tables, report, supplied)
 
 
 def _empty(con: ibis.BaseBackend, model: Table) -> ir.Table:

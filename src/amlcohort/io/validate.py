@@ -11,6 +11,7 @@ code                      level    what
 ========================  =======  ==========================================================
 table.missing             error    a required table is absent
 table.unknown             warning  a table the model does not know (ignored)
+table.absent              warning  an optional table is not supplied (treated as unknown)
 column.missing            error    a required column is absent
 column.unknown            warning  a column the model does not know (ignored)
 value.required            error    a required value is empty
@@ -292,6 +293,14 @@ def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
         if t is None:
             if model.required:
                 yield Problem("error", model.name, "required table is missing", code="table.missing")
+            else:
+                yield Problem(
+                    "warning",
+                    model.name,
+                    "optional table not supplied: read as unknown, not as "
+                    "empty (e.g. transfusion independence cannot be judged)",
+                    code="table.absent",
+                )
             continue
         present = set(t.columns) - {ROW}
         for col in sorted(present - set(model.column_names)):

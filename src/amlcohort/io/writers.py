@@ -50,6 +50,8 @@ def write_bundle(cohort: Cohort, dest: str | Path, fmt: Format = "csv") -> Path:
         _write_xlsx(cohort, dest / "cohort.xlsx")
         return dest
     for t in TABLES:
+        if not cohort.has(t.name):  # an absent optional table stays absent (unknown, not empty)
+            continue
         data = _arrow(cohort, t.name)
         if fmt == "parquet":
             pq.write_table(data, dest / f"{t.name}.parquet")
@@ -66,6 +68,8 @@ def _write_xlsx(cohort: Cohort, path: Path) -> None:
     book = openpyxl.Workbook()
     book.remove(book.active)
     for t in TABLES:
+        if not cohort.has(t.name):
+            continue
         sheet = book.create_sheet(t.name)
         data = _arrow(cohort, t.name)
         sheet.append(list(data.column_names))
