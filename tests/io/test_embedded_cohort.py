@@ -214,21 +214,13 @@ def test_adverse_events_of_section_3_3(study):
 
 def test_neutropenia_over_7_days_in_every_cr_patient(study):
     """3.3: every CR patient had neutropenia (ANC < 1.0 x10^9/L) of more than 7 days in induction."""
-    a = with_first_dose(study, "assessments")
-    a = a.filter(a.assessment_date >= a.first_dose)
-    low = a.filter(a.anc < 1.0).group_by("patient_id").aggregate(start=a.assessment_date.min())
-    j = a.join(low, "patient_id")
-    rec = (
-        j.filter((j.anc >= 1.0) & (j.assessment_date > j.start))
-        .group_by("patient_id")
-        .aggregate(start=j.start.min(), recovered=j.assessment_date.min())
-    )
+    from amlcohort.endpoints.neutropenia import first_neutropenia
+
+    n = first_neutropenia(study)
     crs = cr_patients(study).select("patient_id")
-    got = rows(
-        crs.join(rec, "patient_id").select("patient_id", days=rec.recovered.delta(rec.start, unit="day"))
-    )
+    got = rows(crs.join(n, "patient_id").select("patient_id", "days", "recovered"))
     assert len(got) == 5
-    assert all(r["days"] > 7 for r in got)
+    assert all(r["days"] > 7 and r["recovered"] is not None for r in got)
 
 
 def test_follow_up_of_the_five_cr_patients(study):

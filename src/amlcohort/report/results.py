@@ -25,6 +25,7 @@ from amlcohort.criteria.population import derive_population
 from amlcohort.criteria.risk import derive_risk
 from amlcohort.endpoints.analysis import analysis_table
 from amlcohort.endpoints.blast_patterns import blast_patterns
+from amlcohort.endpoints.neutropenia import first_neutropenia
 from amlcohort.io.cohort import Cohort
 from amlcohort.stats import (
     KaplanMeierResult,
@@ -256,13 +257,11 @@ def _response(a: StudyAnalysis) -> None:
     a.put("days_to_cr.range", [float(d.min()), float(d.max())] if len(d) else None)
     a.put("days_to_cr.by_patient", d.to_dict())
     cr = p[p.cr]
-    early = (cr.weeks_2_3_max_blasts_pct.fillna(np.inf) < 10) | (cr.week1_blasts_pct.fillna(np.inf) < 10)
-    assessments = a.cohort.table("assessments")
-    m = assessments.filter(
-        assessments.marrow_blasts_pct.notnull() & assessments.assessment_study_day.between(2, 43)
-    ).execute()
-    lowest = m.groupby("patient_id").marrow_blasts_pct.min()
-    early = lowest.reindex(cr.index) < 10
+    t = a.cohort.table("assessments")
+    # within 6 weeks: study days 2-43 (elapsed days 1-42)
+    m = t.filter(t.marrow_blasts_pct.notnull() & t.assessment_study_day.between(2, 43))
+    lowest = m.group_by("patient_id").aggregate(lowest=m.marrow_blasts_pct.min()).execute()
+    early = lowest.set_index("patient_id").lowest.reindex(cr.index) < 10
     a.put("cr.blasts_below_10pct_by_day_42.n", int(early.sum()))
     no_cr = p[~p.cr]
     for pattern in ("transient_fall", "unchanged", "rising", "sustained_fall"):
@@ -368,24 +367,9 @@ def _adverse_events(a: StudyAnalysis) -> None:
 
 def _neutropenia_over_7_days(a: StudyAnalysis) -> int:
     """CR patients whose ANC stayed < 1.0 x10^9/L for more than 7 days after the first dose."""
-    t = a.cohort.table("assessments")
-    t = (
-        t.filter(t.anc.notnull() & (t.assessment_study_day >= 1))
-        .select("patient_id", "assessment_date", "anc")
-        .execute()
-        .sort_values(["patient_id", "assessment_date"])
-    )
-    n = 0
-    for pid in a.patients.index[a.patients.cr]:
-        g = t[t.patient_id == pid]
-        low = g[g.anc < 1.0]
-        if low.empty:
-            continue
-        start = low.assessment_date.iloc[0]
-        rec = g[(g.assessment_date > start) & (g.anc >= 1.0)]
-        end = rec.assessment_date.iloc[0] if len(rec) else g.assessment_date.iloc[-1]
-        n += (end - start).days > 7
-    return n
+    n = first_neutropenia(a.cohort)
+    days = n.execute().set_index("patient_id").days
+    return int((days.reindex(a.patients.index[a.patients.cr]) > 7).sum())
 
 
 def _follow_up(a: StudyAnalysis) -> None:
