@@ -174,3 +174,15 @@ def test_threshold_deviations_agree_with_the_rules_on_that_date(gapped, gapped_d
         r = dev[(dev.rule_id == rule) & (dev.patient_id == "P09")].iloc[0]
         recs = {x.topic: x for x in recommendations(gapped, "P09", r.date)}
         assert recs[topic].fires
+
+
+def test_absent_tables_are_not_audited_as_missing_care(bundle_copy: Path) -> None:
+    """Without transfusions.csv and supportive_care.csv nothing is known about them: no deviations
+    are invented (the embedded bundle with those tables removed)."""
+    (bundle_copy / "transfusions.csv").unlink()
+    (bundle_copy / "supportive_care.csv").unlink()
+    dev = audit(load_cohort(bundle_copy)).to_pandas()
+    assert not dev.rule_id.isin(
+        ["rbc_transfusion", "platelet_transfusion", "g_csf", "antifungal_prophylaxis"]
+    ).any()
+    assert "stopping_rule" in set(dev.rule_id)

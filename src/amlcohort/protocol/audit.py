@@ -578,18 +578,30 @@ def _skin(cohort: Cohort, per: ir.Table, p: Protocol) -> ir.Table:
 # ---- the audit ----------------------------------------------------------------------------------
 
 
+def _supplied(cohort: Cohort, name: str) -> bool:
+    """Whether the bundle supplied ``name`` (an as-of view asks the cohort it wraps)."""
+    base = getattr(cohort, "cohort", cohort)
+    has = getattr(base, "has", None)
+    return True if has is None else bool(has(name))
+
+
 def audit(cohort: Cohort, protocol: Protocol | None = None) -> ir.Table:
     """Every deviation (columns ``DEVIATION_COLUMNS``), ordered by patient, date and rule."""
     p = protocol or load_protocol()
     per = periods(cohort).cache()
     parts = [_surveillance(cohort, per, p, item) for item in p.surveillance]
     parts.append(_stopping_rule(cohort, p))
-    parts.append(_transfusion(cohort, per, p, "rbc_transfusion", "rbc", "hemoglobin", "g/dL", "red-cell"))
-    parts.append(
-        _transfusion(cohort, per, p, "platelet_transfusion", "platelets", "platelets", "x10^9/L", "platelet")
-    )
-    parts.append(_supportive(cohort, per, p, "g_csf", "G-CSF"))
-    parts.append(_supportive(cohort, per, p, "antifungal_prophylaxis", "antifungal prophylaxis"))
+    # A table the bundle did not supply is unknown, not empty: its checks are not run.
+    if _supplied(cohort, "transfusions"):
+        parts.append(_transfusion(cohort, per, p, "rbc_transfusion", "rbc", "hemoglobin", "g/dL", "red-cell"))
+        parts.append(
+            _transfusion(
+                cohort, per, p, "platelet_transfusion", "platelets", "platelets", "x10^9/L", "platelet"
+            )
+        )
+    if _supplied(cohort, "supportive_care"):
+        parts.append(_supportive(cohort, per, p, "g_csf", "G-CSF"))
+        parts.append(_supportive(cohort, per, p, "antifungal_prophylaxis", "antifungal prophylaxis"))
     parts.append(_doses(cohort, per, p))
     parts.append(_skin(cohort, per, p))
     return ibis.union(*parts).order_by(["patient_id", "date", "rule_id"])
