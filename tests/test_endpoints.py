@@ -71,3 +71,21 @@ def test_same_derivation_on_sqlite(adtte):
     a = adtte.sort_values(key).reset_index(drop=True)[["paramcd", "patient_id", "aval", "avalc", "cnsr"]]
     b = other.sort_values(key).reset_index(drop=True)[["paramcd", "patient_id", "aval", "avalc", "cnsr"]]
     pd.testing.assert_frame_equal(a, b, check_dtype=False)
+
+
+def test_a_marrow_on_day_1_is_the_baseline_for_the_stopping_rule_and_the_blast_pattern(bundle_copy):
+    """One definition of the pre-treatment marrow (last on or before the first dose) serves both."""
+    from amlcohort.endpoints.blast_patterns import blast_patterns
+
+    f = bundle_copy / "assessments.csv"
+    lines = f.read_text(encoding="utf-8").splitlines(keepends=True)
+    day1 = next(i for i, x in enumerate(lines) if x.startswith("P05,2015-11-16,"))
+    cells = lines[day1].split(",")
+    cells[2:5] = ["50", "true", "false"]  # marrow drawn on the day of the first dose, before it
+    lines[day1] = ",".join(cells)
+    f.write_text("".join(lines), encoding="utf-8")
+    cohort = load_cohort(bundle_copy)
+    pat = blast_patterns(cohort).execute().set_index("patient_id").loc["P05"]
+    assert (pat.baseline_blasts_pct, pat.pattern) == (50, "sustained_fall")  # 41 % in week 1
+    stop = param(analysis_table(cohort).execute(), "STOPRULE").loc["P05"]
+    assert stop.avalc == "continue" and "baseline 50.0%" in stop.evntdesc

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from amlcohort.io.cohort import Cohort, ValidationReport, validate_bundle
+from amlcohort.protocol.cli import protocol_app
 from amlcohort.schema.dictionary import data_dictionary
 
 app = typer.Typer(
@@ -20,13 +21,7 @@ app = typer.Typer(
 console = Console()
 
 
-def _mount_subcommands() -> None:
-    from amlcohort.protocol.cli import protocol_app
-
-    app.add_typer(protocol_app, name="protocol", help="The treatment protocol: definition, due, audit.")
-
-
-_mount_subcommands()
+app.add_typer(protocol_app, name="protocol", help="The treatment protocol: definition, due, audit.")
 
 
 def _print_report(report: ValidationReport) -> None:

@@ -27,16 +27,14 @@ assessments, exposures), capped at the cut-off.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import ibis
 import ibis.expr.types as ir
 
 from amlcohort.criteria import response as resp
 from amlcohort.criteria.engine import NOT_EVALUABLE, compile_rules, ruleset
+from amlcohort.endpoints.blast_patterns import WEEKS_2_3, baseline_marrow, marrows
 from amlcohort.io.cohort import Cohort
 
-WEEKS_2_3 = (9, 22)  # study days of weeks 2-3 after the first dose
 COLUMNS = {
     "patient_id": "string",
     "paramcd": "string",
@@ -71,7 +69,7 @@ def _days(a: ir.DateValue, b: ir.DateValue) -> ir.FloatingValue:
     return a.delta(b, unit="day").cast("float64")
 
 
-def _event(cohort: Cohort, kind: str, cutoff: ir.DateValue, after: ir.Table | None = None) -> ir.Table:
+def _event(cohort: Cohort, kind: str, cutoff: ir.DateValue) -> ir.Table:
     """First event of ``kind`` per patient, on or before the cut-off."""
     ev = cohort.table("events")
     ev = ev.filter((ev.event_type == kind) & (ev.event_date <= cutoff))
@@ -226,15 +224,9 @@ def analysis_table(cohort: Cohort, criteria: str = "study") -> ir.Table:
 
 def stopping_rule(cohort: Cohort, criteria: str = "study") -> ir.Table:
     """STOPRULE rows: marrow blasts in weeks 2-3 against the last marrow before the first dose."""
-    a = cohort.table("assessments")
     first = cohort.first_dose()
-    m = a.filter(a.marrow_blasts_pct.notnull()).join(first, "patient_id")
-    pre = m.filter(m.assessment_date <= m.first_dose)
-    last_pre = pre.group_by("patient_id").aggregate(last_pre=pre.assessment_date.max())
-    baseline = pre.join(
-        last_pre, [pre.patient_id == last_pre.patient_id, pre.assessment_date == last_pre.last_pre]
-    )
-    baseline = baseline.select(pre.patient_id, baseline_marrow_blasts_pct=pre.marrow_blasts_pct)
+    baseline = baseline_marrow(cohort)
+    m = marrows(cohort)
     weeks = m.filter(m.assessment_study_day.between(*WEEKS_2_3))
     weeks = weeks.group_by("patient_id").aggregate(
         weeks_2_3_max_blasts_pct=weeks.marrow_blasts_pct.max(), fired=weeks.assessment_date.min()
@@ -268,7 +260,3 @@ def stopping_rule(cohort: Cohort, criteria: str = "study") -> ir.Table:
         avalc=c.outcome,
         evntdesc=ibis.ifelse(c.outcome == NOT_EVALUABLE, ibis.literal("missing ").concat(c.missing), desc),
     )
-
-
-def cutoff_date(cohort: Cohort) -> dt.date:
-    return cohort.metadata.cutoff_date

@@ -14,17 +14,30 @@ from amlcohort.criteria.engine import compile_rules, ruleset
 from amlcohort.io.cohort import Cohort
 
 WEEK_1 = (2, 8)
-WEEKS_2_3 = (9, 22)
+WEEKS_2_3 = (9, 22)  # study days of weeks 2-3 after the first dose (the stopping rule's window)
+
+
+def marrows(cohort: Cohort) -> ir.Table:
+    """The assessments that have a marrow blast count."""
+    a = cohort.table("assessments")
+    return a.filter(a.marrow_blasts_pct.notnull())
+
+
+def baseline_marrow(cohort: Cohort) -> ir.Table:
+    """Per patient: ``baseline_marrow_blasts_pct``, the last marrow on or before the first dose
+    (study day <= 1): the pre-treatment value of the stopping rule and of the blast patterns."""
+    m = marrows(cohort)
+    pre = m.filter(m.assessment_study_day <= 1)
+    last = pre.group_by("patient_id").aggregate(d=pre.assessment_study_day.max())
+    base = pre.join(last, [pre.patient_id == last.patient_id, pre.assessment_study_day == last.d])
+    return base.select(pre.patient_id, baseline_marrow_blasts_pct=pre.marrow_blasts_pct)
 
 
 def blast_patterns(cohort: Cohort) -> ir.Table:
     """One row per patient: baseline, week-1 and weeks 2-3 marrow blasts and the pattern (Ibis)."""
-    a = cohort.table("assessments")
-    m = a.filter(a.marrow_blasts_pct.notnull())
-    pre = m.filter(m.assessment_study_day < 1)
-    last_pre = pre.group_by("patient_id").aggregate(d=pre.assessment_study_day.max())
-    base = pre.join(last_pre, [pre.patient_id == last_pre.patient_id, pre.assessment_study_day == last_pre.d])
-    base = base.select(pre.patient_id, baseline_blasts_pct=pre.marrow_blasts_pct)
+    m = marrows(cohort)
+    base = baseline_marrow(cohort)
+    base = base.select("patient_id", baseline_blasts_pct=base.baseline_marrow_blasts_pct)
     w1 = m.filter(m.assessment_study_day.between(*WEEK_1))
     w1 = w1.group_by("patient_id").aggregate(week1_blasts_pct=w1.marrow_blasts_pct.max())
     w23 = m.filter(m.assessment_study_day.between(*WEEKS_2_3))

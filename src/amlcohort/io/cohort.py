@@ -11,14 +11,14 @@ The tables live on an Ibis connection (in-process DuckDB unless another is injec
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
 
-from amlcohort.io.consistency import anchors, consistency_problems
+from amlcohort.io.consistency import anchors, consistency_problems, first_doses
 from amlcohort.io.metadata import METADATA_FILE, BundleMetadata, read_metadata
 from amlcohort.io.readers import ROW, read_bundle
 from amlcohort.io.validate import Staged, parsed, table_problems, unit_factor
@@ -66,7 +66,6 @@ class Cohort:
     tables: dict[str, ir.Table]
     report: ValidationReport
     supplied: frozenset[str] = frozenset()
-    _anchor: ir.Table | None = field(default=None, repr=False)
 
     def has(self, name: str) -> bool:
         """Whether the bundle supplied table ``name`` (an absent optional table reads as empty,
@@ -88,10 +87,7 @@ class Cohort:
 
     def first_dose(self) -> ir.Table:
         """Per patient: ``first_dose``, the date of the first sorafenib dose (study day 1)."""
-        ex = self.tables["exposures"]
-        return (
-            ex.filter(ex.drug == "sorafenib").group_by("patient_id").aggregate(first_dose=ex.start_date.min())
-        )
+        return first_doses(self.tables["exposures"])
 
     @property
     def warnings(self) -> tuple[Problem, ...]:

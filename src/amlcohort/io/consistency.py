@@ -30,11 +30,16 @@ class DateOrder:
     where: tuple[str, str] | None = None  # (column, value) the rows must have
 
 
+def first_doses(exposures: ir.Table) -> ir.Table:
+    """Per patient: ``first_dose``, the first sorafenib ``start_date`` (study day 1)."""
+    sor = exposures.filter(exposures.drug == "sorafenib")
+    return sor.group_by("patient_id").aggregate(first_dose=sor.start_date.min())
+
+
 def anchors(tables: dict[str, ir.Table]) -> ir.Table:
     """Per patient: diagnosis, first sorafenib dose, first CR reported, death (Ibis)."""
     p = tables["patients"].select("patient_id", diagnosis="diagnosis_date")
-    ex = tables["exposures"]
-    first = ex.filter(ex.drug == "sorafenib").group_by("patient_id").aggregate(first_dose=ex.start_date.min())
+    first = first_doses(tables["exposures"])
     ev = tables["events"]
     cr = (
         ev.filter(ev.event_type == "cr_reported")

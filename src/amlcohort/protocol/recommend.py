@@ -33,7 +33,7 @@ import ibis.expr.types as ir
 
 from amlcohort.criteria import response as resp
 from amlcohort.criteria.engine import NOT_EVALUABLE, RuleSet, compile_rules, evaluate
-from amlcohort.endpoints.analysis import WEEKS_2_3
+from amlcohort.endpoints.blast_patterns import WEEKS_2_3, baseline_marrow, marrows
 from amlcohort.io.cohort import Cohort
 from amlcohort.protocol.definition import Protocol, load_protocol
 from amlcohort.protocol.timeline import AsOf, as_of, bound, days_between
@@ -120,13 +120,8 @@ def stopping_rule_marrows(cohort: Cohort | AsOf, protocol: Protocol | None = Non
     :func:`amlcohort.endpoints.analysis.stopping_rule` runs.
     """
     p = protocol or load_protocol()
-    a = cohort.table("assessments")
-    first = cohort.first_dose()
-    m = a.filter(a.marrow_blasts_pct.notnull()).join(first, "patient_id")
-    pre = m.filter(m.assessment_date <= m.first_dose)
-    base = pre.group_by("patient_id").aggregate(
-        baseline_marrow_blasts_pct=pre.marrow_blasts_pct.argmax(pre.assessment_date)
-    )
+    base = baseline_marrow(cohort)
+    m = marrows(cohort)
     w = m.filter(m.assessment_study_day.between(*WEEKS_2_3))
     w = w.left_join(base, "patient_id").select(
         w.patient_id,

@@ -25,6 +25,7 @@ import ibis.expr.types as ir
 
 from amlcohort.criteria import response as resp
 from amlcohort.io.cohort import Cohort
+from amlcohort.io.consistency import first_doses
 from amlcohort.io.metadata import BundleMetadata
 
 CONTINUING_END_REASONS = ("interruption", "dose_reduction")
@@ -103,10 +104,7 @@ class AsOf:
         return t
 
     def first_dose(self) -> ir.Table:
-        ex = self.table("exposures")
-        return (
-            ex.filter(ex.drug == "sorafenib").group_by("patient_id").aggregate(first_dose=ex.start_date.min())
-        )
+        return first_doses(self.table("exposures"))
 
 
 def as_of(cohort: Cohort | AsOf, on: dt.date) -> AsOf:
