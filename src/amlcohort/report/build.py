@@ -64,7 +64,7 @@ def _blasts(a: StudyAnalysis, cr: bool) -> pd.DataFrame:
 
 def _risk_times(fits: dict, horizon: float) -> list[float]:
     step = 30.0 if horizon <= 240 else 90.0 if horizon <= 720 else 180.0 if horizon <= 1800 else 365.0
-    return [float(t) for t in np.arange(0.0, horizon + 1.0, step)]
+    return [float(t) for t in np.arange(0.0, max(horizon, step) + 1.0, step)]
 
 
 def _km_figure(a: StudyAnalysis, name: str, title: str, ylabel: str, day1: str) -> Figure:

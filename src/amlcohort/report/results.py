@@ -482,6 +482,9 @@ def _baseline(a: StudyAnalysis) -> None:
 
 
 def no_marrow_reason(a: StudyAnalysis) -> str | None:
+    """Why response cannot be assessed at all on this cohort (no patients, no marrow data), or None."""
+    if not len(a.patients):
+        return "no patients"
     return "not evaluable: no marrow blast data" if a.patients.attrs.get("n_marrow", 0) == 0 else None
 
 
@@ -659,7 +662,10 @@ def fit_km(
         elif int(e[present].sum()) == 0:
             reasons["logrank"] = f"no {_event_word(code)}: every patient censored"
         else:
-            lr = logrank_test_from_counts(counts)
+            try:
+                lr = logrank_test_from_counts(counts)
+            except ValueError as err:  # e.g. a singular variance: every event where one group is at risk
+                reasons["logrank"] = f"the log-rank test is undefined on these data: {err}"
     fits[ALL] = kaplan_meier_from_counts(counts_frame(t, e), conf_type=CONF_TYPE)
     return fits, lr, reasons
 

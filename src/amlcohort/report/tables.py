@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from amlcohort.report.audit import Verdict
-from amlcohort.report.results import ALL, EFS_DAY1_NOTE, StudyAnalysis, response_categories
+from amlcohort.report.results import ALL, EFS_DAY1_NOTE, StudyAnalysis, no_marrow_reason, response_categories
 
 INDENT = "    "
 #: labels of response categories (codes of rules/response.csv)
@@ -199,7 +199,7 @@ def response_table(a: StudyAnalysis) -> pd.DataFrame:
     p = a.patients
     cats = response_categories(a.criteria)
     rows = []
-    marrow = a.reason("fisher.p_value") if a.patients.attrs.get("n_marrow", 0) == 0 else None
+    marrow = no_marrow_reason(a)
     for arm in [*a.arms, None]:
         g = p if arm is None else p[p.study_arm == arm]
         row: dict[str, Any] = {"Arm": "All patients" if arm is None else a.arm_label(arm), "n": len(g)}
@@ -343,11 +343,18 @@ def lab_version(a: StudyAnalysis) -> str:
 
 def lab_grades_table(a: StudyAnalysis) -> pd.DataFrame:
     """Worst CTCAE grade (the study's version) per patient of every graded laboratory term, from day 1."""
-    from amlcohort.criteria.ctcae import grade_assessments, worst_grade
+    from amlcohort.criteria.ctcae import LAB_TERMS, grade_assessments, worst_grade
 
     version = lab_version(a)
     title = f"Term (laboratory, CTCAE v{version})"
-    w = worst_grade(grade_assessments(a.cohort.table("assessments"), version=version), from_study_day=1)
+    t = a.cohort.table("assessments")
+    # grade only the terms whose values the cohort has (one small query instead of a union of 14)
+    cols = sorted({s.value_column for s in LAB_TERMS if s.value_column in t.columns})
+    present = t.aggregate(**{c: t[c].count() for c in cols}).execute().iloc[0] if cols else pd.Series()
+    terms = tuple(s.term for s in LAB_TERMS if s.value_column in cols and int(present[s.value_column] or 0) > 0)
+    if not terms:
+        return pd.DataFrame([{title: "none: the assessments hold no laboratory value CTCAE grades"}])
+    w = worst_grade(grade_assessments(t, version=version, terms=terms), from_study_day=1)
     w = w.execute()
     w = w[w.worst_grade.notna() & (w.worst_grade > 0)]
     if w.empty:
