@@ -114,7 +114,7 @@ def write_bundle(spec: CohortSpec, folder: Path) -> Path:
         "adverse_events", "events")}
     for p in pts:
         pid, arm = p["id"], p["arm"]
-        first = D(2020, 1, 6) + dt.timedelta(days=7 * p["i"])
+        first = D(2020, 1, 6) + dt.timedelta(days=2 * p["i"])
         diag = first - dt.timedelta(days=int(rng.integers(60, 400)))
         rows["patients"].append({
             "patient_id": pid, "sex": "female" if p["female"] else "male", "age_at_onset": p["age"],
@@ -148,7 +148,7 @@ def write_bundle(spec: CohortSpec, folder: Path) -> Path:
             rows["events"].append({"patient_id": pid, "event_type": "cr_reported",
                                    "event_date": first + dt.timedelta(days=28)})
         if p["dies"]:
-            day = 100 + 20 * p["i"] if p["status"] == "nr" else 300 + 20 * p["i"]
+            day = 40 + 7 * (p["i"] % 40) if p["status"] == "nr" else 300 + 7 * (p["i"] % 40)
             rows["events"].append({"patient_id": pid, "event_type": "death", "event_date":
                                    first + dt.timedelta(days=day), "death_cause": "leukemia"})
         else:

@@ -337,24 +337,24 @@ def per_patient(cohort: MaterialisedCohort, adtte: pd.DataFrame) -> pd.DataFrame
 
     p = _frame(cohort.table("patients")).sort_index()
     out = p.copy()
-    out.attrs["missing"] = {}
+    missing: dict[str, str | None] = {}
     pop, why = _try_frame(lambda: derive_population(cohort))
     if pop is not None:
         out = out.join(pop[[c for c in ("status", "rr", "elderly_unfit", "flt3_itd_negative", "membership")
                             if c in pop.columns]])
     else:
-        out.attrs["missing"]["population"] = why
+        missing["population"] = why
     risk, why = _try_frame(lambda: derive_risk(cohort.table("patients"), cohort.table("mutations")))
     if risk is not None:
         out = out.join(risk[[c for c in ("eln2017", "eln2022", "karyotype_lesions", "n_abnormalities")
                              if c in risk.columns]])
     else:
-        out.attrs["missing"]["risk"] = why
+        missing["risk"] = why
     pat, why = _try_frame(lambda: blast_patterns(cohort))
     if pat is not None:
         out = out.join(pat[["baseline_blasts_pct", "week1_blasts_pct", "weeks_2_3_max_blasts_pct", "pattern"]])
     else:
-        out.attrs["missing"]["blast_patterns"] = why
+        missing["blast_patterns"] = why
     out["first_dose"] = _frame(cohort.first_dose()).first_dose
     best = _param(adtte, "BESTRESP")
     out["best_response"] = best.avalc.reindex(out.index)
@@ -401,7 +401,6 @@ def per_patient(cohort: MaterialisedCohort, adtte: pd.DataFrame) -> pd.DataFrame
     low = _frame(m.group_by("patient_id").aggregate(lowest_blasts_by_day_42=m.marrow_blasts_pct.min()))
     out["lowest_blasts_by_day_42"] = low.lowest_blasts_by_day_42.reindex(out.index) if len(low) else np.nan
     n_marrow = a.marrow_blasts_pct.count().execute()
-    out.attrs["n_marrow"] = int(n_marrow or 0)
 
     years = pd.Series(
         [(f - d).days / 365.25 if pd.notna(f) and pd.notna(d) else np.nan
@@ -411,6 +410,8 @@ def per_patient(cohort: MaterialisedCohort, adtte: pd.DataFrame) -> pd.DataFrame
     )
     out["age_at_first_dose_min"] = out.age_at_onset + np.floor(years)
     out["age_at_first_dose_lower_bound"] = out.age_at_onset + years
+    out.attrs["missing"] = missing
+    out.attrs["n_marrow"] = int(n_marrow or 0)
     return out
 
 
