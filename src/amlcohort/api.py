@@ -25,6 +25,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -68,10 +69,8 @@ def _cache(cohort: Any) -> dict:
     store = getattr(cohort, "_amlcohort_api_cache", None)
     if store is None:
         store = {}
-        try:
+        with contextlib.suppress(AttributeError, TypeError):
             object.__setattr__(cohort, "_amlcohort_api_cache", store)
-        except (AttributeError, TypeError):
-            pass
     return store
 
 
@@ -154,15 +153,21 @@ class SurvivalFit:
         import pandas as pd
 
         from amlcohort.report.results import median_reason
+
         rows = []
         for group, km in self.fits.items():
             lo, hi = km.median_ci_
-            rows.append({
-                "group": group, "n": km.n, "events": km.n_events,
-                "median": float("nan") if km.median_ is None else float(km.median_),
-                "median_lower": lo, "median_upper": hi,
-                "note": median_reason(km, self.endpoint) if km.median_ is None else "",
-            })
+            rows.append(
+                {
+                    "group": group,
+                    "n": km.n,
+                    "events": km.n_events,
+                    "median": float("nan") if km.median_ is None else float(km.median_),
+                    "median_lower": lo,
+                    "median_upper": hi,
+                    "note": median_reason(km, self.endpoint) if km.median_ is None else "",
+                }
+            )
         return pd.DataFrame(rows)
 
     def plot(self, times: list[float] | None = None, title: str | None = None) -> Figure:
@@ -185,13 +190,23 @@ class SurvivalFit:
             {g: km.survival_at(times)["n_risk"].to_numpy() for g, km in fits.items()}, index=times
         ).T
         meds = {g: km.median_ for g, km in fits.items() if km.median_ is not None}
-        note = (f"Log-rank p {fmt_p(self.logrank.p_value)} ({self.logrank.dof} df)" if self.logrank is not None
-                else f"Log-rank: not estimable ({self.not_estimable['logrank']})"
-                if "logrank" in self.not_estimable else None)
+        note = (
+            f"Log-rank p {fmt_p(self.logrank.p_value)} ({self.logrank.dof} df)"
+            if self.logrank is not None
+            else f"Log-rank: not estimable ({self.not_estimable['logrank']})"
+            if "logrank" in self.not_estimable
+            else None
+        )
         label = "Overall survival" if self.endpoint == "OS" else "Event-free survival"
         return fig.kaplan_meier_plot(
-            {g: km.table for g, km in fits.items()}, risk_table=risk, times=times, medians=meds,
-            annotation=note, title=title, ylabel=f"{label} (probability)", xlabel=f"Days since the {self.day1}",
+            {g: km.table for g, km in fits.items()},
+            risk_table=risk,
+            times=times,
+            medians=meds,
+            annotation=note,
+            title=title,
+            ylabel=f"{label} (probability)",
+            xlabel=f"Days since the {self.day1}",
         )
 
 
@@ -233,12 +248,21 @@ class LogRank:
     def to_frame(self) -> pd.DataFrame:
         import pandas as pd
 
-        return pd.DataFrame([{"statistic": self.statistic, "dof": self.dof, "p_value": self.p_value,
-                              "not_estimable": self.not_estimable}])
+        return pd.DataFrame(
+            [
+                {
+                    "statistic": self.statistic,
+                    "dof": self.dof,
+                    "p_value": self.p_value,
+                    "not_estimable": self.not_estimable,
+                }
+            ]
+        )
 
 
-def logrank(cohort: Cohort, endpoint: Endpoint = "OS", by: Literal["arm", "cr"] = "arm",
-            criteria: str | None = None) -> LogRank:
+def logrank(
+    cohort: Cohort, endpoint: Endpoint = "OS", by: Literal["arm", "cr"] = "arm", criteria: str | None = None
+) -> LogRank:
     """The log-rank test of ``endpoint`` by ``by``; R: ``survdiff(Surv(time, status) ~ group)``."""
     fit = kaplan_meier(cohort, endpoint, by, criteria)
     if fit.logrank is None:

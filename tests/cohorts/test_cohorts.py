@@ -17,12 +17,13 @@ import pytest
 
 from amlcohort.io.cohort import validate_bundle
 from amlcohort.report.build import assemble
-from tests.cohorts.generator import COHORTS, PAPER_MODEL, write_bundle
+from tests.cohorts.generator import COHORTS, write_bundle
 
 
 def _has_study_definition() -> bool:
     try:
         import amlcohort.schema.study  # noqa: F401
+
         from amlcohort.io import study  # noqa: F401
     except ImportError:
         return False
@@ -67,8 +68,10 @@ def fisher_rx2_bruteforce(cr: list[int], n: list[int]) -> float:
     total, m = sum(n), sum(cr)
 
     def logp(xs: tuple[int, ...]) -> float:
-        return sum(math.lgamma(k + 1) - math.lgamma(x + 1) - math.lgamma(k - x + 1) for x, k in zip(xs, n,
-                   strict=True)) - (math.lgamma(total + 1) - math.lgamma(m + 1) - math.lgamma(total - m + 1))
+        return sum(
+            math.lgamma(k + 1) - math.lgamma(x + 1) - math.lgamma(k - x + 1)
+            for x, k in zip(xs, n, strict=True)
+        ) - (math.lgamma(total + 1) - math.lgamma(m + 1) - math.lgamma(total - m + 1))
 
     obs = logp(tuple(cr))
     p = 0.0
@@ -89,8 +92,11 @@ def test_generator_is_seeded(tmp_path):
 def test_three_arms_with_azacitidine_venetoclax(built):
     rep, r = built("three_arms")
     f, ne = r["figures"], r["not_estimable"]
-    assert _cr(r) == _expected_cr("three_arms") == {"sorafenib_alone": (1, 6), "sorafenib_ldac": (3, 6),
-                                                    "aza_ven": (6, 8)}
+    assert (
+        _cr(r)
+        == _expected_cr("three_arms")
+        == {"sorafenib_alone": (1, 6), "sorafenib_ldac": (3, 6), "aza_ven": (6, 8)}
+    )
     assert r["arms"]["aza_ven"] == "Azacitidine + venetoclax"
     # R: fisher.test(matrix(c(1,3,6,5,3,2), ncol=2))$p.value
     assert f["fisher.p_value"] == pytest.approx(0.136915715863083, rel=1e-9)
@@ -123,7 +129,10 @@ def test_azacitidine_venetoclax_only(built):
     # R: binom.test(4, 10)$conf.int; prop.test(4, 10, correct=FALSE)$conf.int
     assert f["cr.by_arm"]["aza_ven"]["ci95_exact"] == pytest.approx([0.121552258119827, 0.737621923393055])
     assert f["cr.by_arm"]["aza_ven"]["ci95_wilson"] == pytest.approx([0.168180329706236, 0.687326230266342])
-    assert f["fisher.p_value"] is None and ne["fisher.p_value"] == "only one arm has patients: nothing to compare"
+    assert (
+        f["fisher.p_value"] is None
+        and ne["fisher.p_value"] == "only one arm has patients: nothing to compare"
+    )
     assert ne["logrank.os_by_arm.p_value"] == "only one group has patients: nothing to compare"
     assert r["criteria"] == "eln2022"
 
@@ -245,7 +254,7 @@ def test_empty_adverse_events_and_events(built):
 
 
 def test_no_patients(built):
-    rep, r = built("no_patients")
+    _, r = built("no_patients")
     f, ne = r["figures"], r["not_estimable"]
     assert f["cohort.n_patients"] == 0 and f["cr.n"] == 0
     assert ne["fisher.p_value"] == "no patients"

@@ -21,7 +21,7 @@ def test_notebook_example_runs(tmp_path):
     os.chdir(tmp_path)
     try:
         namespace: dict = {}
-        exec(compile(code, str(DOC), "exec"), namespace)  # noqa: S102 - our own documentation
+        exec(compile(code, str(DOC), "exec"), namespace)
     finally:
         os.chdir(cwd)
     assert (tmp_path / "os_by_cr.png").stat().st_size > 10_000

@@ -21,12 +21,12 @@ from amlcohort.report.figures import (
     EVENT_STYLES,
     GRADE_COLOURS,
     KIND_STYLES,
-    kind_styles,
     OKABE_ITO,
     bar_by_grade,
     blast_trajectories,
     figure_to_data_uri,
     kaplan_meier_plot,
+    kind_styles,
     save_figure,
     swimmer_plot,
 )
@@ -272,7 +272,8 @@ def test_swimmer_plot(swimmer_inputs):
     fig = swimmer_plot(segs, events, overlays=("low-dose cytarabine",))
     ax = fig.axes[0]
     order = [k for k in dict.fromkeys(segs["kind"]) if k not in KIND_STYLES]
-    expected = kind_styles([*order, *(k for k in KIND_STYLES if k in set(segs["kind"]))], ("low-dose cytarabine",))
+    fixed = [k for k in KIND_STYLES if k in set(segs["kind"])]
+    expected = kind_styles([*order, *fixed], ("low-dose cytarabine",))
     assert "Days" in ax.get_xlabel()
     # one lane per patient, longest follow-up on top (y axis inverted: lane 0 at the top)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["P03", "P01", "P02"]

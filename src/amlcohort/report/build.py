@@ -23,7 +23,7 @@ from amlcohort.report import tables as tab
 from amlcohort.report.audit import Verdict, audit, contradictions, load_claims
 from amlcohort.report.html import render_html
 from amlcohort.report.results import ALL, EFS_DAY1_NOTE, StudyAnalysis, analyse, no_marrow_reason, protocol_of
-from amlcohort.report.tables import fmt_p
+from amlcohort.report.tables import p_text
 
 Progress = Callable[[str], None]
 
@@ -74,12 +74,12 @@ def _km_figure(a: StudyAnalysis, name: str, title: str, ylabel: str, day1: str) 
         return fig.not_estimable_figure(title, why)
     horizon = max(float(km.table.time.max()) if len(km.table) else 0.0 for km in fits.values())
     times = _risk_times(fits, max(horizon, 1.0))
-    risk = pd.DataFrame({g: km.survival_at(times)["n_risk"].to_numpy() for g, km in fits.items()}, index=times).T
+    at_risk = {g: km.survival_at(times)["n_risk"].to_numpy() for g, km in fits.items()}
+    risk = pd.DataFrame(at_risk, index=times).T
     meds = {g: km.median_ for g, km in fits.items() if km.median_ is not None}
     lr = a.logrank.get(name)
     if lr is not None:
-        note = f"Log-rank p {fmt_p(lr.p_value) if fmt_p(lr.p_value).startswith('<') else '= ' + fmt_p(lr.p_value)}" \
-            f" ({lr.dof} df)"
+        note = f"Log-rank p {p_text(lr.p_value)} ({lr.dof} df)"
     else:
         note = f"Log-rank: not estimable ({a.reason(f'logrank.{name}.p_value')})"
     med_text = "; ".join(f"{g} {m:g} d" for g, m in meds.items())
@@ -100,7 +100,9 @@ def _swimmer(a: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     ex = ex.select("patient_id", "drug", "phase", "start_date", "end_date").execute()
     first = ex.patient_id.map(p.first_dose)
     cutoff = pd.Timestamp(a.cohort.metadata.cutoff_date)
-    ex["start_day"] = [(s - f).days if pd.notna(f) else np.nan for s, f in zip(ex.start_date, first, strict=True)]
+    ex["start_day"] = [
+        (s - f).days if pd.notna(f) else np.nan for s, f in zip(ex.start_date, first, strict=True)
+    ]
     end = pd.to_datetime(ex.end_date).fillna(cutoff)
     ex["end_day"] = [(e - f).days if pd.notna(f) else np.nan for e, f in zip(end, first, strict=True)]
     ex["kind"] = [f"{d} {ph}" if isinstance(ph, str) and ph else str(d) for d, ph in zip(ex.drug, ex.phase,
@@ -111,7 +113,9 @@ def _swimmer(a: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     overlays = sorted(set(ex.kind[ex.drug != backbone]))
     bars = ex[["patient_id", "start_day", "end_day", "kind"]]
     last = p.os_days.dropna()
-    off = pd.DataFrame({"patient_id": last.index, "start_day": 0.0, "end_day": last.values, "kind": "off treatment"})
+    off = pd.DataFrame(
+        {"patient_id": last.index, "start_day": 0.0, "end_day": last.values, "kind": "off treatment"}
+    )
     names = {"cr_reported": "CR", "hsct": "HSCT", "relapse": "relapse", "death": "death",
              "last_contact": "last contact"}
     ev = a.cohort.table("events")
@@ -145,15 +149,16 @@ def _captions(a: StudyAnalysis, day1: str) -> dict[str, str]:
         "figure1_blasts_cr": "Figure 1. Marrow blasts (%) over time in the patients who reached CR "
         "(reference lines at 5 % and 10 %).",
         "figure2_blasts_no_cr": "Figure 2. Marrow blasts (%) over time in the patients without CR.",
-        "figure3_os_by_cr": f"Figure 3. Overall survival from the {day1} by CR status (Kaplan–Meier; + censored; "
-        "log-transformed pointwise 95% CI as R's survfit; number at risk below).",
-        "figure4_efs_by_cr": "Figure 4. Event-free survival by CR status (induction failure is an event on day 1)."
+        "figure3_os_by_cr": f"Figure 3. Overall survival from the {day1} by CR status "
+        "(Kaplan–Meier; + censored; log-transformed pointwise 95% CI as R's survfit; number at risk below).",
+        "figure4_efs_by_cr": "Figure 4. Event-free survival by CR status "
+        "(induction failure is an event on day 1)."
         + efs_note,
-        "figure5_swimmer": "Figure 5. Each patient's course: treatment periods, CR, HSCT, relapse, death or last "
-        "contact.",
+        "figure5_swimmer": "Figure 5. Each patient's course: treatment periods, CR, HSCT, relapse, "
+        "death or last contact.",
         "figure6_adverse_events": "Figure 6. Adverse events as reported, patients by worst CTCAE grade.",
-        "figure7_os_by_arm": f"Figure 7. Overall survival from the {day1} by arm (Kaplan–Meier; number at risk "
-        "below; log-rank test with k-1 degrees of freedom).",
+        "figure7_os_by_arm": f"Figure 7. Overall survival from the {day1} by arm "
+        "(Kaplan–Meier; number at risk below; log-rank test with k-1 degrees of freedom).",
         "figure8_efs_by_arm": "Figure 8. Event-free survival by arm (induction failure is an event on day 1)."
         + efs_note,
     }
@@ -188,7 +193,7 @@ def _summary(a: StudyAnalysis) -> str:
         parts.append("CR in " + ", ".join(arm_bits) + ".")
     fp = f.get("fisher.p_value")
     parts.append(
-        f"Fisher's exact test (two-sided) p {'= ' + fmt_p(fp) if fp is not None and fp >= 0.001 else fmt_p(fp)}."
+        f"Fisher's exact test (two-sided) p {p_text(fp)}."
         if fp is not None else f"Fisher's exact test: not estimable ({a.reason('fisher.p_value')})."
     )
     med = f.get("days_to_cr.median")
@@ -199,7 +204,7 @@ def _summary(a: StudyAnalysis) -> str:
         parts.append(f"Median overall survival {text}: " + (f"{v:g} days." if v is not None else
                      f"{a.reason(f'os.median_days.{key}')}."))
     lp = f.get("logrank.os_by_cr.p_value")
-    parts.append(f"Log-rank (OS by CR) p {fmt_p(lp)}." if lp is not None else
+    parts.append(f"Log-rank (OS by CR) p {p_text(lp)}." if lp is not None else
                  f"Log-rank (OS by CR): not estimable ({a.reason('logrank.os_by_cr.p_value')}).")
     fu = f.get("followup.median_days")
     parts.append(f"Median follow-up {fu:g} days by reverse Kaplan–Meier." if fu is not None else
@@ -217,9 +222,9 @@ def _methods(a: StudyAnalysis, day1: str) -> str:
         "rule (midpoint where S = 0.5 exactly), log-rank tests as R's survdiff (k-1 degrees of freedom for k "
         "groups), Fisher's exact test as R's fisher.test (r×c for more than two arms), chi-square as R's "
         "chisq.test, exact (Clopper–Pearson) and Wilson intervals; every statistic is verified against R in "
-        f"the test suite. Days are counted from the {day1}; months are days / 30.4375. Median follow-up is by "
-        "reverse Kaplan–Meier. Figures that cannot be computed on this cohort are reported as not estimable "
-        "with the reason." + (f" Study: {cite}." if cite else "")
+        f"the test suite. Days are counted from the {day1}; months are days / 30.4375. "
+        "Median follow-up is by reverse Kaplan–Meier. Figures that cannot be computed on this cohort "
+        "are reported as not estimable with the reason." + (f" Study: {cite}." if cite else "")
     )
 
 
@@ -283,7 +288,8 @@ def _figures(a: StudyAnalysis, tables: dict[str, pd.DataFrame], day1: str) -> di
     marrow = no_marrow_reason(a)
     out: dict[str, Figure] = {}
     for name, cr, title, extra in (
-        ("figure1_blasts_cr", True, "Figure 1. Patients with CR", {"max_day": 120, "reference_lines": (5.0, 10.0)}),
+        ("figure1_blasts_cr", True, "Figure 1. Patients with CR",
+         {"max_day": 120, "reference_lines": (5, 10)}),
         ("figure2_blasts_no_cr", False, "Figure 2. Patients without CR", {"max_day": 60}),
     ):
         data = None if marrow else _blasts(a, cr)
@@ -300,8 +306,9 @@ def _figures(a: StudyAnalysis, tables: dict[str, pd.DataFrame], day1: str) -> di
     if bars.empty:
         out["figure5_swimmer"] = fig.not_estimable_figure("Course of each patient", "no treatment periods")
     else:
-        out["figure5_swimmer"] = fig.swimmer_plot(bars, events, title="Course of each patient", overlays=overlays,
-                                                  xlabel=xlabel)
+        out["figure5_swimmer"] = fig.swimmer_plot(
+            bars, events, title="Course of each patient", overlays=overlays, xlabel=xlabel
+        )
     ae = _ae_figure_frame(tables["adverse_events"])
     if ae.empty:
         why = a.reason("ae.worst_grade.by_term") or "no adverse events reported"

@@ -168,8 +168,14 @@ def _embedded_defaults(cohort: Any, derived: _DerivedStudy) -> _DerivedStudy:
     from amlcohort.protocol.definition import default_protocol_path
     from amlcohort.report.audit import default_claims_path
 
-    return replace(derived, criteria="study", ctcae_version="4.03", protocol=default_protocol_path(),
-                   claims=default_claims_path(), declared=True)
+    return replace(
+        derived,
+        criteria="study",
+        ctcae_version="4.03",
+        protocol=default_protocol_path(),
+        claims=default_claims_path(),
+        declared=True,
+    )
 
 
 def arm_label(study: Any, code: str) -> str:
@@ -340,19 +346,35 @@ def per_patient(cohort: MaterialisedCohort, adtte: pd.DataFrame) -> pd.DataFrame
     missing: dict[str, str | None] = {}
     pop, why = _try_frame(lambda: derive_population(cohort))
     if pop is not None:
-        out = out.join(pop[[c for c in ("status", "rr", "elderly_unfit", "flt3_itd_negative", "membership")
-                            if c in pop.columns]])
+        out = out.join(
+            pop[
+                [
+                    c
+                    for c in ("status", "rr", "elderly_unfit", "flt3_itd_negative", "membership")
+                    if c in pop.columns
+                ]
+            ]
+        )
     else:
         missing["population"] = why
     risk, why = _try_frame(lambda: derive_risk(cohort.table("patients"), cohort.table("mutations")))
     if risk is not None:
-        out = out.join(risk[[c for c in ("eln2017", "eln2022", "karyotype_lesions", "n_abnormalities")
-                             if c in risk.columns]])
+        out = out.join(
+            risk[
+                [
+                    c
+                    for c in ("eln2017", "eln2022", "karyotype_lesions", "n_abnormalities")
+                    if c in risk.columns
+                ]
+            ]
+        )
     else:
         missing["risk"] = why
     pat, why = _try_frame(lambda: blast_patterns(cohort))
     if pat is not None:
-        out = out.join(pat[["baseline_blasts_pct", "week1_blasts_pct", "weeks_2_3_max_blasts_pct", "pattern"]])
+        out = out.join(
+            pat[["baseline_blasts_pct", "week1_blasts_pct", "weeks_2_3_max_blasts_pct", "pattern"]]
+        )
     else:
         missing["blast_patterns"] = why
     out["first_dose"] = _frame(cohort.first_dose()).first_dose
@@ -367,7 +389,11 @@ def per_patient(cohort: MaterialisedCohort, adtte: pd.DataFrame) -> pd.DataFrame
         out[f"{code.lower()}_days"] = d.aval
         out[f"{code.lower()}_event"] = 1 - d.cnsr
     tr = _param(adtte, "TRTDUR")
-    out["treatment_days"], out["treatment_stop_reason"], out["treatment_last_date"] = tr.aval, tr.avalc, tr.adt
+    out["treatment_days"], out["treatment_stop_reason"], out["treatment_last_date"] = (
+        tr.aval,
+        tr.avalc,
+        tr.adt,
+    )
     out["stopping_rule"] = _param(adtte, "STOPRULE").avalc
 
     pt = cohort.table("prior_therapies")
@@ -403,8 +429,10 @@ def per_patient(cohort: MaterialisedCohort, adtte: pd.DataFrame) -> pd.DataFrame
     n_marrow = a.marrow_blasts_pct.count().execute()
 
     years = pd.Series(
-        [(f - d).days / 365.25 if pd.notna(f) and pd.notna(d) else np.nan
-         for f, d in zip(out.first_dose, out.diagnosis_date, strict=True)],
+        [
+            (f - d).days / 365.25 if pd.notna(f) and pd.notna(d) else np.nan
+            for f, d in zip(out.first_dose, out.diagnosis_date, strict=True)
+        ],
         index=out.index,
         dtype=float,
     )
@@ -439,8 +467,12 @@ def _baseline(a: StudyAnalysis) -> None:
     a.put("baseline.male.n", int((p.sex == "male").sum()))
     _put_or_na(a, "baseline.age_at_onset.range", _range(p.age_at_onset), "no patient has an onset age")
     age = p.age_at_onset.dropna()
-    _put_or_na(a, "baseline.age_at_onset.median", float(age.median()) if len(age) else None,
-               "no patient has an onset age")
+    _put_or_na(
+        a,
+        "baseline.age_at_onset.median",
+        float(age.median()) if len(age) else None,
+        "no patient has an onset age",
+    )
     for g in ("favorable", "intermediate", "adverse"):
         a.put(f"baseline.risk.{g}.n", int((p.risk_group_reported == g).sum()))
     missing = p.attrs.get("missing", {})
@@ -463,23 +495,35 @@ def _baseline(a: StudyAnalysis) -> None:
         a.put("population.by_status", p.status.value_counts().to_dict())
     else:
         reason = f"the study population could not be derived: {missing.get('population')}"
-        for n in ("baseline.flt3_itd_negative.n", "population.refractory_or_relapsed.n",
-                  "population.elderly_unfit.n", "population.by_status"):
+        for n in (
+            "baseline.flt3_itd_negative.n",
+            "population.refractory_or_relapsed.n",
+            "population.elderly_unfit.n",
+            "population.by_status",
+        ):
             a.na(n, reason)
     a.put("prior.relapsed.n", int(p.prior_relapse.sum()), "patients with a relapse after a prior CR")
     pt = a.cohort.table("prior_therapies")
     iv = pt.relapse_interval_months
     r = pt.aggregate(lo=iv.min(), hi=iv.max()).execute().iloc[0]
-    _put_or_na(a, "prior.relapse_interval_months.range",
-               [float(r.lo), float(r.hi)] if pd.notna(r.lo) else None, "no relapse interval recorded")
+    _put_or_na(
+        a,
+        "prior.relapse_interval_months.range",
+        [float(r.lo), float(r.hi)] if pd.notna(r.lo) else None,
+        "no relapse interval recorded",
+    )
     a.put("prior.hsct.n", int(p.prior_hsct.sum()), "patients with an HSCT line in prior_therapies")
     _put_or_na(a, "prior.lines.median", float(p.prior_lines.median()) if len(p) else None, "no patients")
     f = p.first_dose.dropna()
     _put_or_na(a, "enrolment.first_dose.range", [f.min(), f.max()] if len(f) else None, "no first dose")
     for pid, v in p.age_at_first_dose_lower_bound.items():
-        _put_or_na(a, f"patient.{pid}.age_at_first_dose_lower_bound", float(v) if pd.notna(v) else None,
-                   "onset age or diagnosis date missing",
-                   "onset age + years from diagnosis to the first dose (a lower bound: birth date unknown)")
+        _put_or_na(
+            a,
+            f"patient.{pid}.age_at_first_dose_lower_bound",
+            float(v) if pd.notna(v) else None,
+            "onset age or diagnosis date missing",
+            "onset age + years from diagnosis to the first dose (a lower bound: birth date unknown)",
+        )
 
 
 def no_marrow_reason(a: StudyAnalysis) -> str | None:
@@ -535,8 +579,14 @@ def _response(a: StudyAnalysis) -> None:
         resp_by_arm[arm] = {c: int((g.best_response == c).sum()) for c in cats} | {"n": n}
         if n == 0:
             reason = "no patients in this arm"
-            by_arm[arm] = {"cr": 0, "n": 0, "rate": None, "ci95_exact": [None, None],
-                           "ci95_wilson": [None, None], "not_estimable": reason}
+            by_arm[arm] = {
+                "cr": 0,
+                "n": 0,
+                "rate": None,
+                "ci95_exact": [None, None],
+                "ci95_wilson": [None, None],
+                "not_estimable": reason,
+            }
             a.na(f"cr.rate.{arm}", reason)
             continue
         exact, wilson = proportion_ci(x, n), proportion_ci(x, n, method="wilson")
@@ -562,8 +612,15 @@ def _response(a: StudyAnalysis) -> None:
     rows, table = _cr_table(a)
     a.frames["cr_table"] = pd.DataFrame(table, index=rows, columns=["cr", "no_cr"])
     reason = marrow or test_reason(table)
-    names = ("fisher.p_value", "fisher.p_value.rounded", "chisq.statistic", "chisq.p_value", "chisq.dof",
-             "chisq.yates.statistic", "chisq.yates.p_value")
+    names = (
+        "fisher.p_value",
+        "fisher.p_value.rounded",
+        "chisq.statistic",
+        "chisq.p_value",
+        "chisq.dof",
+        "chisq.yates.statistic",
+        "chisq.yates.p_value",
+    )
     if reason:
         for n in names:
             a.na(n, reason)
@@ -572,8 +629,12 @@ def _response(a: StudyAnalysis) -> None:
     else:
         fisher = fisher_exact(table)
         shape = f"{table.shape[0]}x2"
-        a.put("fisher.p_value", fisher.p_value,
-              f"two-sided, {shape} table of arms by CR; R: fisher.test(matrix(c(<cr by arm>, <no CR by arm>), ncol=2))")
+        a.put(
+            "fisher.p_value",
+            fisher.p_value,
+            f"two-sided, {shape} table of arms by CR; "
+            "R: fisher.test(matrix(c(<cr by arm>, <no CR by arm>), ncol=2))",
+        )
         a.put("fisher.p_value.rounded", round(fisher.p_value, 2))
         for corr, name in ((True, "chisq.yates"), (False, "chisq")):
             c = chi_square_test(table, correction=corr)
@@ -584,8 +645,11 @@ def _response(a: StudyAnalysis) -> None:
     if table.shape == (2, 2) and not reason:
         fisher = fisher_exact(table)
         a.put("fisher.odds_ratio", fisher.odds_ratio, f"conditional MLE, {rows[0]} vs {rows[1]}")
-        a.put("fisher.p_value.greater", fisher_exact(table, alternative="greater").p_value,
-              f"one-sided: CR more likely in {rows[0]} than in {rows[1]}")
+        a.put(
+            "fisher.p_value.greater",
+            fisher_exact(table, alternative="greater").p_value,
+            f"one-sided: CR more likely in {rows[0]} than in {rows[1]}",
+        )
     else:
         r = reason or f"{table.shape[0]} arms: the odds ratio and one-sided test exist for 2 arms only"
         a.na("fisher.odds_ratio", r)
@@ -609,8 +673,11 @@ def _response(a: StudyAnalysis) -> None:
             a.put("elderly_unfit.transient_fall.n", int((unfit.pattern == "transient_fall").sum()))
     if len(cr):
         nd = cr.neutropenia_days.fillna(0)
-        a.put("cr.neutropenia_days.by_patient", nd.to_dict(),
-              "days of the first neutropenia (ANC < 1.0 x10^9/L) after the first dose, CR patients")
+        a.put(
+            "cr.neutropenia_days.by_patient",
+            nd.to_dict(),
+            "days of the first neutropenia (ANC < 1.0 x10^9/L) after the first dose, CR patients",
+        )
         a.put("cr.neutropenia_days.min", float(nd.min()))
     else:
         a.na("cr.neutropenia_days.min", "nobody reached CR")
@@ -687,7 +754,11 @@ def _km_by(a: StudyAnalysis, name: str, code: str, by: str) -> None:
     a.km[name] = fits
     a.logrank[name] = lr
     if lr is None:
-        why = no_marrow_reason(a) if by == "cr" and no_marrow_reason(a) else reasons.get("logrank", "not estimable")
+        why = (
+            no_marrow_reason(a)
+            if by == "cr" and no_marrow_reason(a)
+            else reasons.get("logrank", "not estimable")
+        )
         for part in ("p_value", "statistic", "dof"):
             a.na(f"logrank.{name}.{part}", why)
     else:
@@ -707,8 +778,13 @@ def _survival(a: StudyAnalysis) -> None:
             name = f"{code}.median_days.{key}"
             km = curves.get(label)
             if km is None:
-                reason = "no patients with CR" if key == "cr" else "no patients without CR" if key == "no_cr" \
+                reason = (
+                    "no patients with CR"
+                    if key == "cr"
+                    else "no patients without CR"
+                    if key == "no_cr"
                     else "no patients"
+                )
                 a.na(name, reason)
                 meds[key] = None
             elif km.median_ is None:
@@ -719,8 +795,9 @@ def _survival(a: StudyAnalysis) -> None:
                 a.put(name, km.median_, note)
                 meds[key] = km.median_
         a.put(f"{code}.median_days.by_cr", meds)
-        a.put(f"{code}.median_ci_days.by_cr",
-              {CR_KEYS.get(k, k): list(v.median_ci_) for k, v in curves.items()})
+        a.put(
+            f"{code}.median_ci_days.by_cr", {CR_KEYS.get(k, k): list(v.median_ci_) for k, v in curves.items()}
+        )
         by_arm = {}
         for arm in a.arms:
             km = a.km[f"{code}_by_arm"].get(a.arm_label(arm))
@@ -737,16 +814,32 @@ def _survival(a: StudyAnalysis) -> None:
     ok = p.os_days.notna()
     if ok.any() and (p.os_event[ok] == 0).any():
         fu = median_follow_up_from_counts(counts_frame(p.os_days[ok], p.os_event[ok]), conf_type=CONF_TYPE)
-        _put_or_na(a, "followup.median_days", fu.median, "not reached by reverse Kaplan-Meier",
-                   "reverse Kaplan-Meier (censoring as the event)")
-        _put_or_na(a, "followup.median_months", months(fu.median) if fu.median is not None else None,
-                   "not reached by reverse Kaplan-Meier")
+        _put_or_na(
+            a,
+            "followup.median_days",
+            fu.median,
+            "not reached by reverse Kaplan-Meier",
+            "reverse Kaplan-Meier (censoring as the event)",
+        )
+        _put_or_na(
+            a,
+            "followup.median_months",
+            months(fu.median) if fu.median is not None else None,
+            "not reached by reverse Kaplan-Meier",
+        )
     else:
-        why = "no patients" if not ok.any() else "every patient died: no one is censored (reverse Kaplan-Meier)"
+        why = (
+            "no patients" if not ok.any() else "every patient died: no one is censored (reverse Kaplan-Meier)"
+        )
         a.na("followup.median_days", why)
         a.na("followup.median_months", why)
-    _put_or_na(a, "followup.observation_median_days", float(p.os_days.median()) if ok.any() else None,
-               "no patients", "median observed time, all patients")
+    _put_or_na(
+        a,
+        "followup.observation_median_days",
+        float(p.os_days.median()) if ok.any() else None,
+        "no patients",
+        "median observed time, all patients",
+    )
     relapsed = p[p.cr & (p.crdur_event == 1)]
     _put_or_na(
         a,
@@ -782,8 +875,10 @@ def _ae_frame(a: StudyAnalysis) -> pd.DataFrame:
     p = a.patients
     df["study_arm"] = df.patient_id.map(p.study_arm)
     fd = df.patient_id.map(p.first_dose)
-    df["first_onset_day"] = [(o - f).days if pd.notna(o) and pd.notna(f) else np.nan
-                             for o, f in zip(df.first_onset, fd, strict=True)]
+    df["first_onset_day"] = [
+        (o - f).days if pd.notna(o) and pd.notna(f) else np.nan
+        for o, f in zip(df.first_onset, fd, strict=True)
+    ]
     return df
 
 
@@ -792,19 +887,26 @@ def _adverse_events(a: StudyAnalysis) -> None:
     a.frames["ae"] = ae
     p = a.patients
     if ae.empty:
-        why = ("the bundle has no adverse_events table" if not _has(a, "adverse_events")
-               else "no adverse events reported")
+        why = (
+            "the bundle has no adverse_events table"
+            if not _has(a, "adverse_events")
+            else "no adverse events reported"
+        )
         a.na("ae.worst_grade.by_term", why)
         a.na("ae.by_arm", why)
         a.put("ae.n_patients", 0)
         a.na("ae.nonhematologic.grade3plus_after_cr.n_patients", why)
     else:
         a.put("ae.n_patients", int(ae.patient_id.nunique()))
-        worst = {t: {int(k): int(v) for k, v in g.worst_grade.value_counts().sort_index().items()}
-                 for t, g in ae.groupby("term")}
+        worst = {
+            t: {int(k): int(v) for k, v in g.worst_grade.value_counts().sort_index().items()}
+            for t, g in ae.groupby("term")
+        }
         a.put("ae.worst_grade.by_term", worst)
-        by_arm = {t: {str(arm): int(n) for arm, n in g.groupby("study_arm").patient_id.nunique().items()}
-                  for t, g in ae.groupby("term")}
+        by_arm = {
+            t: {str(arm): int(n) for arm, n in g.groupby("study_arm").patient_id.nunique().items()}
+            for t, g in ae.groupby("term")
+        }
         a.put("ae.by_arm", by_arm, "patients with the term, by arm")
         for term, g in ae.groupby("term"):
             s = f"ae.term.{slug(term)}"
@@ -813,19 +915,33 @@ def _adverse_events(a: StudyAnalysis) -> None:
             for grade, n in g.worst_grade.value_counts().items():
                 a.put(f"{s}.grade.{int(grade)}.n", int(n))
             firstrow = g.sort_values(["first_onset", "patient_id"]).iloc[0]
-            _put_or_na(a, f"{s}.first_onset_day",
-                       float(firstrow.first_onset_day) if pd.notna(firstrow.first_onset_day) else None,
-                       "the patient has no first dose", "elapsed days from the first dose, earliest onset")
+            _put_or_na(
+                a,
+                f"{s}.first_onset_day",
+                float(firstrow.first_onset_day) if pd.notna(firstrow.first_onset_day) else None,
+                "the patient has no first dose",
+                "elapsed days from the first dose, earliest onset",
+            )
             wd = firstrow.first_onset_worst_date
-            _put_or_na(a, f"{s}.first.days_to_worst_grade",
-                       (wd - firstrow.first_onset).days if pd.notna(wd) else None,
-                       "no worst-grade date recorded", "earliest onset to its worst grade, days")
+            _put_or_na(
+                a,
+                f"{s}.first.days_to_worst_grade",
+                (wd - firstrow.first_onset).days if pd.notna(wd) else None,
+                "no worst-grade date recorded",
+                "earliest onset to its worst grade, days",
+            )
         _rechallenge(a, ae)
         heme = hematologic_terms()
         nonheme = ae[~ae.term.str.lower().isin(heme)]
         _ae_after_cr(a, nonheme)
-    vers = sorted(a.cohort.table("adverse_events").select("ctcae_version").distinct().execute()
-                  .ctcae_version.dropna().astype(str))
+    vers = sorted(
+        a.cohort.table("adverse_events")
+        .select("ctcae_version")
+        .distinct()
+        .execute()
+        .ctcae_version.dropna()
+        .astype(str)
+    )
     _put_or_na(a, "criteria.ctcae_version", ",".join(vers) if vers else None, "no adverse events reported")
     assess = a.cohort.table("assessments")
     chem = assess.filter(
@@ -853,8 +969,11 @@ def _ae_after_cr(a: StudyAnalysis, nonheme: pd.DataFrame) -> None:
     rows = rows[~rows.term.str.lower().isin(hematologic_terms())]
     crd = rows.patient_id.map(p.first_cr_date)
     after = rows[crd.notna() & (rows.onset_date > crd)]
-    a.put(name, int(after.patient_id.nunique()),
-          "non-haematological (terms not graded from blood counts), grade >= 3, onset after the first CR")
+    a.put(
+        name,
+        int(after.patient_id.nunique()),
+        "non-haematological (terms not graded from blood counts), grade >= 3, onset after the first CR",
+    )
 
 
 def _rechallenge(a: StudyAnalysis, ae: pd.DataFrame) -> None:
@@ -872,9 +991,11 @@ def _rechallenge(a: StudyAnalysis, ae: pd.DataFrame) -> None:
         for drug, g in mine.groupby("drug"):
             later = g[g.start_date > r.first_onset]
             if len(later) and pd.notna(g.dose.iloc[0]) and g.dose.iloc[0] and pd.notna(later.dose.iloc[0]):
-                a.put(f"ae.term.{slug(r.term)}.first.rechallenge_dose_fraction.{slug(drug)}",
-                      float(later.dose.iloc[0] / g.dose.iloc[0]),
-                      "dose restarted after the earliest onset / the patient's first dose of the drug")
+                a.put(
+                    f"ae.term.{slug(r.term)}.first.rechallenge_dose_fraction.{slug(drug)}",
+                    float(later.dose.iloc[0] / g.dose.iloc[0]),
+                    "dose restarted after the earliest onset / the patient's first dose of the drug",
+                )
 
 
 # ---- follow-up ----------------------------------------------------------------------------------
@@ -899,28 +1020,43 @@ def _follow_up(a: StudyAnalysis) -> None:
         a.na("hsct_after_cr.event_free_years", why)
     tox = cr[cr.treatment_stop_reason == "toxicity"]
     if len(tox) and pd.notna(tox.treatment_days.iloc[0]):
-        a.put("followup.stopped_for_side_effect.study_day", int(tox.treatment_days.iloc[0] - 1),
-              "elapsed days from the first dose to the last dose")
+        a.put(
+            "followup.stopped_for_side_effect.study_day",
+            int(tox.treatment_days.iloc[0] - 1),
+            "elapsed days from the first dose to the last dose",
+        )
     else:
         a.na("followup.stopped_for_side_effect.study_day", "no CR patient stopped treatment for toxicity")
     kept = cr[cr.treatment_stop_reason == "patient_decision"]
     if len(kept):
-        a.put("followup.stopped_after_cr_months",
-              months((kept.treatment_last_date - kept.first_cr_date).iloc[0].days))
+        a.put(
+            "followup.stopped_after_cr_months",
+            months((kept.treatment_last_date - kept.first_cr_date).iloc[0].days),
+        )
     else:
         a.na("followup.stopped_after_cr_months", "no CR patient stopped treatment by decision")
     stopped = cr[cr.treatment_stop_reason.isin(["toxicity", "patient_decision"])]
-    gaps = [months((stopped.death_date[i] - stopped.treatment_last_date[i]).days)
-            for i in stopped.index if pd.notna(stopped.death_date[i]) and pd.notna(stopped.treatment_last_date[i])]
-    _put_or_na(a, "followup.death_after_stop_months", [min(gaps), max(gaps)] if gaps else None,
-               "no CR patient died after stopping treatment")
+    gaps = [
+        months((stopped.death_date[i] - stopped.treatment_last_date[i]).days)
+        for i in stopped.index
+        if pd.notna(stopped.death_date[i]) and pd.notna(stopped.treatment_last_date[i])
+    ]
+    _put_or_na(
+        a,
+        "followup.death_after_stop_months",
+        [min(gaps), max(gaps)] if gaps else None,
+        "no CR patient died after stopping treatment",
+    )
     on_maint = cr[(cr.treatment_stop_reason == "relapse") & cr.relapse_date.notna()]
     rel = [months((on_maint.relapse_date[i] - on_maint.first_cr_date[i]).days) for i in on_maint.index]
-    _put_or_na(a, "followup.relapse_on_maintenance_months", [min(rel), max(rel)] if rel else None,
-               "no relapse ended treatment after CR",
-               "months from CR to a relapse that ended the index treatment")
-    a.put("cr.relapsed_within_11_months.n", len(rel),
-          "CR patients whose relapse ended the index treatment")
+    _put_or_na(
+        a,
+        "followup.relapse_on_maintenance_months",
+        [min(rel), max(rel)] if rel else None,
+        "no relapse ended treatment after CR",
+        "months from CR to a relapse that ended the index treatment",
+    )
+    a.put("cr.relapsed_within_11_months.n", len(rel), "CR patients whose relapse ended the index treatment")
     a.put("followup.alive_at_last_contact.n", int((p.os_event == 0).sum()))
     a.put("stopping_rule.fired.n", int((p.stopping_rule == "stop").sum()))
 
@@ -939,12 +1075,22 @@ def _exposures(a: StudyAnalysis) -> None:
     for r in courses.itertuples():
         s = f"exposure.{slug(r.drug)}"
         a.put(f"{s}.n_patients", int(r.n))
-        _put_or_na(a, f"{s}.course_days.range", [int(r.lo), int(r.hi)] if pd.notna(r.lo) else None,
-                   "no exposure has an end date", "days per exposure row, first to last day inclusive")
+        _put_or_na(
+            a,
+            f"{s}.course_days.range",
+            [int(r.lo), int(r.hi)] if pd.notna(r.lo) else None,
+            "no exposure has an end date",
+            "days per exposure row, first to last day inclusive",
+        )
         g = per[per.drug == r.drug]
         doses = sorted(g.starting_dose.dropna().unique().tolist())
-        _put_or_na(a, f"{s}.starting_dose", doses[0] if len(doses) == 1 else doses or None,
-                   "no dose recorded", "starting dose per administration (first exposure of each patient)")
+        _put_or_na(
+            a,
+            f"{s}.starting_dose",
+            doses[0] if len(doses) == 1 else doses or None,
+            "no dose recorded",
+            "starting dose per administration (first exposure of each patient)",
+        )
         units = sorted(g.unit.dropna().unique().tolist())
         if units:
             a.put(f"{s}.dose_unit", units[0] if len(units) == 1 else units)
@@ -967,13 +1113,21 @@ def _criteria(a: StudyAnalysis) -> None:
     """Thresholds read back from the rule files the derivations used (and the protocol's)."""
     from amlcohort.criteria.response import rules_for
 
-    _put_or_na(a, "criteria.cr.blasts_pct", _threshold(rules_for(a.criteria), "cr", "marrow_blasts_pct"),
-               f"criteria {a.criteria} has no CR blast threshold")
+    _put_or_na(
+        a,
+        "criteria.cr.blasts_pct",
+        _threshold(rules_for(a.criteria), "cr", "marrow_blasts_pct"),
+        f"criteria {a.criteria} has no CR blast threshold",
+    )
     try:
         from amlcohort.criteria.population import status_rules
 
-        _put_or_na(a, "criteria.elderly_unfit.age", _threshold(status_rules(), "elderly_unfit", "age_at_onset"),
-                   "the population rules have no age threshold")
+        _put_or_na(
+            a,
+            "criteria.elderly_unfit.age",
+            _threshold(status_rules(), "elderly_unfit", "age_at_onset"),
+            "the population rules have no age threshold",
+        )
     except Exception as err:
         a.na("criteria.elderly_unfit.age", f"no population rules: {err}")
     protocol = protocol_of(a)

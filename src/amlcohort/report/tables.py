@@ -26,8 +26,15 @@ from amlcohort.report.results import ALL, EFS_DAY1_NOTE, StudyAnalysis, no_marro
 INDENT = "    "
 #: labels of response categories (codes of rules/response.csv)
 CATEGORY_LABELS = {
-    "cr": "CR", "crh": "CRh", "cri": "CRi", "mlfs": "MLFS", "pr": "PR", "sd": "SD", "nr": "No response",
-    "pd": "PD", "not_evaluable": "Not evaluable",
+    "cr": "CR",
+    "crh": "CRh",
+    "cri": "CRi",
+    "mlfs": "MLFS",
+    "pr": "PR",
+    "sd": "SD",
+    "nr": "No response",
+    "pd": "PD",
+    "not_evaluable": "Not evaluable",
 }
 
 
@@ -38,15 +45,27 @@ def fmt_p(p: float | None, reason: str | None = None) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def p_text(p: float | None) -> str:
+    """A p-value after "p" in a sentence: "= 0.032" or "< 0.001"."""
+    text = fmt_p(p)
+    return text if text.startswith(("<", "not")) else f"= {text}"
+
+
 def fmt_num(x: float | None, na: str = "NA") -> str:
     return na if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:g}"
 
 
 def fmt_ci(lo: float | None, hi: float | None, *, scale: float = 1.0, unit: str = "") -> str:
     """An interval; a bound that cannot be estimated prints NA and the cell says so."""
+
     def one(x: float | None) -> str:
-        return "NA" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{scale * x:.1f}{unit}" \
-            if scale != 1.0 else f"{x:g}{unit}"
+        return (
+            "NA"
+            if x is None or (isinstance(x, float) and np.isnan(x))
+            else f"{scale * x:.1f}{unit}"
+            if scale != 1.0
+            else f"{x:g}{unit}"
+        )
 
     text = f"{one(lo)}–{one(hi)}"
     if "NA" in text:
@@ -73,7 +92,12 @@ def _karyotype_group(p: pd.DataFrame) -> pd.Series:
     n = p.n_abnormalities
     return pd.Series(
         [
-            None if pd.isna(v) else "normal" if v == 0 else "complex (≥3 abnormalities)" if v >= 3
+            None
+            if pd.isna(v)
+            else "normal"
+            if v == 0
+            else "complex (≥3 abnormalities)"
+            if v >= 3
             else "other abnormal"
             for v in n
         ],
@@ -147,8 +171,13 @@ def table1(a: StudyAnalysis, *, p_values: bool = False) -> pd.DataFrame:
         if miss.any():
             row(f"{INDENT}Missing", lambda g: str(int(g[col].isna().sum())))
 
-    def categorical(label: str, values: pd.Series, levels: list[Any] | None = None,
-                    missing_label: str = "Missing", names: dict[Any, str] | None = None) -> None:
+    def categorical(
+        label: str,
+        values: pd.Series,
+        levels: list[Any] | None = None,
+        missing_label: str = "Missing",
+        names: dict[Any, str] | None = None,
+    ) -> None:
         values = values.reindex(p.index)
         present = list(dict.fromkeys(v for v in values.dropna()))
         lv = list(levels or []) + [x for x in sorted(present, key=str) if x not in (levels or [])]
@@ -163,14 +192,24 @@ def table1(a: StudyAnalysis, *, p_values: bool = False) -> pd.DataFrame:
     continuous("Age at onset, years", "age_at_onset")
     categorical("Sex", p.sex, ["female", "male"])
     if "ecog_ps" in p.columns and p.ecog_ps.notna().any():
-        categorical("ECOG performance status", p.ecog_ps.astype("Int64").astype(object).where(p.ecog_ps.notna()))
-    for col, label in (("who2008_category", "WHO 2008 category"), ("diagnosis_category", "Diagnosis category"),
-                       ("who2016_category", "WHO 2016 category"), ("who2022_category", "WHO 2022 category"),
-                       ("icc2022_category", "ICC 2022 category")):
+        categorical(
+            "ECOG performance status", p.ecog_ps.astype("Int64").astype(object).where(p.ecog_ps.notna())
+        )
+    for col, label in (
+        ("who2008_category", "WHO 2008 category"),
+        ("diagnosis_category", "Diagnosis category"),
+        ("who2016_category", "WHO 2016 category"),
+        ("who2022_category", "WHO 2022 category"),
+        ("icc2022_category", "ICC 2022 category"),
+    ):
         if col in p.columns and p[col].notna().any():
             categorical(label, p[col])
-    categorical("Karyotype", p.karyotype_group, ["normal", "other abnormal", "complex (≥3 abnormalities)"],
-                missing_label="Not evaluable")
+    categorical(
+        "Karyotype",
+        p.karyotype_group,
+        ["normal", "other abnormal", "complex (≥3 abnormalities)"],
+        missing_label="Not evaluable",
+    )
     m = a.cohort.table("mutations").select("patient_id", "gene", "result").execute()
     for gene in sorted(m.gene.dropna().unique()):
         g = m[m.gene == gene]
@@ -178,14 +217,22 @@ def table1(a: StudyAnalysis, *, p_values: bool = False) -> pd.DataFrame:
         tested = g[g.result != "not_tested"]
         status.loc[status.index.isin(tested.patient_id)] = "not mutated"
         status.loc[status.index.isin(tested[tested.result == "mutated"].patient_id)] = "mutated"
-        categorical(f"{gene}", status.where(status != "not tested"), ["mutated", "not mutated"],
-                    missing_label="Not tested")
+        categorical(
+            f"{gene}",
+            status.where(status != "not tested"),
+            ["mutated", "not mutated"],
+            missing_label="Not tested",
+        )
     if p.risk_group_reported.notna().any():
         categorical("Risk group as reported", p.risk_group_reported, ["favorable", "intermediate", "adverse"])
     for col, label in (("eln2017", "ELN 2017 genetic risk"), ("eln2022", "ELN 2022 genetic risk")):
         if col in p.columns:
-            categorical(label, p[col].where(p[col] != "not_evaluable"), ["favorable", "intermediate", "adverse"],
-                        missing_label="Not evaluable")
+            categorical(
+                label,
+                p[col].where(p[col] != "not_evaluable"),
+                ["favorable", "intermediate", "adverse"],
+                missing_label="Not evaluable",
+            )
     if "status" in p.columns:
         categorical("Study population", p.status)
     continuous("Prior lines of therapy", "prior_lines")
@@ -206,8 +253,11 @@ def response_table(a: StudyAnalysis) -> pd.DataFrame:
         row |= {CATEGORY_LABELS.get(c, c): int((g.best_response == c).sum()) for c in cats}
         if not len(g):
             reason = "no patients in this arm"
-            row |= {"CR rate": f"not estimable: {reason}", "95% CI (exact)": "not estimable",
-                    "95% CI (Wilson)": "not estimable"}
+            row |= {
+                "CR rate": f"not estimable: {reason}",
+                "95% CI (exact)": "not estimable",
+                "95% CI (Wilson)": "not estimable",
+            }
         elif marrow:
             row |= {"CR rate": marrow, "95% CI (exact)": "", "95% CI (Wilson)": ""}
         else:
@@ -239,19 +289,45 @@ def tests_table(a: StudyAnalysis) -> pd.DataFrame:
 
     warn = "; ".join(f.get("chisq.warnings") or [])
     rows = [
-        {"Test": f"Fisher's exact, two-sided ({shape} table)", "Statistic": "", "df": "",
-         "p": p("fisher.p_value"),
-         "Note": "" if f.get("fisher.odds_ratio") is None else
-         f"odds ratio {f['fisher.odds_ratio']:.2f} (conditional MLE)"},
+        {
+            "Test": f"Fisher's exact, two-sided ({shape} table)",
+            "Statistic": "",
+            "df": "",
+            "p": p("fisher.p_value"),
+            "Note": ""
+            if f.get("fisher.odds_ratio") is None
+            else f"odds ratio {f['fisher.odds_ratio']:.2f} (conditional MLE)",
+        },
     ]
     if f.get("fisher.p_value.greater") is not None:
-        rows.append({"Test": "Fisher's exact, one-sided (first arm better)", "Statistic": "", "df": "",
-                     "p": p("fisher.p_value.greater"), "Note": a.notes.get("fisher.p_value.greater", "")})
+        rows.append(
+            {
+                "Test": "Fisher's exact, one-sided (first arm better)",
+                "Statistic": "",
+                "df": "",
+                "p": p("fisher.p_value.greater"),
+                "Note": a.notes.get("fisher.p_value.greater", ""),
+            }
+        )
     if k == 2:
-        rows.append({"Test": "Chi-square with Yates' correction", "Statistic": stat("chisq.yates.statistic"),
-                     "df": str(f.get("chisq.yates.dof") or ""), "p": p("chisq.yates.p_value"), "Note": warn})
-    rows.append({"Test": "Chi-square without correction", "Statistic": stat("chisq.statistic"),
-                 "df": str(f.get("chisq.dof") or ""), "p": p("chisq.p_value"), "Note": warn})
+        rows.append(
+            {
+                "Test": "Chi-square with Yates' correction",
+                "Statistic": stat("chisq.yates.statistic"),
+                "df": str(f.get("chisq.yates.dof") or ""),
+                "p": p("chisq.yates.p_value"),
+                "Note": warn,
+            }
+        )
+    rows.append(
+        {
+            "Test": "Chi-square without correction",
+            "Statistic": stat("chisq.statistic"),
+            "df": str(f.get("chisq.dof") or ""),
+            "p": p("chisq.p_value"),
+            "Note": warn,
+        }
+    )
     return pd.DataFrame(rows)
 
 
@@ -259,7 +335,9 @@ def days_to_cr_table(a: StudyAnalysis) -> pd.DataFrame:
     p = a.patients[a.patients.cr]
     if not len(p):
         reason = a.reason("days_to_cr.median") or "nobody reached CR"
-        return pd.DataFrame([{"Patient": "", "Arm": "", "Days to CR": f"not estimable: {reason}", "First CR": ""}])
+        return pd.DataFrame(
+            [{"Patient": "", "Arm": "", "Days to CR": f"not estimable: {reason}", "First CR": ""}]
+        )
     return pd.DataFrame(
         {
             "Patient": p.index,
@@ -288,12 +366,24 @@ def survival_table(a: StudyAnalysis) -> pd.DataFrame:
         fits = a.km.get(name, {})
         lr = a.logrank.get(name)
         code = "EFS" if name.startswith("efs") else "OS"
-        lr_text = fmt_p(lr.p_value) + f" (df = {lr.dof})" if lr is not None else \
-            fmt_p(None, a.reason(f"logrank.{name}.p_value"))
+        lr_text = (
+            fmt_p(lr.p_value) + f" (df = {lr.dof})"
+            if lr is not None
+            else fmt_p(None, a.reason(f"logrank.{name}.p_value"))
+        )
         if not fits:
-            rows.append({"Endpoint": f"{title} by {by}", "Group": ALL, "n": 0, "Events": 0,
-                         "Median, days": "not estimable: no patients", "95% CI (log)": "", "Log-rank p": lr_text,
-                         "Note": ""})
+            rows.append(
+                {
+                    "Endpoint": f"{title} by {by}",
+                    "Group": ALL,
+                    "n": 0,
+                    "Events": 0,
+                    "Median, days": "not estimable: no patients",
+                    "95% CI (log)": "",
+                    "Log-rank p": lr_text,
+                    "Note": "",
+                }
+            )
             continue
         for group, km in fits.items():
             if by == "arm" and group == ALL:
@@ -306,17 +396,20 @@ def survival_table(a: StudyAnalysis) -> pd.DataFrame:
                 med = f"{km.median_:g}"
                 if code == "EFS" and km.median_ == 0:
                     note = EFS_DAY1_NOTE
-            rows.append({
-                "Endpoint": f"{title} by {by}",
-                "Group": group,
-                "n": km.n,
-                "Events": km.n_events,
-                "Median, days": med,
-                "95% CI (log)": fmt_ci(lo, hi) if km.median_ is not None or lo is not None else "NA–NA "
-                "(not estimable)",
-                "Log-rank p": "" if group == ALL else lr_text,
-                "Note": note,
-            })
+            rows.append(
+                {
+                    "Endpoint": f"{title} by {by}",
+                    "Group": group,
+                    "n": km.n,
+                    "Events": km.n_events,
+                    "Median, days": med,
+                    "95% CI (log)": fmt_ci(lo, hi)
+                    if km.median_ is not None or lo is not None
+                    else "NA–NA (not estimable)",
+                    "Log-rank p": "" if group == ALL else lr_text,
+                    "Note": note,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -327,13 +420,24 @@ def adverse_events_table(a: StudyAnalysis) -> pd.DataFrame:
     arm_cols = [f"{a.arm_label(arm)} (N={int((a.patients.study_arm == arm).sum())})" for arm in a.arms]
     if ae is None or ae.empty:
         reason = a.reason("ae.worst_grade.by_term") or "no adverse events reported"
-        return pd.DataFrame([{"Term": f"none: {reason}", **{c: 0 for c in cols[1:]}, **{c: 0 for c in arm_cols}}])
-    t = ae.pivot_table(index="term", columns="worst_grade", values="patient_id", aggfunc="nunique", fill_value=0)
+        return pd.DataFrame(
+            [{"Term": f"none: {reason}", **{c: 0 for c in cols[1:]}, **{c: 0 for c in arm_cols}}]
+        )
+    t = ae.pivot_table(
+        index="term", columns="worst_grade", values="patient_id", aggfunc="nunique", fill_value=0
+    )
     t = t.reindex(columns=range(1, 6), fill_value=0)
     t.columns = [f"Grade {g}" for g in t.columns]
     t["Patients"] = ae.groupby("term").patient_id.nunique()
     for arm, col in zip(a.arms, arm_cols, strict=True):
-        t[col] = ae[ae.study_arm == arm].groupby("term").patient_id.nunique().reindex(t.index).fillna(0).astype(int)
+        t[col] = (
+            ae[ae.study_arm == arm]
+            .groupby("term")
+            .patient_id.nunique()
+            .reindex(t.index)
+            .fillna(0)
+            .astype(int)
+        )
     return t.sort_values("Patients", ascending=False, kind="stable").rename_axis("Term").reset_index()
 
 
@@ -351,7 +455,9 @@ def lab_grades_table(a: StudyAnalysis) -> pd.DataFrame:
     # grade only the terms whose values the cohort has (one small query instead of a union of 14)
     cols = sorted({s.value_column for s in LAB_TERMS if s.value_column in t.columns})
     present = t.aggregate(**{c: t[c].count() for c in cols}).execute().iloc[0] if cols else pd.Series()
-    terms = tuple(s.term for s in LAB_TERMS if s.value_column in cols and int(present[s.value_column] or 0) > 0)
+    terms = tuple(
+        s.term for s in LAB_TERMS if s.value_column in cols and int(present[s.value_column] or 0) > 0
+    )
     if not terms:
         return pd.DataFrame([{title: "none: the assessments hold no laboratory value CTCAE grades"}])
     w = worst_grade(grade_assessments(t, version=version, terms=terms), from_study_day=1)
@@ -367,8 +473,21 @@ def lab_grades_table(a: StudyAnalysis) -> pd.DataFrame:
 def dose_modifications_table(a: StudyAnalysis) -> pd.DataFrame:
     ex = a.cohort.table("exposures")
     mod = ex.filter(ex.end_reason.isin(["dose_reduction", "interruption", "toxicity", "stopping_rule"]))
-    cols = [c for c in ("patient_id", "drug", "phase", "dose", "dose_unit", "frequency", "start_date", "end_date",
-                        "end_reason") if c in mod.columns]
+    cols = [
+        c
+        for c in (
+            "patient_id",
+            "drug",
+            "phase",
+            "dose",
+            "dose_unit",
+            "frequency",
+            "start_date",
+            "end_date",
+            "end_reason",
+        )
+        if c in mod.columns
+    ]
     df = mod.select(*cols).order_by(["patient_id", "start_date"]).execute()
     if df.empty:
         return pd.DataFrame([{"Patient": "none: no dose modification or treatment stop recorded"}])
