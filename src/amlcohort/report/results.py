@@ -152,30 +152,7 @@ def study_of(cohort: Any) -> Any:
         return s
     arms = cohort.table("patients").select("study_arm").distinct().execute().study_arm.dropna()
     name = getattr(getattr(cohort, "metadata", None), "study_name", "") or "Cohort"
-    derived = _DerivedStudy(name, tuple(_Arm(str(a), str(a)) for a in sorted(arms)))
-    return _embedded_defaults(cohort, derived)
-
-
-def _embedded_defaults(cohort: Any, derived: _DerivedStudy) -> _DerivedStudy:
-    """Until bundles carry ``study.yaml``: the embedded study keeps its criteria, protocol and claims."""
-    from dataclasses import replace
-
-    from amlcohort.io.cohort import embedded_study_path
-
-    path = getattr(getattr(cohort, "report", None), "path", None)
-    if path is None or Path(path).resolve() != embedded_study_path().resolve():
-        return derived
-    from amlcohort.protocol.definition import default_protocol_path
-    from amlcohort.report.audit import default_claims_path
-
-    return replace(
-        derived,
-        criteria="study",
-        ctcae_version="4.03",
-        protocol=default_protocol_path(),
-        claims=default_claims_path(),
-        declared=True,
-    )
+    return _DerivedStudy(name, tuple(_Arm(str(a), str(a)) for a in sorted(arms)))
 
 
 def arm_label(study: Any, code: str) -> str:
