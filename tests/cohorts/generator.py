@@ -203,7 +203,13 @@ def write_bundle(spec: CohortSpec, folder: Path) -> Path:
                 "end_date": diag + dt.timedelta(days=11),
             }
         )
+        death_day = (
+            (40 + 7 * (p["i"] % 40) if p["status"] == "nr" else 300 + 7 * (p["i"] % 40))
+            if p["dies"]
+            else None
+        )
         for drug in arm.drugs:
+            days = drug.days if death_day is None else min(drug.days, death_day)  # no dose after death
             rows["exposures"].append(
                 {
                     "patient_id": pid,
@@ -214,7 +220,7 @@ def write_bundle(spec: CohortSpec, folder: Path) -> Path:
                     "frequency": drug.frequency,
                     "route": drug.route,
                     "start_date": first,
-                    "end_date": first + dt.timedelta(days=drug.days - 1),
+                    "end_date": first + dt.timedelta(days=days - 1),
                     "end_reason": "planned_end",
                 }
             )
@@ -252,7 +258,7 @@ def write_bundle(spec: CohortSpec, folder: Path) -> Path:
                 {"patient_id": pid, "event_type": "cr_reported", "event_date": first + dt.timedelta(days=28)}
             )
         if p["dies"]:
-            day = 40 + 7 * (p["i"] % 40) if p["status"] == "nr" else 300 + 7 * (p["i"] % 40)
+            day = death_day
             rows["events"].append(
                 {
                     "patient_id": pid,

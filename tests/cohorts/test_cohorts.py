@@ -23,7 +23,6 @@ from tests.cohorts.generator import COHORTS, write_bundle
 def _has_study_definition() -> bool:
     try:
         import amlcohort.schema.study  # noqa: F401
-
         from amlcohort.io import study  # noqa: F401
     except ImportError:
         return False
@@ -260,3 +259,32 @@ def test_no_patients(built):
     assert ne["fisher.p_value"] == "no patients"
     assert ne["cr.rate"] == "no patients"
     assert "no patients" in ne["logrank.os_by_arm.p_value"]
+
+
+def test_table1_not_tested_is_its_own_row(built):
+    rep, _ = built("single_arm")
+    t1 = rep.tables["table1_baseline"]
+    labels = list(t1.Characteristic)
+    i = labels.index("NPM1, n (%)")
+    block = t1.iloc[i + 1 : i + 4].set_index("Characteristic")
+    overall = block.columns[0]
+    assert overall == "Overall (N=5)"
+    # generator: NPM1 not tested for patient 3 of 5, wild type otherwise; nobody mutated
+    assert block.loc["    mutated", overall] == "0 (0%)"
+    assert block.loc["    not mutated", overall] == "4 (80%)"
+    assert block.loc["    Not tested", overall] == "1"
+    assert labels[labels.index("Sex, n (%)") + 1 : labels.index("Sex, n (%)") + 3] == [
+        "    female",
+        "    male",
+    ]
+
+
+def test_efs_median_on_day_1_says_why(built):
+    rep, r = built("nobody_cr")
+    # every patient is an induction failure: EFS event on day 1 (elapsed day 0)
+    assert r["figures"]["efs.median_days.no_cr"] == 0
+    assert "day 1" in r["notes"]["efs.median_days.no_cr"]
+    surv = rep.tables["survival"]
+    efs = surv[surv.Endpoint.str.startswith("Event-free")]
+    assert efs.Note.str.contains("induction failures count as events on day 1").any()
+    assert "induction failures count as events on day 1" in rep.captions["figure4_efs_by_cr"]
