@@ -236,7 +236,7 @@ def table1(a: StudyAnalysis, *, p_values: bool = False) -> pd.DataFrame:
     if "status" in p.columns:
         categorical("Study population", p.status)
     continuous("Prior lines of therapy", "prior_lines")
-    categorical("Prior allogeneic HSCT", p.prior_hsct.map({True: "yes", False: "no"}), ["yes", "no"])
+    categorical("Prior HSCT", p.prior_hsct.map({True: "yes", False: "no"}), ["yes", "no"])
     return pd.DataFrame(rows)
 
 
