@@ -288,3 +288,16 @@ def test_efs_median_on_day_1_says_why(built):
     efs = surv[surv.Endpoint.str.startswith("Event-free")]
     assert efs.Note.str.contains("induction failures count as events on day 1").any()
     assert "induction failures count as events on day 1" in rep.captions["figure4_efs_by_cr"]
+
+
+def test_written_report_of_a_non_paper_cohort(built, tmp_path):
+    from amlcohort.report.build import write_report
+
+    rep, _ = built("aza_ven_only")
+    paths = write_report(rep, tmp_path / "out")
+    results = json.loads(paths["results"].read_text(encoding="utf-8"))
+    assert results["figures"]["cr.by_arm"]["aza_ven"]["cr"] == 4
+    assert results["not_estimable"]["fisher.p_value"] == "only one arm has patients: nothing to compare"
+    assert results["audit"] == {}  # no claims file: no audit
+    html = paths["html"].read_text(encoding="utf-8")
+    assert "Xu" not in html and "Azacitidine + venetoclax" in html
