@@ -221,3 +221,28 @@ def test_the_study_claims_file_loads_and_names_are_unique():
     claims = load_claims()
     assert len(claims) >= 70
     assert len({c.name for c in claims}) == len(claims)
+
+
+def test_generic_figures_carry_the_papers_specifics(results):
+    """Paper-specific statements are audited through generic figures (per term, drug, patient)."""
+    f = results["figures"]
+    ppe = "ae.term.palmar_plantar_erythrodysesthesia_syndrome"
+    assert f[f"{ppe}.first_onset_day"] == 54 and f[f"{ppe}.worst_grade"] == 3
+    assert f[f"{ppe}.first.days_to_worst_grade"] == 7
+    assert f[f"{ppe}.first.rechallenge_dose_fraction.sorafenib"] == 0.5
+    assert f["exposure.sorafenib.starting_dose"] == 400 and f["exposure.cytarabine.starting_dose"] == 25
+    ages = [f[f"patient.{p}.age_at_first_dose_lower_bound"] for p in ("P03", "P04")]
+    assert ages[0] < 70 < ages[1]
+    assert f["cr.neutropenia_days.min"] > 7
+    assert f["protocol.rule.rbc_transfusion.transfuse_rbc.hemoglobin"] == 6
+    assert results["not_estimable"] == {k: v for k, v in results["not_estimable"].items() if v}
+    # 2 arms: the odds ratio and the one-sided test exist; the log-rank tests have 1 df
+    assert f["fisher.odds_ratio"] is not None and f["logrank.os_by_arm.dof"] == 1
+
+
+def test_claims_with_a_list_of_figures():
+    c = Claim("x", "4", "s", 70, "gt", figure=["a", "b"])
+    assert audit({"a": 71.0, "b": 72.0}, [c])[0].status == "reproduced"
+    assert audit({"a": 24.6, "b": 72.0}, [c])[0].status == "discrepant"
+    v = audit({"a": 71.0}, [c], {"b": "onset age missing"})[0]
+    assert v.status == "not computed" and "onset age missing" in v.detail
