@@ -234,6 +234,8 @@ def _check_target(out: Path) -> None:
         return
     if not out.is_dir():
         raise OutputError(f"{out} exists and is not a folder: remove it or choose another --out")
+    if not os.access(out, os.W_OK):
+        raise OutputError(f"{out} is read-only: make it writable or choose another --out")
     links = [p for p in out.rglob("*") if p.is_symlink()]
     if links:
         raise OutputError(
