@@ -488,3 +488,24 @@ def test_pdf_long_table_breaks_across_pages_with_repeated_header(tmp_path):
     assert len(with_rows) >= 3
     assert all("Patient" in t and "Grade" in t for t in with_rows)  # the header repeats
     assert TYPST_TEXT.split()[0] in "".join(pages)
+
+
+def test_preflight_fails_fast_and_a_legacy_report_folder_is_replaced(tmp_path):
+    from amlcohort.report.output import preflight
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="not an amlcohort report"):
+        preflight(foreign)
+    preflight(tmp_path / "new")  # nothing there yet: fine, and nothing written but the lock
+    assert not (tmp_path / "new").exists()
+    legacy = tmp_path / "legacy"  # a report of a version before manifests
+    (legacy / "figures").mkdir(parents=True)
+    (legacy / "figures" / "figure1.png").write_bytes(b"old")
+    (legacy / "results.json").write_text("{}")
+    (legacy / "report.pdf").write_text("stale")
+    preflight(legacy)
+    write_report(make_report(), legacy)
+    assert_complete(legacy)
+    assert not (legacy / "report.pdf").exists()

@@ -189,15 +189,15 @@ def write_report(
     step = progress or (lambda _s: None)
     out = Path(out)
     warnings = OutputWarnings()
-    step("rendering figures (SVG)")
-    svgs = {name: fig.render_figure(f, "svg") for name, f in report.figures.items() if f is not None}
+    drawn = {name: f for name, f in report.figures.items() if isinstance(f, Figure)}
     with staged_output(out) as stage:
+        step("rendering figures (SVG)")
+        svgs = {name: fig.render_figure(f, "svg") for name, f in drawn.items()}
         for name, data in svgs.items():
             stage.write_bytes(f"figures/{name}.svg", data)
         if png:
-            for name, f in report.figures.items():
-                if f is not None:
-                    stage.write_bytes(f"figures/{name}.png", fig.render_figure(f, "png", dpi=png_dpi))
+            for name, f in drawn.items():
+                stage.write_bytes(f"figures/{name}.png", fig.render_figure(f, "png", dpi=png_dpi))
         step("writing tables")
         _write_tables(report.tables, stage, warnings)
         step("writing HTML")

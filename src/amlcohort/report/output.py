@@ -54,6 +54,7 @@ __all__ = [
     "OutputLocked",
     "OutputWarnings",
     "Staging",
+    "preflight",
     "safe_cell",
     "staged_output",
     "xlsx_cell",
@@ -212,11 +213,19 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+#: What a report folder written before manifests existed holds (recognised so upgrades keep working).
+LEGACY_ENTRIES = frozenset(
+    {"figures", "tables", "report.html", "report.pdf", "results.json", "tables.xlsx", MANIFEST}
+)
+
+
 def _is_report_folder(out: Path) -> bool:
-    """True when ``out`` holds a manifest written by amlcohort (so replacing it loses nothing foreign)."""
+    """True when ``out`` holds a manifest written by amlcohort (so replacing it loses nothing foreign),
+    or is a report folder of an earlier version (only the report's own names, with ``results.json``)."""
     m = out / MANIFEST
     if m.is_symlink() or not m.is_file():
-        return False
+        names = {p.name for p in out.iterdir()}
+        return "results.json" in names and names <= LEGACY_ENTRIES
     try:
         with open(m, encoding="utf-8") as fh:
             data = json.load(fh)
@@ -307,6 +316,26 @@ def _permission(e: OSError, out: Path) -> OutputError:
     if e.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ELOOP):
         return OutputError(f"cannot write the report to {out}: {e.strerror} ({where}); choose another --out")
     return OutputError(f"cannot write the report to {out}: {e.strerror or e} ({where})")
+
+
+def preflight(out: str | Path) -> None:
+    """Check, before any work, that a report could be written to ``out`` now; raise :class:`OutputError`.
+
+    The same checks as :func:`staged_output` (links, foreign folder, permissions, another run holding the
+    lock), without writing anything but the lock file; a CLI calls it before the analysis so a bad
+    ``--out`` fails in milliseconds, not after it.
+    """
+    out = Path(os.path.abspath(out))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(out.parent, os.W_OK):
+            raise PermissionError(errno.EACCES, "permission denied", str(out.parent))
+        with _lock(out):
+            _check_target(out)
+    except OutputError:
+        raise
+    except OSError as e:
+        raise _permission(e, out) from e
 
 
 @contextlib.contextmanager

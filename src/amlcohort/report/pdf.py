@@ -129,11 +129,12 @@ def _figure_files(svgs: dict[str, bytes], report: Report) -> list[bytes]:
 def render_pdf(report: Report, svgs: dict[str, bytes] | None = None) -> bytes:
     """The typeset PDF as bytes (the caller writes it, atomically)."""
     import typst
+    from matplotlib.figure import Figure
 
     from amlcohort.report.figures import render_figure
 
     if svgs is None:
-        svgs = {n: render_figure(f, "svg") for n, f in report.figures.items() if f is not None}
+        svgs = {n: render_figure(f, "svg") for n, f in report.figures.items() if isinstance(f, Figure)}
     results = report.analysis.results_json()
     data = document_data(report, svgs, results)
     with tempfile.TemporaryDirectory(prefix="amlcohort-typst-") as tmp:
