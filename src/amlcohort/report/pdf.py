@@ -26,27 +26,50 @@ if TYPE_CHECKING:
 PDF_CELL_LIMIT = 1500
 #: Text width and height available on an A4 page with the template's margins, in cm.
 TEXT_WIDTH_CM, TEXT_HEIGHT_CM = 17.0, 22.5
+#: Table font sizes (points) in the template: normal, and for tables of more than six columns.
+TABLE_PT, SMALL_PT = 7.8, 6.8
 
 
 class PdfError(RuntimeError):
     """Typst could not typeset the report (a bug in amlcohort's template, not in the cohort)."""
 
 
+ZWSP = "\u200b"
+_AFTER = re.compile(r"([_./\\;:=&?|])(?=\S)")
+_LONG_RUN = re.compile(r"[^\s\u200b]{24}(?=[^\s\u200b])")
+
+
+def _breakable(text: str) -> str:
+    """Let Typst wrap identifiers and long runs in narrow columns: a zero-width space after ``_ . /``
+    and similar, and every 24 characters of a run without any break (visible text unchanged)."""
+    return _LONG_RUN.sub(lambda m: m.group(0) + ZWSP, _AFTER.sub(lambda m: m.group(1) + ZWSP, text))
+
+
 def _cell(text: str) -> str:
     if len(text) > PDF_CELL_LIMIT:
-        return text[:PDF_CELL_LIMIT] + f" … [cut: {len(text):,} characters; full text in the CSV]"
-    return text
+        text = text[:PDF_CELL_LIMIT] + f" … [cut: {len(text):,} characters; full text in the CSV]"
+    return _breakable(text)
 
 
-def _column_weights(b: TableBlock) -> list[float]:
-    """Relative column widths: longest line per column (header words count), bounded to 3–40 chars."""
-    weights = []
-    for j, c in enumerate(b.columns):
-        longest = max([len(w) for w in c.split()] or [1])
-        for row in b.rows:
-            longest = max(longest, min(len(row[j]), 40))
-        weights.append(float(min(max(longest, 3), 40)))
-    return weights
+def _column_widths(columns: list[str], rows: list[list[str]], font_pt: float) -> list[float]:
+    """Column widths in points that fit the text width: every column gets at least its longest unbreakable
+    piece (so nothing overlaps), the rest of the width is shared by how much more each column would
+    like (its longest value, up to 40 characters). Character width is estimated at 0.55 em."""
+    char, pad = 0.55 * font_pt, 6.5
+    width = TEXT_WIDTH_CM / 2.54 * 72
+    lo, want = [], []
+    for j, c in enumerate(columns):
+        cells = [c, *(r[j] for r in rows)]
+        piece = max((len(w) for t in cells for w in re.split(rf"[\s{ZWSP}]+", t)), default=1)
+        longest = max((min(len(t), 40) for t in cells), default=1)
+        lo.append(max(piece, 2) * char + pad)
+        want.append(max(longest, piece, 2) * char + pad)
+    if sum(want) <= width:
+        return [round(w, 1) for w in want]
+    if sum(lo) >= width:
+        return [round(w * width / sum(lo), 1) for w in lo]
+    spare, extra = width - sum(lo), [w - m for w, m in zip(want, lo, strict=True)]
+    return [round(m + spare * e / sum(extra), 1) for m, e in zip(lo, extra, strict=True)]
 
 
 def _svg_size(svg: bytes) -> tuple[float, float] | None:
@@ -65,14 +88,17 @@ def document_data(report: Report, svgs: dict[str, bytes], results: dict[str, Any
         blocks: list[dict[str, Any]] = []
         for b in s.blocks:
             if isinstance(b, TableBlock):
+                columns = [_breakable(c) for c in b.columns]
+                rows = [[_cell(v) for v in r] for r in b.rows]
+                small = len(b.columns) > 6
                 blocks.append(
                     {
                         "kind": "table",
                         "title": b.title,
-                        "columns": b.columns,
-                        "rows": [[_cell(v) for v in r] for r in b.rows],
-                        "weights": _column_weights(b),
-                        "small": len(b.columns) > 6,
+                        "columns": columns,
+                        "rows": rows,
+                        "widths": _column_widths(columns, rows, SMALL_PT if small else TABLE_PT),
+                        "small": small,
                     }
                 )
             elif isinstance(b, FigureBlock):
@@ -90,6 +116,10 @@ def document_data(report: Report, svgs: dict[str, bytes], results: dict[str, Any
     if ctx.audit:
         a = ctx.audit
         c = a["counts"]
+        columns = ["Status", "§", "Figure", "Source vs data", "Sentence"]
+        rows = [
+            [_cell(str(r[k])) for k in ("status", "section", "name", "detail", "sentence")] for r in a["rows"]
+        ]
         audit = {
             "title": a["title"],
             "counts": f"{c['reproduced']} reproduced, {c['discrepant']} discrepant, "
@@ -99,12 +129,9 @@ def document_data(report: Report, svgs: dict[str, bytes], results: dict[str, Any
                 f"same figure differently: {x['detail']}"
                 for x in a["contradictions"]
             ],
-            "columns": ["Status", "§", "Figure", "Source vs data", "Sentence"],
-            "weights": [8.0, 3.0, 14.0, 18.0, 30.0],
-            "rows": [
-                [r["status"], r["section"], r["name"], _cell(str(r["detail"])), _cell(str(r["sentence"]))]
-                for r in a["rows"]
-            ],
+            "columns": columns,
+            "rows": rows,
+            "widths": _column_widths(columns, rows, SMALL_PT),
         }
     return {
         "study": {
