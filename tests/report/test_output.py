@@ -517,3 +517,35 @@ def test_ctrl_c_while_writing_leaves_the_previous_report_and_no_leftovers(previo
     assert proc.wait(timeout=60) != 0
     assert assert_complete(previous)["tag"] == "run A"
     assert leftovers(previous) == []  # the interrupted run removed its temporary folder itself
+
+
+@pytest.mark.parametrize(
+    ("figures", "notes", "expected"),
+    [
+        ({"fisher.p_value": 0.0004}, {}, (0.0004, None)),
+        ({"fisher.p_value": None}, {"fisher.p_value": "one arm"}, (None, "one arm")),
+        ({"fisher.p_value": {"not_estimable": "nobody in CR"}}, {}, (None, "nobody in CR")),
+        ({}, {}, (None, "not computed for this cohort")),
+    ],
+)
+def test_lookup_reads_results_defensively(figures, notes, expected):
+    from amlcohort.report.html import lookup
+
+    assert lookup({"figures": figures, "notes": notes}, "fisher.p_value") == expected
+
+
+def test_summary_of_a_cohort_where_little_is_estimable():
+    from amlcohort.report.html import StudyText, fmt_p, summary_sentences
+
+    st = StudyText(
+        "S", None, "", [("a", "Arm A")], "eln2022", "5.0", "the first dose", "2024-01-01", "", False
+    )
+    results = {
+        "figures": {"cohort.n_patients": 1, "cr.by_arm": {"a": {"cr": 0, "n": 1}}},
+        "notes": {"fisher.p_value": "one arm only"},
+    }
+    text = " ".join(summary_sentences(results, st))
+    assert text.startswith("1 patient in 1 arm. Complete remission (CR) in 0/1 with Arm A")
+    assert "Fisher's exact test not estimable: one arm only" in text
+    assert "Days to CR not estimable" in text and "Median follow-up not estimable" in text
+    assert (fmt_p(0.0004), fmt_p(0.0319), fmt_p(0.21), fmt_p(None)) == ("< 0.001", "0.032", "0.210", "NA")

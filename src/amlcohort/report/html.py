@@ -171,7 +171,8 @@ def summary_sentences(results: dict[str, Any], st: StudyText) -> list[str]:
     out: list[str] = []
     n, why = lookup(results, "cohort.n_patients")
     arms = f" in {len(st.arms)} arm{'s' if len(st.arms) != 1 else ''}" if st.arms else ""
-    out.append(f"{n} patients{arms}." if n is not None else f"Number of patients {NOT_ESTIMABLE}: {why}.")
+    noun = "patient" if n == 1 else "patients"
+    out.append(f"{n} {noun}{arms}." if n is not None else f"Number of patients {NOT_ESTIMABLE}: {why}.")
 
     by_arm, why = lookup(results, "cr.by_arm")
     if isinstance(by_arm, dict) and by_arm:
