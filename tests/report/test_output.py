@@ -514,7 +514,7 @@ def test_preflight_fails_fast_and_a_legacy_report_folder_is_replaced(tmp_path):
 def test_ctrl_c_while_writing_leaves_the_previous_report_and_no_leftovers(previous, tmp_path):
     proc, _ = start_child("pdf", previous, tmp_path)
     os.kill(proc.pid, signal.SIGINT)
-    assert proc.wait(timeout=60) != 0
+    assert proc.wait(timeout=240) != 0  # generous: the machine is shared and loaded
     assert assert_complete(previous)["tag"] == "run A"
     assert leftovers(previous) == []  # the interrupted run removed its temporary folder itself
 
