@@ -14,6 +14,7 @@ import pandas as pd
 
 from amlcohort.report import figures as fig
 from amlcohort.report.build import Report
+from amlcohort.schema.study import Arm, StudyDefinition
 
 FORMULA = '=HYPERLINK("http://x.invalid","y")'
 HTML_TERM = "<script>document.title='pwned'</script><img src=x onerror=alert(1)>"
@@ -34,17 +35,11 @@ def make_report(
     metadata = SimpleNamespace(
         study_name=STUDY_NAME, cutoff_date=dt.date(2024, 6, 30), reconstructed=False, source=""
     )
-    study = SimpleNamespace(
+    study = StudyDefinition(
         name=STUDY_NAME,
-        citation=None,
-        description="",
-        arms=(
-            SimpleNamespace(code="aza_ven", label="Azacitidine + venetoclax"),
-            SimpleNamespace(code="ida_ara", label="7+3"),
-        ),
+        arms=(Arm("aza_ven", "Azacitidine + venetoclax"), Arm("ida_ara", "7+3")),
         criteria="eln2022",
         ctcae_version="5.0",
-        day1_text="the first dose of any study drug",
     )
     cohort = SimpleNamespace(metadata=metadata, study=study)
     figures_json = {

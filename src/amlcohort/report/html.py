@@ -127,7 +127,7 @@ def study_text(report: Report, results: dict[str, Any] | None = None) -> StudyTe
         arms=arms,
         criteria=_text(a.criteria),
         ctcae_version=_text(getattr(st, "ctcae_version", None)) or None if st is not None else None,
-        day1_text=_text(day1, "the first dose of any study drug"),
+        day1_text=_text(day1, "first dose of any study drug"),
         cutoff_date=_text(getattr(m, "cutoff_date", "")),
         source=_text(getattr(m, "source", "")),
         reconstructed=bool(getattr(m, "reconstructed", False)),
@@ -232,7 +232,7 @@ def summary_text(report: Report) -> str:
 def methods_text(st: StudyText) -> str:
     ctcae = f"CTCAE v{st.ctcae_version}" if st.ctcae_version else "the declared CTCAE version"
     return (
-        f"Day 1 is {st.day1_text}; the day before is day -1; months are days / 30.4375. "
+        f"Day 1 is the day of the {st.day1_text}; the day before is day -1; months are days / 30.4375. "
         f"Response by the {st.criteria} criteria; laboratory adverse events graded by {ctcae}. "
         "Kaplan–Meier estimates with Greenwood standard errors and log-transformed intervals, medians by "
         "R's rule (midpoint where S = 0.5 exactly), log-rank tests as R's survdiff, Fisher's exact test as "
