@@ -71,7 +71,9 @@ def leftovers(out: Path) -> list[str]:
 
 
 CHILD = r"""
-import os, sys, time
+import os, signal, sys, time
+# as in a terminal: Ctrl-C raises KeyboardInterrupt (a background job would inherit SIGINT ignored)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {here!r})
 from test_output_fake import make_report
 from amlcohort.report import output
@@ -415,6 +417,8 @@ def test_html_is_generic_self_contained_and_says_what_is_not_estimable(html_repo
     assert "sorafenib" not in low and "xu " not in low and "cytarabine" not in low
     assert "http://" not in html.replace("http://x.invalid", "") and "https://" not in html
     assert "Content-Security-Policy" in html
+    assert "Response criteria: eln2022." in html and "CTCAE v5.0." in html  # from the study definition
+    assert "Day 1 is the day of the first dose of any study drug" in html
 
 
 def test_html_payloads_are_inert_in_headless_chromium(html_report, tmp_path):
