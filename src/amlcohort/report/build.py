@@ -1,5 +1,5 @@
-"""Build the study report: HTML (self-contained), figures (PNG 300 dpi + SVG), tables (CSV + one
-XLSX), ``results.json`` and, on request, a PDF.
+"""Build the study report: HTML (self-contained), figures (SVG; PNG on request), tables (CSV + one
+XLSX), ``results.json``, ``manifest.json`` and, on request, a typeset PDF; written atomically.
 
 >>> from amlcohort import load_cohort
 >>> from amlcohort.report.build import build_report
@@ -8,10 +8,12 @@ XLSX), ``results.json`` and, on request, a PDF.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,9 @@ from amlcohort.report.audit import Verdict, audit, contradictions, load_claims
 from amlcohort.report.html import render_html
 from amlcohort.report.results import ALL, EFS_DAY1_NOTE, StudyAnalysis, analyse, no_marrow_reason, protocol_of
 from amlcohort.report.tables import p_text
+
+if TYPE_CHECKING:
+    from amlcohort.report.output import OutputWarnings, Staging
 
 Progress = Callable[[str], None]
 
@@ -146,20 +151,20 @@ def _captions(a: StudyAnalysis, day1: str) -> dict[str, str]:
     )
     efs_note = f" Note: {EFS_DAY1_NOTE}." if efs_day1 else ""
     return {
-        "figure1_blasts_cr": "Figure 1. Marrow blasts (%) over time in the patients who reached CR "
+        "figure1_blasts_cr": "Marrow blasts (%) over time in the patients who reached CR "
         "(reference lines at 5 % and 10 %).",
-        "figure2_blasts_no_cr": "Figure 2. Marrow blasts (%) over time in the patients without CR.",
-        "figure3_os_by_cr": f"Figure 3. Overall survival from the {day1} by CR status "
+        "figure2_blasts_no_cr": "Marrow blasts (%) over time in the patients without CR.",
+        "figure3_os_by_cr": f"Overall survival from the {day1} by CR status "
         "(Kaplan–Meier; + censored; log-transformed pointwise 95% CI as R's survfit; number at risk below).",
-        "figure4_efs_by_cr": "Figure 4. Event-free survival by CR status "
+        "figure4_efs_by_cr": "Event-free survival by CR status "
         "(induction failure is an event on day 1)."
         + efs_note,
-        "figure5_swimmer": "Figure 5. Each patient's course: treatment periods, CR, HSCT, relapse, "
+        "figure5_swimmer": "Each patient's course: treatment periods, CR, HSCT, relapse, "
         "death or last contact.",
-        "figure6_adverse_events": "Figure 6. Adverse events as reported, patients by worst CTCAE grade.",
-        "figure7_os_by_arm": f"Figure 7. Overall survival from the {day1} by arm "
+        "figure6_adverse_events": "Adverse events as reported, patients by worst CTCAE grade.",
+        "figure7_os_by_arm": f"Overall survival from the {day1} by arm "
         "(Kaplan–Meier; number at risk below; log-rank test with k-1 degrees of freedom).",
-        "figure8_efs_by_arm": "Figure 8. Event-free survival by arm (induction failure is an event on day 1)."
+        "figure8_efs_by_arm": "Event-free survival by arm (induction failure is an event on day 1)."
         + efs_note,
     }
 
@@ -168,18 +173,18 @@ def _table_titles(a: StudyAnalysis) -> dict[str, str]:
     from amlcohort.report.tables import lab_version
 
     return {
-        "table1_baseline": "Table 1. Baseline characteristics by arm",
-        "response_by_arm": f"Table 2. Best response by arm ({a.criteria} criteria)",
-        "response_tests": "Table 3. CR rate by arm: tests",
-        "days_to_cr": "Table 4. Days from the first dose to CR",
-        "survival": "Table 5. Survival medians and log-rank tests",
-        "adverse_events": "Table 6. Adverse events as reported (patients by worst grade, by arm)",
-        "lab_ctcae_grades": f"Table 7. Laboratory adverse events graded by CTCAE v{lab_version(a)} from the "
+        "table1_baseline": "Baseline characteristics by arm",
+        "response_by_arm": f"Best response by arm ({a.criteria} criteria)",
+        "response_tests": "CR rate by arm: tests",
+        "days_to_cr": "Days from the first dose to CR",
+        "survival": "Survival medians and log-rank tests",
+        "adverse_events": "Adverse events as reported (patients by worst grade, by arm)",
+        "lab_ctcae_grades": f"Laboratory adverse events graded by CTCAE v{lab_version(a)} from the "
         "assessments",
-        "dose_modifications": "Table 8. Dose modifications and treatment stops",
-        "protocol_summary": "Table 9. Protocol deviations by rule",
-        "protocol_deviations": "Table 10. Protocol deviations",
-        "claims_audit": "Table 11. The claims file's statements against the data",
+        "dose_modifications": "Dose modifications and treatment stops",
+        "protocol_summary": "Protocol deviations by rule",
+        "protocol_deviations": "Protocol deviations",
+        "claims_audit": "The claims file's statements against the data",
     }
 
 
@@ -288,9 +293,9 @@ def _figures(a: StudyAnalysis, tables: dict[str, pd.DataFrame], day1: str) -> di
     marrow = no_marrow_reason(a)
     out: dict[str, Figure] = {}
     for name, cr, title, extra in (
-        ("figure1_blasts_cr", True, "Figure 1. Patients with CR",
+        ("figure1_blasts_cr", True, "Patients with CR",
          {"max_day": 120, "reference_lines": (5, 10)}),
-        ("figure2_blasts_no_cr", False, "Figure 2. Patients without CR", {"max_day": 60}),
+        ("figure2_blasts_no_cr", False, "Patients without CR", {"max_day": 60}),
     ):
         data = None if marrow else _blasts(a, cr)
         if marrow or data is None or data.empty:
@@ -337,40 +342,123 @@ def _protocol_section(a: StudyAnalysis) -> dict | None:
 
 
 def write_report(
-    report: Report, out: str | Path, *, pdf: bool = False, progress: Progress | None = None
+    report: Report,
+    out: str | Path,
+    *,
+    pdf: bool = False,
+    png: bool = False,
+    png_dpi: int = 150,
+    progress: Progress | None = None,
 ) -> dict[str, Path]:
-    """Write every output of ``report`` under ``out``; returns the main paths."""
+    """Write every output of ``report`` as the folder ``out``, atomically; returns the main paths.
+
+    Each figure is rendered once as SVG (``figures/*.svg``, embedded in the HTML and set in the PDF);
+    PNG (``png_dpi``) only when ``png``. The whole folder is written beside ``out`` and swapped in
+    (see :mod:`amlcohort.report.output`): the previous report stays complete until the new one is,
+    a concurrent run on the same ``out`` fails, links are never followed, and ``manifest.json`` lists
+    every file with its SHA-256. Raises :class:`amlcohort.report.output.OutputError` (one-line message)
+    when ``out`` cannot be written.
+    """
+    from amlcohort.report.output import OutputWarnings, staged_output
+
     step = progress or (lambda _s: None)
     out = Path(out)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    (out / "tables").mkdir(parents=True, exist_ok=True)
-    step("writing figures")
-    for name, f in report.figures.items():
-        fig.save_figure(f, out / "figures", name)
-    step("writing tables")
-    with pd.ExcelWriter(out / "tables.xlsx", engine="openpyxl") as xl:
-        for name, t in report.tables.items():
-            t.to_csv(out / "tables" / f"{name}.csv", index=False)
-            t.astype(str).to_excel(xl, sheet_name=name[:31], index=False)
-    results = report.analysis.results_json()
-    results["audit"] = {
-        v.claim.name: {"status": v.status, "paper": v.claim.value, "data": v.computed}
-        for v in report.verdicts
-    }
-    results["audit_contradictions"] = [
-        [x.claim.name, y.claim.name] for x, y in contradictions(report.verdicts)
-    ]
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    step("writing HTML")
-    html = out / "report.html"
-    html.write_text(render_html(report), encoding="utf-8")
-    paths = {"html": html, "results": out / "results.json", "xlsx": out / "tables.xlsx"}
-    if pdf:
-        from amlcohort.report.pdf import write_pdf
+    warnings = OutputWarnings()
+    drawn = {name: f for name, f in report.figures.items() if isinstance(f, Figure)}
+    with staged_output(out) as stage:
+        step("rendering figures (SVG)")
+        svgs = {name: fig.render_figure(f, "svg") for name, f in drawn.items()}
+        for name, data in svgs.items():
+            stage.write_bytes(f"figures/{name}.svg", data)
+        if png:
+            for name, f in drawn.items():
+                stage.write_bytes(f"figures/{name}.png", fig.render_figure(f, "png", dpi=png_dpi))
+        step("writing tables")
+        _write_tables(report.tables, stage, warnings)
+        step("writing HTML")
+        stage.write_text("report.html", render_html(report, svgs))
+        if pdf:
+            from amlcohort.report.pdf import render_pdf
 
-        step("writing PDF")
-        paths["pdf"] = write_pdf(report, out / "report.pdf")
+            step("writing PDF")
+            stage.write_bytes("report.pdf", render_pdf(report, svgs))
+        results = report.analysis.results_json()
+        results["audit"] = {
+            v.claim.name: {"status": v.status, "paper": v.claim.value, "data": v.computed}
+            for v in report.verdicts
+        }
+        results["audit_contradictions"] = [
+            [x.claim.name, y.claim.name] for x, y in contradictions(report.verdicts)
+        ]
+        results["output_warnings"] = warnings.items
+        results["outputs"] = {"manifest": "manifest.json", "files": dict(sorted(stage.files.items()))}
+        stage.write_bytes("results.json", _json_bytes(results))
+    final = out.absolute()
+    paths = {"html": final / "report.html", "results": final / "results.json", "xlsx": final / "tables.xlsx"}
+    if pdf:
+        paths["pdf"] = final / "report.pdf"
+    paths["manifest"] = final / "manifest.json"
     return paths
+
+
+def _json_bytes(obj: object) -> bytes:
+    return (json.dumps(obj, indent=2, default=str, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _write_tables(tables: dict[str, pd.DataFrame], stage: Staging, warnings: OutputWarnings) -> None:
+    """``tables/<name>.csv`` and one ``tables.xlsx`` (a sheet per table), formula text neutralised."""
+    import openpyxl
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    from amlcohort.report.output import safe_cell, xlsx_cell
+
+    wb = openpyxl.Workbook(write_only=True)
+    used: set[str] = set()
+    bold = Font(bold=True)
+    for name, t in tables.items():
+        if t is None:
+            continue
+        csv = t.map(safe_cell) if len(t.columns) else t.copy()
+        csv.columns = [safe_cell(str(c)) for c in t.columns]
+        stage.write_bytes(f"tables/{name}.csv", csv.to_csv(index=False).encode("utf-8"))
+        sheet = _sheet_name(name, used)
+        ws = wb.create_sheet(sheet)
+        header = []
+        for c in t.columns:
+            cell = WriteOnlyCell(ws, value=xlsx_cell(str(c))[0])
+            cell.font = bold
+            header.append(cell)
+        ws.append(header)
+        for i, row in enumerate(t.itertuples(index=False, name=None), start=2):
+            values = []
+            for col, v in zip(t.columns, row, strict=True):
+                value, cut = xlsx_cell(v)
+                if cut is not None:
+                    warnings.add(
+                        file="tables.xlsx",
+                        sheet=sheet,
+                        row=i,
+                        column=str(col),
+                        length=cut,
+                        message=f"text of {cut:,} characters cut to Excel's 32,767-character cell limit "
+                        f"(marked in the cell); the full text is in tables/{name}.csv",
+                    )
+                values.append(value)
+            ws.append(values)
+    buf = io.BytesIO()
+    wb.save(buf)
+    stage.write_bytes("tables.xlsx", buf.getvalue())
+
+
+def _sheet_name(name: str, used: set[str]) -> str:
+    base = "".join("_" if ch in '[]:*?/\\' else ch for ch in name)[:31] or "table"
+    sheet, k = base, 1
+    while sheet.lower() in used:
+        k += 1
+        sheet = f"{base[: 31 - len(str(k)) - 1]}_{k}"
+    used.add(sheet.lower())
+    return sheet
 
 
 def build_report(
@@ -379,9 +467,10 @@ def build_report(
     *,
     claims_path: str | Path | None = None,
     pdf: bool = False,
+    png: bool = False,
     criteria: str | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Path]:
-    """Assemble and write the report for ``cohort`` under ``out``."""
+    """Assemble and write the report for ``cohort`` as the folder ``out`` (see :func:`write_report`)."""
     report = assemble(cohort, claims_path=claims_path, criteria=criteria, progress=progress)
-    return write_report(report, out, pdf=pdf, progress=progress)
+    return write_report(report, out, pdf=pdf, png=png, progress=progress)

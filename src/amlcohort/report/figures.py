@@ -58,6 +58,7 @@ __all__ = [
     "kaplan_meier_plot",
     "kind_styles",
     "not_estimable_figure",
+    "render_figure",
     "save_figure",
     "swimmer_plot",
 ]
@@ -158,6 +159,10 @@ STYLE: dict[str, object] = {
     "svg.hashsalt": "amlcohort",  # deterministic element ids
     "figure.dpi": 100,
     "figure.constrained_layout.use": True,
+    # User text (patient ids, adverse-event terms, arm labels) is drawn literally: never TeX, never
+    # mathtext ("$\\alpha$-02" stays those characters, "$$" does not crash the renderer).
+    "text.usetex": False,
+    "text.parse_math": False,
 }
 
 REFERENCE_GREY = "#777777"
@@ -792,6 +797,23 @@ def not_estimable_figure(
 # ---------------------------------------------------------------------------------------------
 # Output
 # ---------------------------------------------------------------------------------------------
+def render_figure(fig: Figure, fmt: Literal["svg", "png", "pdf"] = "svg", *, dpi: int = 300) -> bytes:
+    """The figure encoded once as ``fmt`` (SVG vector, PNG at ``dpi``), with reproducible metadata.
+
+    Text is drawn literally (``text.parse_math`` off, see :data:`STYLE`); SVG glyphs are paths, so the
+    SVG holds no user text as markup.
+    """
+    if fmt not in ("svg", "png", "pdf"):
+        raise ValueError(f"render_figure: fmt must be 'svg', 'png' or 'pdf', got {fmt!r}")
+    buf = io.BytesIO()
+    metadata = {"Software": "amlcohort (matplotlib)"} if fmt == "png" else {"Date": None}
+    if fmt == "pdf":
+        metadata = {"CreationDate": None, "Creator": "amlcohort (matplotlib)"}
+    with figure_style():
+        fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata)
+    return buf.getvalue()
+
+
 def save_figure(
     fig: Figure,
     out_dir: str | Path,
@@ -802,17 +824,16 @@ def save_figure(
 ) -> dict[str, Path]:
     """Write ``fig`` as ``<out_dir>/<name>.<fmt>`` (PNG at ``dpi``, SVG vector); return fmt → path.
 
-    Output is reproducible: no creation date in the metadata, fixed SVG ids.
+    Output is reproducible: no creation date in the metadata, fixed SVG ids. (The report itself writes
+    through :func:`render_figure` and :mod:`amlcohort.report.output`, atomically.)
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    with figure_style():
-        for fmt in formats:
-            path = out / f"{name}.{fmt}"
-            metadata = {"Software": "amlcohort (matplotlib)"} if fmt == "png" else {"Date": None}
-            fig.savefig(path, format=fmt, dpi=dpi, metadata=metadata)
-            paths[fmt] = path
+    for fmt in formats:
+        path = out / f"{name}.{fmt}"
+        path.write_bytes(render_figure(fig, fmt, dpi=dpi))  # type: ignore[arg-type]
+        paths[fmt] = path
     return paths
 
 
@@ -821,8 +842,10 @@ def figure_to_data_uri(fig: Figure, fmt: Literal["svg", "png"] = "svg", *, dpi: 
     mime = {"svg": "image/svg+xml", "png": "image/png"}
     if fmt not in mime:
         raise ValueError(f"figure_to_data_uri: fmt must be 'svg' or 'png', got {fmt!r}")
-    buf = io.BytesIO()
-    with figure_style():
-        metadata = {"Software": "amlcohort (matplotlib)"} if fmt == "png" else {"Date": None}
-        fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata)
-    return f"data:{mime[fmt]};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+    return data_uri(render_figure(fig, fmt, dpi=dpi), fmt)
+
+
+def data_uri(data: bytes, fmt: Literal["svg", "png"]) -> str:
+    """Encoded figure bytes as a base64 ``data:`` URI."""
+    mime = {"svg": "image/svg+xml", "png": "image/png"}[fmt]
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
