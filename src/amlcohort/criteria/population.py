@@ -52,12 +52,18 @@ def membership_rules() -> RuleSet:
     return ruleset(RULE_FILE, MEMBERSHIP_RULESET, VERSION)
 
 
-@functools.cache
 def population_rules_file(path: Path) -> tuple[RuleSet, RuleSet]:
     """A study's own population rules (``population:`` in ``study.yaml``): the rule sets
     ``population.status`` and ``population.membership``, one version each, same inputs as ours.
     Raises :class:`InputError` naming the file when either is missing or ambiguous."""
-    book = parse_rules(path.read_text(encoding="utf-8"), path.name)
+    return _population_rules(path.read_text(encoding="utf-8"), path.name)
+
+
+@functools.cache
+def _population_rules(text: str, name: str) -> tuple[RuleSet, RuleSet]:
+    """Parsed once per file content (an edited file is parsed again)."""
+    path = Path(name)
+    book = parse_rules(text, name)
 
     def one(name: str) -> RuleSet:
         found = [rs for (n, _), rs in book.items() if n == name]
