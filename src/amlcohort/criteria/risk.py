@@ -307,8 +307,9 @@ def derive_risk(patients: ir.Table, mutations: ir.Table, *,
     out: dict[str, ir.Value] = {}
     for v, rs in zip(versions, sets, strict=True):
         missing, rule_id = _missing(table[f"{v}_missing"]), table[f"{v}_rule"]
-        why = ibis.ifelse(missing.re_search("karyotype").fill_null(False) & table.k_problem.notnull(),
-                          ibis.literal(" [").concat(table.k_problem.fill_null("")).concat("]"), ibis.literal(""))
+        problem = table.k_problem
+        why = ibis.ifelse(missing.re_search("karyotype").fill_null(False) & problem.notnull(),
+                          ibis.literal(" [").concat(problem.fill_null("")).concat("]"), ibis.literal(""))
         not_evaluable = (ibis.literal("not evaluable: missing ").concat(missing.re_replace(";", ", "))
                          .concat(why).concat(" (rule ").concat(rule_id).concat(")"))
         out[v] = table[v]
