@@ -25,7 +25,7 @@ from amlcohort.criteria.risk import derive_risk
 T5, T6 = "ELN 2017 Table 5", "ELN 2022 Table 6"
 GENES = ("FLT3-ITD", "NPM1", "CEBPA", "RUNX1", "ASXL1", "TP53", "BCOR", "EZH2", "SF3B1", "SRSF2", "STAG2",
          "U2AF1", "ZRSR2")
-F, I, A, NE = "favorable", "intermediate", "adverse", "not_evaluable"
+F, I, A, NE = "favorable", "intermediate", "adverse", "not_evaluable"  # noqa: E741
 
 # karyotype, ELN 2017, ELN 2022, source (row)
 CASES: list[tuple[str, str, str, str]] = [
@@ -36,7 +36,8 @@ CASES: list[tuple[str, str, str, str]] = [
      "ISCN constitutional c not counted; T5/T6 complex karyotype row"),
     ("45,XY,inv(9)(p12q13)c,-18[20]", I, I, "ISCN constitutional c; T5/T6 monosomal karyotype footnote"),
     ("46,XY,t(9;11)(q34;q23)[20]", A, A, "T5/T6 adverse t(v;11q23.3): 9q34 is not MLLT3"),
-    ("45,XY,der(5;17)(p10;q10)[20]", A, A, "ISCN whole-arm der: loss of 5q and 17p; T5/T6 adverse del(5q), abn(17p)"),
+    ("45,XY,der(5;17)(p10;q10)[20]", A, A,
+     "ISCN whole-arm der: loss of 5q and 17p; T5/T6 adverse del(5q), abn(17p)"),
     ("46,XY,ins(10;11)(p12;q23q13)[20]", A, A, "T5/T6 adverse t(v;11q23.3): KMT2A::MLLT10 by insertion"),
     ("46,XY,ins(21;8)(q22;q21q22)[20]", F, F, "T5/T6 favorable t(8;21): RUNX1::RUNX1T1 by insertion"),
     ("46,XY[20].nuc ish(RUNX1T1,RUNX1)x3(RUNX1T1 con RUNX1x2)[180/200]", F, F,
@@ -175,7 +176,8 @@ def derived() -> dict[str, dict[str, Any]]:
                              schema=ibis.schema({"patient_id": "string", "karyotype": "string"}))
     rows = [(pid, g) for pid in ids for g in GENES]
     mutations = ibis.memtable(
-        {"patient_id": [r[0] for r in rows], "gene": [r[1] for r in rows], "result": ["wild_type"] * len(rows),
+        {"patient_id": [r[0] for r in rows], "gene": [r[1] for r in rows],
+         "result": ["wild_type"] * len(rows),
          "allelic_ratio": [None] * len(rows), "vaf_percent": [None] * len(rows),
          "cebpa_biallelic": [None] * len(rows), "cebpa_bzip_inframe": [None] * len(rows)},
         schema=ibis.schema({"patient_id": "string", "gene": "string", "result": "string",
