@@ -143,7 +143,8 @@ CASES: list[tuple[str, str, str, str]] = [
     ("47,XY,+21c,+8[20]", I, I, "ISCN constitutional +21c (Down syndrome) not counted"),
     ("48,XY,+21c,+8,+10[20]", I, I, "ISCN +21c not counted: 2 acquired gains are not complex"),
     ("47,XY,+21c,+8,+10,+13[20]", A, I,
-     "ISCN +21c not counted; T5 complex (3 trisomies); T6 footnote: hyperdiploid, 3 trisomies only, excluded"),
+     "ISCN +21c not counted; T5 complex (3 trisomies); "
+     "T6 footnote: hyperdiploid, 3 trisomies only, excluded"),
     ("46,XY,t(1;3)(p36;q21)c,del(9)(q13q22),+8,-7[20]", A, A, "ISCN constitutional t(1;3)c; -7 adverse"),
     ("46,XX,t(2;12)(q31;p13)c,del(9)(q13q22),+8[20]", I, I,
      "ISCN constitutional translocation not counted: 2 acquired abnormalities"),
