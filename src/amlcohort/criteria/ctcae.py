@@ -28,7 +28,7 @@ from typing import Literal
 import ibis
 import ibis.expr.types as ir
 
-from amlcohort.criteria.engine import NOT_EVALUABLE, RuleSet, compile_rules, evaluate, ruleset
+from amlcohort.criteria.engine import NOT_EVALUABLE, RuleSet, compile_rules, evaluate_fast, ruleset
 
 # ---- versions -----------------------------------------------------------------------------------
 
@@ -184,7 +184,7 @@ def grade(term: str, value: float | None, *, uln: float | None = None, lln: floa
             values[name] = given
         elif given is not None:
             notes.append(f"{name} ignored: not a criterion of {spec.term} in CTCAE v{v}")
-    ev = evaluate(rules, values)
+    ev = evaluate_fast(rules, values)
     if ev.outcome == NOT_EVALUABLE:
         reason = f"{', '.join(ev.missing)} not given; rule {ev.rule_id} needs it [{ev.source}]"
         return out(None, _join(reason, notes), ev.rule_id, ev.missing)
