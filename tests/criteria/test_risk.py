@@ -154,8 +154,8 @@ case(NK, {**WT, "CEBPA": mut(cebpa_biallelic=True, cebpa_bzip_inframe=True), "FL
      "favorable", f"{T5}: 'wild-type NPM1 and FLT3-ITD high' is adverse with no CEBPA exception; "
      f"{T6}: bZIP in-frame CEBPA favorable, FLT3-ITD not a modifier", "eln2017.adverse.molecular",
      "eln2022.favorable.molecular")
-case(NK, {**WT, "CEBPA": mut(cebpa_biallelic=True, cebpa_bzip_inframe=True), "FLT3-ITD": itd(0.3)}, "favorable",
-     "favorable", f"{T5}: biallelic CEBPA with FLT3-ITD low stays favorable; {T6}: favorable",
+case(NK, {**WT, "CEBPA": mut(cebpa_biallelic=True, cebpa_bzip_inframe=True), "FLT3-ITD": itd(0.3)},
+     "favorable", "favorable", f"{T5}: biallelic CEBPA with FLT3-ITD low stays favorable; {T6}: favorable",
      "eln2017.favorable.molecular", "eln2022.favorable.molecular")
 case(NK, {**WT, "RUNX1": mut()}, "adverse", "adverse", f"{T5}/{T6} adverse: mutated RUNX1")
 case(NK, {**WT, "ASXL1": mut()}, "adverse", "adverse", f"{T5}/{T6} adverse: mutated ASXL1")
