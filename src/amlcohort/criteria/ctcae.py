@@ -24,7 +24,7 @@ import io
 import math
 import numbers
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
@@ -349,8 +349,38 @@ def _baseline_table(table: ir.Table, column: str) -> ir.Table:
     return joined.select(bl_patient_id=joined.patient_id, bl_value=joined[column].cast("float64"))
 
 
+_LIMIT_DERIVED = ("excess_uln",)
+_BASELINE_DERIVED = ("baseline", "excess_baseline", "pchg")
+
+
+def _gradable_without_limit(rules: RuleSet, spec: LabTerm) -> bool:
+    """Some grade >0 of ``rules`` is decided without the reference limit (e.g. ANC < 0.5)."""
+    needs = {spec.limit, *_LIMIT_DERIVED}
+    return any(r.outcome in GRADES[1:] and not (needs & set(r.variables)) for r in rules.rules)
+
+
+def table_terms(columns: Sequence[str], version: str = "4.03",
+                default_limits: Mapping[str, float] | None = None) -> tuple[LabTerm, ...]:
+    """The terms :func:`grade_assessments` grades by default for a table with ``columns``.
+
+    A term is graded when CTCAE ``version`` defines it, its value column is present, and either
+    its reference limit is available (column or default) or some grade is decided without it.
+    """
+    v = resolve_version(version)
+    book = load_rules(RULE_FILES[v])
+    out = []
+    for spec in LAB_TERMS:
+        if (spec.key, v) not in book or spec.value_column not in columns:
+            continue
+        has_limit = spec.limit_column in columns or spec.limit_column in (default_limits or {})
+        if has_limit or _gradable_without_limit(book[(spec.key, v)], spec):
+            out.append(spec)
+    return tuple(out)
+
+
 def grade_assessments(table: ir.Table, *, version: str = "4.03", terms: tuple[str, ...] | None = None,
-                      default_limits: Mapping[str, float] | None = None) -> ir.Table:
+                      default_limits: Mapping[str, float] | None = None,
+                      convention: str = "lab_only") -> ir.Table:
     """Grade every laboratory value of an ``assessments`` table; one row per patient, date and term.
 
     Columns: ``patient_id``, ``assessment_date`` (``assessment_study_day`` when the input has it),
@@ -368,10 +398,20 @@ def grade_assessments(table: ir.Table, *, version: str = "4.03", terms: tuple[st
     The baseline (v5.0 liver terms, creatinine in both versions) is each patient's last
     non-missing value before the first dose (``assessment_study_day < 1``, as the model defines
     baseline); without an ``assessment_study_day`` column there is no baseline.
-    Symptom status is not in the assessments, so symptom-dependent grades are lab-only.
+    Clinical facts come from the optional boolean columns ``symptomatic`` and
+    ``on_anticoagulation``; where NULL (or the column is absent) ``convention="lab_only"`` grades
+    what the value proves and ``"worst_case"`` takes the fact as present (admiral's convention).
+    ``terms=None`` grades :func:`table_terms` (the terms the table has the values for).
     """
     v = resolve_version(version)
-    specs = LAB_TERMS if terms is None else tuple(lab_term(t) for t in terms)
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, not {convention!r}")
+    specs = (table_terms(table.columns, v, default_limits) if terms is None
+             else tuple(lab_term(t) for t in terms))
+    book = load_rules(RULE_FILES[v])
+    undefined = [s.key for s in specs if (s.key, v) not in book]
+    if undefined:
+        raise ValueError(f"not laboratory terms of CTCAE v{v}: {undefined}")
     defaults = dict(default_limits or {})
     known_limits = {s.limit_column for s in LAB_TERMS}
     unknown = sorted(set(defaults) - known_limits)
@@ -404,19 +444,25 @@ def grade_assessments(table: ir.Table, *, version: str = "4.03", terms: tuple[st
             "patient_id": t.patient_id, "assessment_date": t.assessment_date,
             spec.value_column: t[spec.value_column].cast("float64"),
             spec.limit_column: limit, "limit_source": limit_source,
-            "symptomatic": ibis.null("boolean"),
         }
+        for fact in CLINICAL_INPUTS:
+            given = t[fact].cast("boolean") if fact in table.columns else ibis.null("boolean")
+            cols[fact] = given.fill_null(True) if convention == "worst_case" else given
         if has_day:
             cols["assessment_study_day"] = t.assessment_study_day
         t = t.select(**cols)
-        if "baseline" in rules.variables and has_day:
+        if set(_BASELINE_DERIVED) & set(rules.variables) and has_day:
             bl = _baseline_table(table, spec.value_column)
             t = t.left_join(bl, t.patient_id == bl.bl_patient_id)
             t = t.mutate(**{base_col: t.bl_value}).drop("bl_patient_id", "bl_value")
         else:
             t = t.mutate(**{base_col: null_f})
+        value, lim, base = t[spec.value_column], t[spec.limit_column], t[base_col]
+        derived = {"excess_uln": value - lim, "excess_baseline": value - base,
+                   "pchg": ibis.ifelse(base == 0, ibis.null("float64"), (value - base) / base * 100)}
+        t = t.mutate(**{f"_{k}": e for k, e in derived.items() if k in rules.variables})
         mapping = {"value": spec.value_column, spec.limit: spec.limit_column, "baseline": base_col,
-                   "symptomatic": "symptomatic"}
+                   **{f: f for f in CLINICAL_INPUTS}, **{k: f"_{k}" for k in derived}}
         c = compile_rules(rules, t, {k: n for k, n in mapping.items() if k in rules.variables})
         # materialise the compiled columns once, then derive from them (no copies of the CASE trees)
         t = t.mutate(_outcome=c.outcome, _rule_id=c.rule_id, _missing=c.missing)
