@@ -180,7 +180,11 @@ term("ast_increased", "Aspartate aminotransferase increased",
      v6_0=baseline_split([1, 3, 5, 20], [(">=", 1.0), (">", 1.5), (">", 2.0), (">", 4.0)]))
 term("blood_bilirubin_increased", "Blood bilirubin increased",
      v6_0=baseline_split([1, 1.5, 3, 10], [(">=", 1.0), (">", 1.5), (">", 2.5), (">", 10)]))
-term("creatinine_increased", "Creatinine increased", v6_0=up([1, 1.5, 3, 6]))
+term("creatinine_increased", "Creatinine increased", v6_0=[
+    ("g4", 4, [["value>6*uln"]], ""),
+    ("g3", 3, [["value>3*uln"], ["baseline_below_lln!", "baseline_below_lln+", "value>3*baseline"]], ""),
+    ("g2", 2, [["value>1.5*uln"], ["baseline_below_lln!", "baseline_below_lln+", "value>1.5*baseline"]], ""),
+    ("g1", 1, [["value>uln"]], "")])
 term("hypokalemia", "Hypokalemia", v6_0=[("g4", 4, [["value<2.5"]], ""), ("g3", 3, [["value<3.0"]], ""),
                                          *sympt([(2, ["value<lln"], True), (1, ["value<lln"], False)])])
 term("hyponatremia", "Hyponatremia", v6_0=[("g4", 4, [["value<120"]], ""), ("g3", 3, [["value<125"]], ""),

@@ -40,14 +40,31 @@ def definitions(text: str) -> list[tuple[int, str, tuple[list[str], list[list[st
     for m in re.finditer(r"(exp_[A-Za-z0-9_]+)\s*<-\s*", text):
         name, rest = m.group(1), text[m.end():]
         t = re.match(r"tibble::tribble\((.*?)\n\s*\)(\s*%>%)?", rest, re.S)
-        if not t or t.group(2):
+        constants: dict[str, str] = {}
+        if t and t.group(2):
+            # one mutate() setting columns to constants (e.g. AVALU = NA_character_) is applied
+            after = rest[t.end():]
+            mm = re.match(r"\s*mutate\(((?:\s*\w+\s*=\s*(?:NA_character_|NA_real_|NA|\"[^\"]*\"|-?[0-9.]+)\s*,?)+)\s*\)"
+                          r"(\s*%>%)?", after)
+            if mm and not mm.group(2):
+                for a in re.finditer(r"(\w+)\s*=\s*(NA_character_|NA_real_|NA|\"[^\"]*\"|-?[0-9.]+)", mm.group(1)):
+                    constants[a.group(1)] = cell(a.group(2))
+            else:
+                t = None
+        if not t:
             out.append((m.start(), name, None))
             continue
         lines = [ln.split("#")[0].strip() for ln in t.group(1).splitlines()]
         lines = [ln for ln in lines if ln]
         header = [h.strip().lstrip("~") for h in lines[0].split(",") if h.strip()]
         rows = [[cell(c) for c in split_row(ln)] for ln in lines[1:]]
-        out.append((m.start(), name, (header, [r for r in rows if len(r) == len(header)])))
+        rows = [r for r in rows if len(r) == len(header)]
+        for col, val in constants.items():
+            if col in header:
+                rows = [[val if h == col else x for h, x in zip(header, r, strict=True)] for r in rows]
+            else:
+                header, rows = [*header, col], [[*r, val] for r in rows]
+        out.append((m.start(), name, (header, rows)))
     return out
 
 

@@ -256,7 +256,8 @@ def _derived_inputs(variables: tuple[str, ...], value: object, limit: object,
 def grade(term: str, value: float | None, *, uln: float | None = None, lln: float | None = None,
           baseline: float | None = None, symptomatic: bool | None = None,
           on_anticoagulation: bool | None = None, version: str = "4.03", unit: str | None = None,
-          convention: str = "lab_only", percent_change: float | None = None) -> Grade:
+          convention: str = "lab_only", percent_change: float | None = None,
+          baseline_below_lln: bool | None = None) -> Grade:
     """Grade one laboratory value in CTCAE ``version`` (``"4.03"``, ``"4.0"`` = 4.03, ``"5.0"``, ``"6.0"``).
 
     Values are in the rule unit of the term (``rules/ctcae_units.csv``: counts x10^9/L, haemoglobin
@@ -265,7 +266,8 @@ def grade(term: str, value: float | None, *, uln: float | None = None, lln: floa
     file; ``uln``/``lln``/``baseline`` are in the same unit as ``value``.
 
     ``percent_change`` (change from baseline, %) may be given instead of computed from ``baseline``
-    (fibrinogen decreased). Clinical facts CTCAE grades need besides the value: ``symptomatic``
+    (fibrinogen decreased); ``baseline_below_lln`` (v6.0 creatinine: the x baseline criteria apply
+    when the baseline was below the LLN). Clinical facts CTCAE grades need besides the value: ``symptomatic``
     (hypokalemia, v5.0/v6.0 hyponatremia, hyperuricemia, v5.0/v6.0 lipase and amylase) and
     ``on_anticoagulation`` (INR x
     baseline). ``convention="lab_only"`` (default) grades what the value proves when a fact is not
@@ -296,7 +298,8 @@ def grade(term: str, value: float | None, *, uln: float | None = None, lln: floa
         None if limit is None else _bad_number(spec.limit, limit, positive=True),
         None if baseline is None else _bad_number("baseline", baseline, positive=False),
     ) if p]
-    for name, given in (("symptomatic", symptomatic), ("on_anticoagulation", on_anticoagulation)):
+    for name, given in (("symptomatic", symptomatic), ("on_anticoagulation", on_anticoagulation),
+                        ("baseline_below_lln", baseline_below_lln)):
         if given is not None and not isinstance(given, bool):
             problems.append(f"{name} must be True, False or None, not {given!r}")
     if problems:
@@ -308,7 +311,7 @@ def grade(term: str, value: float | None, *, uln: float | None = None, lln: floa
 
     notes: list[str] = []
     facts = {"symptomatic": symptomatic, "on_anticoagulation": on_anticoagulation}
-    values: dict[str, object] = {"value": cv, spec.limit: cl}
+    values: dict[str, object] = {"value": cv, spec.limit: cl, "baseline_below_lln": baseline_below_lln}
     values.update(_derived_inputs(rules.variables, cv, cl, cb))
     if percent_change is not None and "pchg" in rules.variables:
         values["pchg"] = percent_change  # given change from baseline (%), e.g. admiral's PCHG
@@ -461,7 +464,9 @@ def grade_assessments(table: ir.Table, *, version: str = "4.03", terms: tuple[st
         derived = {"excess_uln": value - lim, "excess_baseline": value - base,
                    "pchg": ibis.ifelse(base == 0, ibis.null("float64"), (value - base) / base * 100)}
         t = t.mutate(**{f"_{k}": e for k, e in derived.items() if k in rules.variables})
+        t = t.mutate(_baseline_below_lln=ibis.null("boolean"))  # needs a creatinine LLN: not in the model
         mapping = {"value": spec.value_column, spec.limit: spec.limit_column, "baseline": base_col,
+                   "baseline_below_lln": "_baseline_below_lln",
                    **{f: f for f in CLINICAL_INPUTS}, **{k: f"_{k}" for k in derived}}
         c = compile_rules(rules, t, {k: n for k, n in mapping.items() if k in rules.variables})
         # materialise the compiled columns once, then derive from them (no copies of the CASE trees)
