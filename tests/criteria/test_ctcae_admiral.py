@@ -62,7 +62,7 @@ def call(r: dict[str, str]) -> tuple[str, Any]:
     low = {"LOW": True, "NORMAL": False, "HIGH": False}.get(r["bnrind"].upper())
     g = grade(spec.key, _f(r["aval"]), **limit, baseline=_f(r["base"]), version=r["version"], unit=unit,
               convention="worst_case", percent_change=_f(r["pchg"]),
-              baseline_below_lln=low if spec.key == "creatinine_increased" and r["version"] == "6.0" else None)
+              baseline_below_lln=low if (spec.key, r["version"]) == ("creatinine_increased", "6.0") else None)
     return "graded", g
 
 
