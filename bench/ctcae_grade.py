@@ -19,7 +19,8 @@ def grade_lookup(n: int = 1000) -> dict:
     laps = []
     for i in range(n):
         t = time.perf_counter()
-        grade("creatinine_increased", 159.15 + (i % 3) * 0.01, uln=106.1, baseline=90.0, version="5.0")
+        value = 159.15 + (i % 3) * 0.01
+        grade("creatinine_increased", value, uln=106.1, baseline=90.0, version="5.0")
         laps.append(time.perf_counter() - t)
     laps.sort()
     return {"case": "ctcae_grade_lookup", "cold_s": round(cold, 4),
