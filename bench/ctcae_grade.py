@@ -24,8 +24,8 @@ def grade_lookup(n: int = 1000) -> dict:
         laps.append(time.perf_counter() - t)
     laps.sort()
     return {"case": "ctcae_grade_lookup", "cold_s": round(cold, 4),
-            "warm_median_ms": round(laps[n // 2] * 1e3, 4), "warm_p99_ms": round(laps[int(n * 0.99)] * 1e3, 4),
-            "calls": n}
+            "warm_median_ms": round(laps[n // 2] * 1e3, 4),
+            "warm_p99_ms": round(laps[int(n * 0.99)] * 1e3, 4), "calls": n}
 
 
 if __name__ == "__main__":
