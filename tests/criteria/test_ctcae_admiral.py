@@ -141,3 +141,45 @@ def test_symptomatic_input_and_conventions(term: str, value: float, kw: dict, la
     assert grade(term, value, symptomatic=True, **kw).grade == worst
     assert grade(term, value, convention="worst_case", **kw).grade == worst
     assert grade(term, value, symptomatic=False, convention="worst_case", **kw).grade == lab_only
+
+
+# ---- the cohort derivation grades the new terms like grade() ------------------------------------------
+
+def test_grade_assessments_new_terms_match_grade() -> None:
+    """Derived inputs (increase over ULN, % change from baseline), clinical-fact columns and the
+    worst-case convention give the same grade in SQL (DuckDB) as in ``grade()``."""
+    import datetime as dt
+
+    import ibis
+    import pandas as pd
+
+    from amlcohort.criteria.ctcae import grade_assessments
+
+    rows = [
+        # patient, day, hgb, hgb_uln, fibrinogen, fib_lln, lipase, lipase_uln, symptomatic, k, k_lln
+        ("A", -2, 15.0, 16.0, 3.0, 2.0, 50.0, 60.0, None, 4.0, 3.5),
+        ("A", 3, 18.1, 16.0, 1.4, 2.0, 150.0, 60.0, True, 3.2, 3.5),
+        ("A", 8, 20.0, 16.0, 0.9, 2.0, 301.0, 60.0, None, 3.4, 3.5),
+        ("B", 5, 16.0, 16.0, 2.0, 2.0, 121.0, 60.0, False, 2.9, 3.5),
+    ]
+    df = pd.DataFrame(rows, columns=["patient_id", "assessment_study_day", "hemoglobin", "hemoglobin_uln",
+                                     "fibrinogen", "fibrinogen_lln", "lipase", "lipase_uln", "symptomatic",
+                                     "potassium", "potassium_lln"])
+    df["assessment_date"] = [dt.date(2021, 1, 10) + dt.timedelta(days=int(d)) for d in df.assessment_study_day]
+    df["symptomatic"] = df["symptomatic"].astype("boolean")
+    terms = ("hemoglobin_increased", "fibrinogen_decreased", "lipase_increased", "hypokalemia")
+    for version in ("4.03", "5.0", "6.0"):
+        for convention in ("lab_only", "worst_case"):
+            out = ibis.duckdb.connect().execute(grade_assessments(
+                ibis.memtable(df), version=version, terms=terms, convention=convention))
+            assert len(out) == 16
+            for r in out.itertuples():
+                src = df[(df.patient_id == r.patient_id)
+                         & (df.assessment_date == pd.Timestamp(r.assessment_date).date())].iloc[0]
+                spec = lab_term(r.term_key)
+                sym = None if pd.isna(src.symptomatic) else bool(src.symptomatic)
+                base = None if pd.isna(r.baseline) else float(r.baseline)
+                one = grade(spec.key, float(r.value), **{spec.limit: float(r.limit)}, baseline=base,
+                            symptomatic=sym, version=version, convention=convention)
+                got = None if pd.isna(r.grade) else int(r.grade)
+                assert got == one.grade, (version, convention, r.term_key, r.patient_id, one)
