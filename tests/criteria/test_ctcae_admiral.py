@@ -165,7 +165,8 @@ def test_grade_assessments_new_terms_match_grade() -> None:
     df = pd.DataFrame(rows, columns=["patient_id", "assessment_study_day", "hemoglobin", "hemoglobin_uln",
                                      "fibrinogen", "fibrinogen_lln", "lipase", "lipase_uln", "symptomatic",
                                      "potassium", "potassium_lln"])
-    df["assessment_date"] = [dt.date(2021, 1, 10) + dt.timedelta(days=int(d)) for d in df.assessment_study_day]
+    day0 = dt.date(2021, 1, 10)
+    df["assessment_date"] = [day0 + dt.timedelta(days=int(d)) for d in df.assessment_study_day]
     df["symptomatic"] = df["symptomatic"].astype("boolean")
     terms = ("hemoglobin_increased", "fibrinogen_decreased", "lipase_increased", "hypokalemia")
     for version in ("4.03", "5.0", "6.0"):
