@@ -163,9 +163,10 @@ def karyotype_table(table: ir.Table, column: str = "karyotype") -> ir.Table:
     abnormalities (``c``) are not counted, ``+8,+8`` is two gains, ``-Y``/``-X`` count as
     abnormalities but not as autosomal monosomies, a token with ``(`` or a marker is structural.
     """
-    texts = table.select(column).distinct().to_pyarrow().column(column).to_pylist()
+    text = table[column].cast("string")
+    texts = table.select(_k=text).distinct().to_pyarrow().column("_k").to_pylist()
     lookup = karyotype_lookup(texts)
-    joined = table.left_join(lookup, table[column] == lookup._k_key)
+    joined = table.left_join(lookup, text == lookup._k_key)
     joined = joined.drop("_k_key")
     k_text = joined.k_text
     problem = ibis.cases((joined[column].isnull(), ibis.literal("no karyotype")),
