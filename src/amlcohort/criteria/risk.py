@@ -6,14 +6,15 @@ The clinical rules are data, read by the rule engine (:mod:`amlcohort.criteria.e
   Blood 2017;129:424, Table 5) and ``2022`` (Döhner et al., Blood 2022;140:1345, Table 6). The
   ``note`` of a clause's first row is the label given in the reasons.
 * ``rules/karyotype_lesions.csv`` -- cytogenetic lesions: id, label, a regular expression searched
-  in the normalised ISCN text, description and source.
+  in the feature text the ISCN reader (:mod:`amlcohort.criteria.iscn`) makes of the karyotype,
+  description and source.
 
 This module only turns the cohort tables into the rules' inputs, with Ibis (any backend), and
 gathers the reasons. Rule variables are named by what they are computed from:
 
 * ``k_<lesion_id>`` -- the karyotype has that lesion (``karyotype_lesions.csv``);
   ``k_n_abnormalities``, ``k_n_structural``, ``k_n_gains``, ``k_n_autosomal_monosomies``,
-  ``k_modal_number`` -- counts read from the ISCN text (see :func:`karyotype_features`).
+  ``k_modal_number`` -- counts read from the ISCN text (see :func:`karyotype_table`).
 * ``<gene>`` -- the gene (symbol lower-cased, ``-`` written ``_``: ``flt3_itd`` is FLT3-ITD) is
   mutated (True) or wild type (False); NULL when not tested or absent.
 * ``<gene>_allelic_ratio``, ``<gene>_vaf_percent``, ``<gene>_biallelic``, ``<gene>_bzip_inframe`` --
