@@ -790,3 +790,15 @@ def study_protocol(cohort: Any) -> Protocol | None:
     if _same_file(path, default_protocol_path()):
         return _default_protocol()
     return load_protocol(path)
+
+
+def cohort_protocol(cohort: Any, protocol: Protocol | None = None) -> Protocol:
+    """``protocol`` if given, else the study definition's; a study without one is an error here
+    (per-patient schedules and rules need a protocol)."""
+    if protocol is not None:
+        return protocol
+    p = study_protocol(cohort)
+    if p is None:
+        study = getattr(getattr(cohort, "cohort", cohort), "study", None)
+        raise ValueError(f"the study {getattr(study, 'name', '')!r} declares no protocol; pass one")
+    return p

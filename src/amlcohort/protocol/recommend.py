@@ -37,7 +37,7 @@ from amlcohort.criteria import response as resp
 from amlcohort.criteria.engine import NOT_EVALUABLE, RuleSet, compile_rules, evaluate
 from amlcohort.endpoints.blast_patterns import WEEKS_2_3, baseline_marrow, marrows
 from amlcohort.io.cohort import Cohort
-from amlcohort.protocol.definition import Protocol, load_protocol
+from amlcohort.protocol.definition import Protocol, cohort_protocol
 from amlcohort.protocol.surveillance import check_date, check_patient, due_items, patient_state
 from amlcohort.protocol.timeline import AsOf, as_of, bound, days_between, index_drug
 
@@ -130,7 +130,7 @@ def stopping_rule_marrows(cohort: Cohort | AsOf, protocol: Protocol | None = Non
     (running maximum), outcome, rule_id, missing. The rule set is ``protocol.stopping_rule``, the one
     :func:`amlcohort.endpoints.analysis.stopping_rule` runs.
     """
-    p = protocol or load_protocol()
+    p = cohort_protocol(cohort, protocol)
     base = baseline_marrow(cohort)
     m = marrows(cohort)
     w = m.filter(m.assessment_study_day.between(*WEEKS_2_3))
@@ -157,7 +157,7 @@ def skin_events(cohort: Cohort | AsOf, protocol: Protocol | None = None) -> ir.T
     ``days_unresolved`` = days from onset to resolution (or to the bound, when unresolved);
     ``skin_grade`` = the reported worst grade, known from its date on (NULL before).
     """
-    p = protocol or load_protocol()
+    p = cohort_protocol(cohort, protocol)
     end = ibis.literal(bound(cohort), "date")
     ae = cohort.table("adverse_events")
     terms = p.dose_modification.skin_terms if p.dose_modification is not None else ()
@@ -217,7 +217,7 @@ def recommendations(
     _state: dict | None = None,
 ) -> list[Recommendation]:
     """Every protocol rule evaluated for ``patient_id`` on the data known on ``on`` (firing or not)."""
-    p = protocol or load_protocol()
+    p = cohort_protocol(cohort, protocol)
     obs = dict(observations or {})
     unknown = set(obs) - set(OBSERVATIONS)
     if unknown:

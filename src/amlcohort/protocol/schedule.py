@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import icalendar
 
 from amlcohort.io.cohort import Cohort
-from amlcohort.protocol.definition import Protocol, SurveillanceItem, load_protocol
+from amlcohort.protocol.definition import Protocol, SurveillanceItem, cohort_protocol, load_protocol
 from amlcohort.protocol.recommend import recommendations
 from amlcohort.protocol.surveillance import (
     SCHEDULE_COLUMNS,
@@ -77,6 +77,7 @@ class DueReport:
     recommendations: list = field(default_factory=list)
     protocol: str = ""
     disclaimer: str = ""
+    definition: Protocol | None = None
 
     @property
     def due_now(self) -> list[DueItem]:
@@ -95,7 +96,7 @@ def due(
     observations: dict | None = None,
 ) -> DueReport:
     """What is due for ``patient_id`` on ``on`` and which protocol rules fire (data up to ``on`` only)."""
-    p = protocol or load_protocol()
+    p = cohort_protocol(cohort, protocol)
     check_patient(cohort, patient_id)
     check_date(cohort, patient_id, on)
     state = patient_state(cohort, patient_id, on, p)
@@ -113,6 +114,7 @@ def due(
         recs,
         p.label,
         p.disclaimer,
+        p,
     )
 
 
@@ -137,7 +139,7 @@ def plan(report: DueReport, protocol: Protocol | None = None, horizon_days: int 
 
     Marrow items hand over within their series by the anchor's study day, as in the schedule.
     """
-    p = protocol or load_protocol()
+    p = protocol or report.definition or load_protocol()
     end = report.on + dt.timedelta(days=horizon_days)
     first = None if report.study_day is None else report.on - dt.timedelta(days=report.study_day - 1)
     out: list[PlannedEvent] = []

@@ -16,7 +16,7 @@ import ibis.expr.types as ir
 
 from amlcohort.criteria.engine import compile_rules
 from amlcohort.io.cohort import Cohort
-from amlcohort.protocol.definition import Protocol, SurveillanceItem, load_protocol
+from amlcohort.protocol.definition import Protocol, SurveillanceItem, cohort_protocol
 from amlcohort.protocol.timeline import (
     AsOf,
     as_of,
@@ -105,7 +105,7 @@ def _anchor(per: ir.Table, a: ir.Table, item: SurveillanceItem, protocol: Protoc
 
 def schedule_table(cohort: Cohort | AsOf, on: dt.date, protocol: Protocol | None = None) -> ir.Table:
     """Every patient's surveillance items on ``on`` (see the module docstring), one Ibis expression."""
-    p = protocol or load_protocol()
+    p = cohort_protocol(cohort, protocol)
     view = as_of(cohort, on)
     per = periods(view, p)
     a = view.table("assessments")
@@ -189,7 +189,7 @@ def patient_state(
     cohort: Cohort | AsOf, patient_id: str, on: dt.date, protocol: Protocol | None = None
 ) -> dict:
     """Phase of one patient on ``on`` (from :func:`~amlcohort.protocol.timeline.periods`), as a dict."""
-    per = periods(as_of(cohort, on), protocol or load_protocol())
+    per = periods(as_of(cohort, on), cohort_protocol(cohort, protocol))
     rows = per.filter(per.patient_id == patient_id).to_pyarrow().to_pylist()
     if not rows:
         return {"phase": "not_started", "first_dose": None, "off_reason": None, "first_cr_date": None}
