@@ -4,7 +4,8 @@
 which follows the study's index drug): ``first_dose``, ``first_cr_date`` (first CR under the
 response criteria), ``relapse_date`` (first relapse after the first CR), ``death_date``,
 ``hsct_date``, ``last_alive`` (the latest date of any record of the patient -- events,
-assessments, exposure ends or starts -- capped at the bound) and ``bound``.
+assessments, exposure ends or starts -- capped at the bound: a record after the cut-off makes the
+patient known alive at the cut-off) and ``bound``.
 
 The **bound** is the data cut-off (bundle metadata) or, with ``as_of``, the earlier of the cut-off
 and that date. Nothing dated after the bound is read: :class:`AsOf` is the view of a cohort with
@@ -134,8 +135,8 @@ def key_dates(
     if responses is None:
         responses = resp.derive(view) if criteria is None else resp.derive(view, criteria)
     fcr = resp.first_cr(responses).select("patient_id", "first_cr_date")
-    ev = view.table("events")
-    ev = ev.filter(ev.event_date <= end)
+    all_ev = view.table("events")
+    ev = all_ev.filter(all_ev.event_date <= end)
     evs = ev.group_by("patient_id").aggregate(
         hsct_date=ev.event_date.min(where=ev.event_type == "hsct"),
         death_date=ev.event_date.min(where=ev.event_type == "death"),
@@ -145,7 +146,7 @@ def key_dates(
     rel = rel.group_by("patient_id").aggregate(relapse_date=rel.event_date.min())
     a, ex = view.table("assessments"), view.table("exposures")
     dates = (
-        ev.select("patient_id", d=ev.event_date)
+        all_ev.select("patient_id", d=all_ev.event_date)
         .union(a.select("patient_id", d=a.assessment_date))
         .union(ex.select("patient_id", d=ex.end_date.fill_null(ex.start_date)))
     )
