@@ -80,7 +80,7 @@ def aza_ven_bundle(bundle: Path) -> Path:
     each patient's index-drug course becomes azacitidine 75 mg/m2 SC qd on days 1-7 and venetoclax
     400 mg PO qd over the same course; no study definition (day 1 = first dose of any drug).
     Deviations built in: P03 azacitidine on 5 days only, P05 venetoclax 200 mg."""
-    for extra in ("study.yaml", "claims.yaml"):
+    for extra in ("study.yaml", "claims.yaml", "protocol.yaml"):
         (bundle / extra).unlink(missing_ok=True)
 
     def exposures(rows: list[dict]) -> list[dict]:
@@ -236,5 +236,5 @@ def test_the_study_definition_names_the_protocol(study) -> None:
     sec = audit_section(_WithStudy(study, AZA_VEN))
     assert sec is not None and sec["protocol"] == "aza_ven_fixture v1"
     # relative to the bundle, or among the shipped protocols by name
-    sec = audit_section(_WithStudy(study, Path("xu2019.yaml")))
+    sec = audit_section(_WithStudy(study, Path("protocol.yaml")))
     assert sec is not None and sec["protocol"] == "xu2019 v2019.1"

@@ -3,7 +3,7 @@
 * :func:`load_protocol` -- a protocol definition file (the regimen as a list of drugs, dosing,
   rule references, surveillance, pathway), validated on load; :func:`study_protocol` -- the
   protocol of a cohort's study definition (None when it has none). The embedded study's is
-  ``data/protocol/xu2019.yaml`` (thresholds in ``rules/protocol_xu2019.csv``).
+  ``data/study/protocol.yaml`` (thresholds in ``rules/protocol_xu2019.csv``).
 * :func:`due` -- for a patient and a date: surveillance items due / overdue (rolling schedules from
   the patient's actual assessments) and the rules that fire; :func:`recommendations` -- every rule
   evaluated on the data known on that date, with values, rule and source.

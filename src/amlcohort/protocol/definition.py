@@ -1,6 +1,6 @@
 """The protocol definition file: load, validate, and the typed view the rest of the package reads.
 
-A protocol file (YAML, e.g. ``amlcohort/data/protocol/xu2019.yaml``) declares the regimen, BSA
+A protocol file (YAML, e.g. ``amlcohort/data/study/protocol.yaml``) declares the regimen, BSA
 dosing, the dose-modification rules, the treatment pathway, the surveillance schedule and the
 audit windows; its threshold rules live in a rule-engine CSV that the file names. Loading
 validates everything and raises :class:`~amlcohort.problems.InputError` listing every problem,
@@ -24,10 +24,10 @@ from amlcohort.problems import InputError, Problem
 from amlcohort.schema import table as model_table
 
 FORMAT = "amlcohort.protocol/1"
-DEFAULT_PROTOCOL = "xu2019.yaml"
-# Administrations per day (qod: every other day).
-FREQUENCIES: dict[str, float] = {"qd": 1, "bid": 2, "tid": 3, "qid": 4, "qod": 0.5}
-ROUTES = ("oral", "sc", "iv", "im")
+DEFAULT_PROTOCOL = "protocol.yaml"  # the embedded study's protocol (data/study/)
+# Administrations per day of the model's frequencies that repeat daily or less often.
+FREQUENCIES: dict[str, float] = {"qd": 1, "bid": 2, "tid": 3, "qid": 4, "q48h": 0.5, "weekly": 1 / 7}
+ROUTES = ("oral", "sc", "iv", "im", "intrathecal", "inhaled", "topical")
 DOSE_UNITS = ("mg", "mg/m2")
 PHASES = ("induction", "post_cr")
 BSA_FORMULAS = ("mosteller", "dubois")
@@ -732,7 +732,7 @@ def parse_protocol(text: str, origin: str = "<protocol>", base: Path | None = No
 
 
 def load_protocol(path: str | Path | None = None) -> Protocol:
-    """Load and validate a protocol file (default: the study's ``xu2019.yaml``, shipped with amlcohort)."""
+    """Load and validate a protocol file (default: the embedded study's ``data/study/protocol.yaml``)."""
     if path is None:
         return _default_protocol()
     p = Path(path)
@@ -745,12 +745,12 @@ def load_protocol(path: str | Path | None = None) -> Protocol:
 
 @functools.cache
 def _default_protocol() -> Protocol:
-    res = resources.files("amlcohort.data.protocol").joinpath(DEFAULT_PROTOCOL)
+    res = resources.files("amlcohort.data").joinpath("study", DEFAULT_PROTOCOL)
     return parse_protocol(res.read_text(encoding="utf-8"), DEFAULT_PROTOCOL, None)
 
 
 def default_protocol_path() -> Path:
-    return Path(str(resources.files("amlcohort.data.protocol").joinpath(DEFAULT_PROTOCOL)))
+    return Path(str(resources.files("amlcohort.data").joinpath("study", DEFAULT_PROTOCOL)))
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -761,8 +761,9 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def resolve_protocol_path(path: str | Path, bundle: str | Path | None = None) -> Path:
-    """Where a study definition's ``protocol`` file is: as given if absolute, else inside the bundle
-    folder, else among the protocols shipped with amlcohort (``amlcohort/data/protocol``)."""
+    """Where a study definition's ``protocol`` file is: as given if absolute (the study loader
+    resolves it inside the bundle), else inside the bundle folder, else beside the embedded
+    study's protocol."""
     p = Path(path)
     if p.is_absolute():
         return p
