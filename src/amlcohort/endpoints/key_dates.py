@@ -126,14 +126,20 @@ def key_dates(
     """Per patient: the key dates (columns ``KEY_DATE_COLUMNS``), one Ibis expression.
 
     ``as_of``: only the data known on that date (see :class:`AsOf`). ``criteria``: the response
-    criteria set for the first CR (default: :func:`amlcohort.criteria.response.derive`'s);
-    ``responses``: an already derived (e.g. cached) response table to reuse instead.
+    criteria set for the first CR (default: the study definition's, counting assessments up to its
+    response landmark); ``responses``: an already derived (e.g. cached, landmark-filtered)
+    response table to use instead.
     """
     view: Cohort | AsOf = _as_of(cohort, as_of) if as_of is not None else cohort
     end = ibis.literal(bound(view), "date")
     first = view.first_dose()
     if responses is None:
-        responses = resp.derive(view) if criteria is None else resp.derive(view, criteria)
+        study = getattr(getattr(view, "cohort", view), "study", None)
+        criteria = criteria or getattr(study, "criteria", None) or "study"
+        responses = resp.derive(view, criteria)
+        landmark = getattr(study, "response_landmark_days", None)
+        if landmark is not None:
+            responses = responses.filter(responses.assessment_study_day <= landmark)
     fcr = resp.first_cr(responses).select("patient_id", "first_cr_date")
     all_ev = view.table("events")
     ev = all_ev.filter(all_ev.event_date <= end)

@@ -677,7 +677,7 @@ def audit(cohort: Cohort, protocol: Protocol | None = None) -> ir.Table:
 
 
 def _empty() -> ir.Table:
-    return ibis.memtable({k: [] for k in DEVIATION_COLUMNS}, schema=ibis.schema(DEVIATION_COLUMNS))
+    return ibis.memtable(ibis.schema(DEVIATION_COLUMNS).to_pyarrow().empty_table())
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,7 @@ def schedule_table(cohort: Cohort | AsOf, on: dt.date, protocol: Protocol | None
             )
         )
     if not parts:
-        return ibis.memtable({k: [] for k in SCHEDULE_COLUMNS}, schema=ibis.schema(SCHEDULE_COLUMNS))
+        return ibis.memtable(ibis.schema(SCHEDULE_COLUMNS).to_pyarrow().empty_table())
     return ibis.union(*parts)
 
 
