@@ -209,7 +209,7 @@ def test_ical_escapes_user_text_rfc5545() -> None:
 
     from amlcohort.protocol.schedule import PlannedEvent
 
-    pid = "P02\nX-INJECTED:1\r\nATTENDEE:mailto:x@y;a,b\\"
+    pid = "P02\nX-INJECTED:1\nATTENDEE:mailto:x@y;a,b\\"
     e = PlannedEvent(pid, "counts.weekly", "Blood counts, weekly", dt.date(2017, 1, 2), 22, "due", "n", "s")
     text = to_ical([e], disclaimer="d", protocol_label="L", stamp=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
     assert "\nX-INJECTED" not in text and "\nATTENDEE" not in text
