@@ -85,28 +85,45 @@ def encode_labels(values: np.ndarray) -> tuple[np.ndarray, tuple[Hashable, ...]]
     return codes.astype(np.int64, copy=False), labels
 
 
-def merge_sorted(events: np.ndarray, censored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Merge two sorted arrays without ``argsort``; returns the merged times and an event flag (int8)."""
-    ne, nc = len(events), len(censored)
-    merged = np.empty(ne + nc, dtype=np.float64)
-    flag = np.zeros(ne + nc, dtype=np.int8)
-    pos_e = np.arange(ne) + np.searchsorted(censored, events, side="left")
-    pos_c = np.arange(nc) + np.searchsorted(events, censored, side="right")
-    merged[pos_e] = events
-    merged[pos_c] = censored
-    flag[pos_e] = 1
-    return merged, flag
+_ONE = np.uint64(1)
 
 
-def _runs(times: np.ndarray, flag: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct times of a sorted array with the number of events and censorings at each."""
-    n = len(times)
+def packed(time: np.ndarray, flag: np.ndarray | None = None) -> np.ndarray:
+    """Order-preserving uint64 keys of non-negative float times, shifted left to carry one flag bit.
+
+    For non-negative IEEE doubles the bit pattern orders as the value, and the sign bit is 0, so
+    ``bits << 1 | flag`` loses nothing: sorting the keys sorts by time, then by flag, and ``np.sort``
+    on them is several times faster than ``np.argsort`` on the times.
+    """
+    key = (np.asarray(time, dtype=np.float64) + 0.0).view(np.uint64)  # + 0.0 turns -0.0 into 0.0
+    key = key << _ONE
+    if flag is not None:
+        key |= flag.astype(np.uint64)
+    return key
+
+
+def unpack(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Times (as their uint64 bit patterns) and flags of packed keys."""
+    return key >> _ONE, (key & _ONE).astype(bool)
+
+
+def merge_sorted(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stable merge of two sorted time arrays; returns the merged times and a from-``b`` mask."""
+    key = np.concatenate((packed(a), packed(b, np.ones(len(b), dtype=bool))))
+    key.sort()
+    bits, from_b = unpack(key)
+    return bits.view(np.float64), from_b
+
+
+def _runs(bits: np.ndarray, censored: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct times of sorted time bit patterns with the number of events and censorings at each."""
+    n = len(bits)
     if n == 0:
-        return times, np.zeros(0, np.int64), np.zeros(0, np.int64)
-    starts = np.flatnonzero(np.concatenate(([True], times[1:] != times[:-1])))
-    total = np.diff(np.append(starts, n)).astype(np.int64)
-    events = np.add.reduceat(flag.astype(np.int64), starts)
-    return times[starts], events, total - events
+        return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], bits[1:] != bits[:-1])))
+    total = np.diff(np.append(starts, n))
+    n_censor = np.add.reduceat(censored.view(np.int8), starts, dtype=np.int64)
+    return bits[starts].view(np.float64), total - n_censor, n_censor
 
 
 def aggregate_arrays(
@@ -152,10 +169,12 @@ def aggregate_arrays(
     for code, t, e in parts:
         if len(t) == 0:
             continue
-        merged, flag = merge_sorted(np.sort(t[e]), np.sort(t[~e]))
+        key = packed(t, ~e)  # events sort before censorings at the same time (R's convention)
         del t, e
-        u, d, c = _runs(merged, flag)
-        pieces.append((code, u, d, c))
+        key.sort()
+        bits, censored = unpack(key)
+        del key
+        pieces.append((code, *_runs(bits, censored)))
     return _assemble(pieces, g_codes is not None, s_codes is not None, k, g_labels, s_labels)
 
 
@@ -180,6 +199,13 @@ def _assemble(
         )
     lengths = [len(p[1]) for p in pieces]
     codes = np.repeat(np.array([p[0] for p in pieces], dtype=np.int64), lengths)
+    group = strata = None
+    if has_group and not has_strata:
+        group = codes
+    elif has_strata and not has_group:
+        strata = codes
+    elif has_group and has_strata:
+        group, strata = codes % k, codes // k
     if len(pieces) == 1:
         time, d, c = pieces[0][1], pieces[0][2], pieces[0][3]
     else:
@@ -190,8 +216,8 @@ def _assemble(
         time=time,
         n_event=d,
         n_censor=c,
-        group=(codes % k) if has_group else None,
-        strata=(codes // k) if has_strata else None,
+        group=group,
+        strata=strata,
         group_labels=g_labels,
         strata_labels=s_labels,
     )
@@ -307,19 +333,32 @@ def logrank_sums(
     variance = np.zeros((n_groups, n_groups))
     if len(time) == 0:
         return observed, expected, variance
-    # pooled distinct times (a value sort of the concatenated, per-group sorted runs)
-    pooled = np.sort(time)
-    new = np.concatenate(([True], pooled[1:] != pooled[:-1]))
-    grid = pooled[new]
-    del pooled, new
-    idx = np.searchsorted(grid, time)
-    big_d = np.bincount(idx, weights=d, minlength=len(grid))
-    big_m = np.bincount(idx, weights=m, minlength=len(grid))
-    big_n = np.cumsum(big_m[::-1])[::-1]
+    # pool the per-group sorted runs by stable merges (packed-key sorts, no argsort, no searchsorted)
+    bounds = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1], [True])))
+    p_time, p_g, p_d, p_m = time[: bounds[1]], g[: bounds[1]], d[: bounds[1]], m[: bounds[1]]
+    for s, e in itertools.pairwise(bounds[1:]):
+        merged, from_b = merge_sorted(p_time, time[s:e])
+        parts = []
+        for old, new in ((p_g, g[s:e]), (p_d, d[s:e]), (p_m, m[s:e])):
+            out = np.empty(len(merged), dtype=old.dtype)
+            out[~from_b] = old
+            out[from_b] = new
+            parts.append(out)
+        p_time, (p_g, p_d, p_m) = merged, parts
+    starts = np.flatnonzero(np.concatenate(([True], p_time[1:] != p_time[:-1])))
+    big_d = np.add.reduceat(p_d, starts).astype(np.float64)
+    big_m = np.add.reduceat(p_m, starts)
+    big_n = np.cumsum(big_m[::-1])[::-1].astype(np.float64)
     ev = big_d > 0
-    ev_times = grid[ev]
+    per_group: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for j in np.unique(g):
+        mine = p_g == j
+        d_j = np.add.reduceat(np.where(mine, p_d, 0), starts)
+        m_j = np.add.reduceat(np.where(mine, p_m, 0), starts)
+        n_j = np.cumsum(m_j[::-1])[::-1]
+        per_group[int(j)] = d_j[ev].astype(np.float64), n_j[ev].astype(np.float64)
+    del p_time, p_g, p_d, p_m, starts, big_m
     big_d, big_n = big_d[ev], big_n[ev]
-    del big_m, grid
     if weights == "logrank":
         w = np.ones_like(big_n)
     elif weights == "gehan-breslow":
@@ -329,22 +368,13 @@ def logrank_sums(
         w = km_left**rho * (1.0 - km_left) ** gamma
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = np.where(big_n > 1, w**2 * big_d * (big_n - big_d) / (big_n * (big_n - 1)), 0.0)
-    at_risk: dict[int, np.ndarray] = {}
-    starts = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1])))
-    stops = np.append(starts[1:], len(g))
-    for s, e in zip(starts, stops, strict=True):
-        j = int(g[s])
-        t_j, d_j, m_j = time[s:e], d[s:e], m[s:e]
-        remaining = np.append(np.cumsum(m_j[::-1])[::-1], 0).astype(np.float64)
-        n_j = remaining[np.searchsorted(t_j, ev_times, side="left")]
-        at_risk[j] = n_j
-        pos = np.searchsorted(ev_times, t_j[d_j > 0])
-        observed[j] = float(np.dot(w[pos], d_j[d_j > 0]))
-        expected[j] = float(np.sum(w * big_d * n_j / big_n))
-        variance[j, j] += float(np.dot(factor, n_j))
+    rate = w * big_d / big_n
     f_over_n = factor / big_n
-    for j, n_j in at_risk.items():
+    for j, (d_j, n_j) in per_group.items():
+        observed[j] = float(np.dot(w, d_j))
+        expected[j] = float(np.dot(rate, n_j))
+        variance[j, j] += float(np.dot(factor, n_j))
         weighted = f_over_n * n_j
-        for k2, n_k in at_risk.items():
+        for k2, (_, n_k) in per_group.items():
             variance[j, k2] -= float(np.dot(weighted, n_k))
     return observed, expected, variance
