@@ -121,6 +121,9 @@ def _runs(bits: np.ndarray, censored: np.ndarray) -> tuple[np.ndarray, np.ndarra
     if n == 0:
         return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
     starts = np.flatnonzero(np.concatenate(([True], bits[1:] != bits[:-1])))
+    if len(starts) == n:  # no ties: every time is its own run
+        n_censor = censored.astype(np.int64)
+        return bits.view(np.float64), 1 - n_censor, n_censor
     total = np.diff(np.append(starts, n))
     n_censor = np.add.reduceat(censored.view(np.int8), starts, dtype=np.int64)
     return bits[starts].view(np.float64), total - n_censor, n_censor
@@ -326,7 +329,7 @@ def logrank_sums(
     """
     time = counts.time[rows]
     d = counts.n_event[rows]
-    m = d + counts.n_censor[rows]
+    c = counts.n_censor[rows]
     g = counts.group[rows] if counts.group is not None else np.zeros(len(time), np.int64)
     observed = np.zeros(n_groups)
     expected = np.zeros(n_groups)
@@ -335,43 +338,65 @@ def logrank_sums(
         return observed, expected, variance
     # pool the per-group sorted runs by stable merges (packed-key sorts, no argsort, no searchsorted)
     bounds = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1], [True])))
-    p_time, p_g, p_d, p_m = time[: bounds[1]], g[: bounds[1]], d[: bounds[1]], m[: bounds[1]]
+    codes = [int(g[b]) for b in bounds[:-1]]
+    p_time, p_d, p_c = time[: bounds[1]], d[: bounds[1]], c[: bounds[1]]
+    p_g: np.ndarray | None = None if len(codes) <= 2 else g[: bounds[1]]
+    first_mask: np.ndarray | None = None  # rows of the first group, when there are two
     for s, e in itertools.pairwise(bounds[1:]):
         merged, from_b = merge_sorted(p_time, time[s:e])
+        from_a = ~from_b
+        pairs = [(p_d, d[s:e]), (p_c, c[s:e])] + ([(p_g, g[s:e])] if p_g is not None else [])
         parts = []
-        for old, new in ((p_g, g[s:e]), (p_d, d[s:e]), (p_m, m[s:e])):
+        for old, new in pairs:
             out = np.empty(len(merged), dtype=old.dtype)
-            out[~from_b] = old
+            out[from_a] = old
             out[from_b] = new
             parts.append(out)
-        p_time, (p_g, p_d, p_m) = merged, parts
+        p_time, p_d, p_c = merged, parts[0], parts[1]
+        if p_g is not None:
+            p_g = parts[2]
+        first_mask = from_a
     starts = np.flatnonzero(np.concatenate(([True], p_time[1:] != p_time[:-1])))
-    big_d = np.add.reduceat(p_d, starts).astype(np.float64)
-    big_m = np.add.reduceat(p_m, starts)
-    big_n = np.cumsum(big_m[::-1])[::-1].astype(np.float64)
-    ev = big_d > 0
+    ties = len(starts) < len(p_time)
+    del p_time
+
+    def per_time(values: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(values, starts) if ties else values
+
+    def at_risk(values: np.ndarray) -> np.ndarray:
+        return np.cumsum(values[::-1], dtype=np.float64)[::-1]
+
+    big_d = per_time(p_d).astype(np.float64)
+    big_n = at_risk(per_time(p_d) + per_time(p_c))
     per_group: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for j in np.unique(g):
-        mine = p_g == j
-        d_j = np.add.reduceat(np.where(mine, p_d, 0), starts)
-        m_j = np.add.reduceat(np.where(mine, p_m, 0), starts)
-        n_j = np.cumsum(m_j[::-1])[::-1]
-        per_group[int(j)] = d_j[ev].astype(np.float64), n_j[ev].astype(np.float64)
-    del p_time, p_g, p_d, p_m, starts, big_m
-    big_d, big_n = big_d[ev], big_n[ev]
+    for j in codes[:1] if len(codes) == 2 else codes:
+        mine = first_mask if len(codes) == 2 else (p_g == j if p_g is not None else None)
+        if mine is None:  # a single group
+            per_group[j] = big_d, big_n
+            continue
+        d_j = per_time(np.where(mine, p_d, 0)).astype(np.float64)
+        n_j = at_risk(per_time(np.where(mine, p_d + p_c, 0)))
+        per_group[j] = d_j, n_j
+    if len(codes) == 2:  # the second group is what the first leaves
+        d_0, n_0 = per_group[codes[0]]
+        per_group[codes[1]] = big_d - d_0, big_n - n_0
+    del p_d, p_c, p_g
+    # rows without events contribute nothing below (D = 0), so no need to select event times
     if weights == "logrank":
-        w = np.ones_like(big_n)
+        w = None
     elif weights == "gehan-breslow":
-        w = big_n.copy()
+        w = big_n
     else:
         km_left = np.concatenate(([1.0], np.cumprod(1.0 - big_d / big_n)[:-1]))  # S(t-), pooled
         w = km_left**rho * (1.0 - km_left) ** gamma
     with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.where(big_n > 1, w**2 * big_d * (big_n - big_d) / (big_n * (big_n - 1)), 0.0)
-    rate = w * big_d / big_n
+        ww = 1.0 if w is None else w * w
+        factor = ww * big_d * (big_n - big_d) / (big_n * (big_n - 1))
+        factor[big_n <= 1] = 0.0
+        rate = big_d / big_n if w is None else w * big_d / big_n
     f_over_n = factor / big_n
     for j, (d_j, n_j) in per_group.items():
-        observed[j] = float(np.dot(w, d_j))
+        observed[j] = float(d_j.sum() if w is None else np.dot(w, d_j))
         expected[j] = float(np.dot(rate, n_j))
         variance[j, j] += float(np.dot(factor, n_j))
         weighted = f_over_n * n_j
