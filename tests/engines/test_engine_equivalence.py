@@ -30,7 +30,7 @@ def _frame(expr, keys: list[str]) -> pd.DataFrame:
 
 
 def derivations(cohort) -> dict[str, pd.DataFrame]:
-    responses = resp.derive(cohort, "study")
+    responses = resp.derive(cohort, "study").cache()  # SQLite cannot parse it nested again
     graded = grade_assessments(cohort.table("assessments"), version="4.03")
     return {
         "responses": _frame(responses, ["patient_id", "assessment_date"]),
