@@ -3,10 +3,12 @@
 Kaplan–Meier curves and log-rank tests depend on the data only through the number of events and
 censorings at each distinct time (within each group and stratum). :func:`event_counts` asks the
 database engine for exactly that, with one Ibis ``group_by(...).aggregate(...)``, so millions of
-patients never have to be loaded into Python: only the small aggregated frame comes back.
+patients never have to be loaded into Python when times are coarse (days): only the small
+aggregated frame comes back. With continuous times that aggregate has one row per subject anyway;
+the engine then streams the columns (Arrow) and NumPy aggregates them with sorts (see
+:mod:`amlcohort.stats._fast`); both ways give the same frame.
 
-Arrays go through the same code: :func:`counts_from_arrays` wraps them in an ``ibis.memtable`` and
-calls :func:`event_counts`, so there is one aggregation and one set of checks.
+Arrays are aggregated by the same NumPy kernel (:func:`counts_from_arrays`).
 
 The counts frame has the columns ``strata`` (if given), ``group`` (if given), ``time``, ``n_event``
 and ``n_censor``, sorted by them in that order, one row per distinct key.
