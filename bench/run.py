@@ -432,12 +432,25 @@ def main() -> None:
         if "survival" in args.only:
             print("survival ...")
             rows += survival_cases(n, tmp, args.timeout)
+            write_record(args.out, rows, started)
         if "report" in args.only:
             print("report and validation ...")
             rows += report_cases(tmp, registry, args.timeout, args.quick)
+            write_record(args.out, rows, started)
         if "registry" in args.only:
             print("registry derivations ...")
             rows += registry_cases(tmp, registry, args.pandas_patients, args.timeout)
+    record = write_record(args.out, rows, started)
+    print()
+    print_table(rows)
+    print(
+        f"\nwrote {args.out} ({record['minutes']} min; load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs)"
+    )
+
+
+def write_record(out: Path, rows: list[dict], started: float) -> dict:
+    """results.json after every section, so an interrupted run keeps what it measured."""
     record = {
         "machine": {
             "platform": platform.platform(),
@@ -449,13 +462,8 @@ def main() -> None:
         "minutes": round((time.time() - started) / 60, 1),
         "results": rows,
     }
-    args.out.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    print()
-    print_table(rows)
-    print(
-        f"\nwrote {args.out} ({record['minutes']} min; load average {os.getloadavg()[0]:.1f} "
-        f"on {os.cpu_count()} CPUs)"
-    )
+    out.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return record
 
 
 if __name__ == "__main__":
