@@ -245,7 +245,6 @@ def _code_text(path: Path) -> list[tuple[int, str]]:
 STUDY_WORDS = re.compile(r"sorafenib|cytarabine|\bxu\b|xu2019|xu et al", re.IGNORECASE)
 
 
-@pytest.mark.xfail(strict=False, reason="protocol/ and report/ are being made generic on their branches")
 def test_no_python_module_names_a_drug_an_arm_or_the_paper():
     """Issue 8: outside the embedded study's files and the protocol data, no code path names them."""
     found = [
