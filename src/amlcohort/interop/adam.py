@@ -43,8 +43,16 @@ DEFAULT_SITE = "01"
 
 # response codes (criteria/response.py) -> ADaM AVALC, and AVAL = the best-response rank
 RESPONSE_AVALC: dict[str, str] = {
-    "cr": "CR", "crh": "CRh", "cri": "CRi", "mlfs": "MLFS", "pr": "PR", "sd": "SD", "nr": "NR",
-    "pd": "PD", "relapse": "RELAPSE", NOT_EVALUABLE: "NE",
+    "cr": "CR",
+    "crh": "CRh",
+    "cri": "CRi",
+    "mlfs": "MLFS",
+    "pr": "PR",
+    "sd": "SD",
+    "nr": "NR",
+    "pd": "PD",
+    "relapse": "RELAPSE",
+    NOT_EVALUABLE: "NE",
 }
 NE_RANK = max(resp.RANK.values()) + 1
 
@@ -58,24 +66,41 @@ TTE_PARAMS: dict[str, tuple[str, int, str, str]] = {
 
 # assessments column -> ADLB PARAMCD (CDISC LBTESTCD where one exists)
 LAB_PARAMCD: dict[str, str] = {
-    "anc": "NEUT", "platelets": "PLAT", "wbc": "WBC", "hemoglobin": "HGB",
-    "peripheral_blasts_pct": "PBBLAST", "marrow_blasts_pct": "BMBLAST",
-    "alt": "ALT", "ast": "AST", "bilirubin": "BILI", "creatinine": "CREAT",
-    "potassium": "K", "sodium": "SODIUM", "calcium": "CA",
+    "anc": "NEUT",
+    "platelets": "PLAT",
+    "wbc": "WBC",
+    "hemoglobin": "HGB",
+    "peripheral_blasts_pct": "PBBLAST",
+    "marrow_blasts_pct": "BMBLAST",
+    "alt": "ALT",
+    "ast": "AST",
+    "bilirubin": "BILI",
+    "creatinine": "CREAT",
+    "potassium": "K",
+    "sodium": "SODIUM",
+    "calcium": "CA",
 }
 
 AE_ACTIONS: dict[str, str] = {
-    "none": "DOSE NOT CHANGED", "dose_reduced": "DOSE REDUCED", "interrupted": "DRUG INTERRUPTED",
-    "withdrawn": "DRUG WITHDRAWN", "not_applicable": "NOT APPLICABLE", "unknown": "UNKNOWN",
+    "none": "DOSE NOT CHANGED",
+    "dose_reduced": "DOSE REDUCED",
+    "interrupted": "DRUG INTERRUPTED",
+    "withdrawn": "DRUG WITHDRAWN",
+    "not_applicable": "NOT APPLICABLE",
+    "unknown": "UNKNOWN",
 }
 AE_OUTCOMES: dict[str, str] = {
-    "recovered": "RECOVERED/RESOLVED", "recovering": "RECOVERING/RESOLVING",
-    "not_recovered": "NOT RECOVERED/NOT RESOLVED", "recovered_with_sequelae": "RECOVERED/RESOLVED WITH SEQUELAE",
-    "fatal": "FATAL", "unknown": "UNKNOWN",
+    "recovered": "RECOVERED/RESOLVED",
+    "recovering": "RECOVERING/RESOLVING",
+    "not_recovered": "NOT RECOVERED/NOT RESOLVED",
+    "recovered_with_sequelae": "RECOVERED/RESOLVED WITH SEQUELAE",
+    "fatal": "FATAL",
+    "unknown": "UNKNOWN",
 }
 
 
 # ---- study-level values ---------------------------------------------------------------------------
+
 
 def study_id(name: str) -> str:
     """A SAS-friendly STUDYID from a study name: upper case, runs of other characters -> ``_``,
@@ -153,11 +178,13 @@ def _ordered(t: ir.Table, spec: Dataset) -> ir.Table:
 
 # ---- the datasets ---------------------------------------------------------------------------------
 
+
 class AdamBuilder:
     """Builds the five datasets of one cohort, sharing the analysis table and ADSL between them."""
 
-    def __init__(self, cohort: Cohort, criteria: str | None = None,
-                 trtemfl_window_days: int = TRTEMFL_WINDOW_DAYS) -> None:
+    def __init__(
+        self, cohort: Cohort, criteria: str | None = None, trtemfl_window_days: int = TRTEMFL_WINDOW_DAYS
+    ) -> None:
         self.cohort = cohort
         self.criteria = criteria or response_criteria(cohort)
         self.window = trtemfl_window_days
@@ -204,13 +231,30 @@ class AdamBuilder:
             j = j.left_join(t, p.patient_id == t.patient_id)
         j = j.left_join(arms, p.study_arm == arms.arm_code)
         j = j.select(
-            p.patient_id, p.age_at_onset, p.sex, p.study_arm, p.risk_group_reported, first.first_dose,
-            last.trtedt, last.n_exposures, dth.dthdt, dth.dthcaus, alive.last_alive, risk.eln2017,
-            risk.eln2022, pop.status, pop.membership, bor.bor, arms.arm_label,
+            p.patient_id,
+            p.age_at_onset,
+            p.sex,
+            p.study_arm,
+            p.risk_group_reported,
+            first.first_dose,
+            last.trtedt,
+            last.n_exposures,
+            dth.dthdt,
+            dth.dthcaus,
+            alive.last_alive,
+            risk.eln2017,
+            risk.eln2022,
+            pop.status,
+            pop.membership,
+            bor.bor,
+            arms.arm_label,
         )
         treated = j.n_exposures.fill_null(0) > 0
-        site = str(c.metadata.notes.get("site_id", DEFAULT_SITE)) if isinstance(c.metadata.notes, dict) \
+        site = (
+            str(c.metadata.notes.get("site_id", DEFAULT_SITE))
+            if isinstance(c.metadata.notes, dict)
             else DEFAULT_SITE
+        )
         arm = j.arm_label.fill_null(j.study_arm)
         out = j.select(
             **self._subject(j.patient_id),
@@ -278,10 +322,12 @@ class AdamBuilder:
             SRCRULE=ibis.null("string"),
         )
         t = ibis.union(ovr, bor)
-        rank = ibis.cases(*[(t.resp_code == k, float(v)) for k, v in resp.RANK.items()],
-                          else_=float(NE_RANK))
-        t = t.mutate(AVALC=_map(t.resp_code, RESPONSE_AVALC, t.resp_code.upper()), AVAL=rank,
-                     ANL01FL=_flag(t.resp_code != NOT_EVALUABLE)).drop("resp_code")
+        rank = ibis.cases(*[(t.resp_code == k, float(v)) for k, v in resp.RANK.items()], else_=float(NE_RANK))
+        t = t.mutate(
+            AVALC=_map(t.resp_code, RESPONSE_AVALC, t.resp_code.upper()),
+            AVAL=rank,
+            ANL01FL=_flag(t.resp_code != NOT_EVALUABLE),
+        ).drop("resp_code")
         return _ordered(self._with_arm(t), ADRS).order_by("USUBJID", "PARAMCD", "ADT")
 
     def adtte(self) -> ir.Table:
@@ -314,7 +360,14 @@ class AdamBuilder:
             s.TRTEDT.isnull() | (j.onset_date <= s.TRTEDT + ibis.interval(days=self.window))
         )
         out = j.select(
-            s.STUDYID, s.USUBJID, s.SUBJID, s.ARMCD, s.ARM, s.TRT01P, s.TRTSDT, s.TRTEDT,
+            s.STUDYID,
+            s.USUBJID,
+            s.SUBJID,
+            s.ARMCD,
+            s.ARM,
+            s.TRT01P,
+            s.TRTSDT,
+            s.TRTEDT,
             AESEQ=(ibis.row_number().over(w) + 1).cast("float64"),
             AETERM=ae.term,
             AEDECOD=ae.term,
@@ -336,17 +389,23 @@ class AdamBuilder:
         """AEACN and AEACNOTH from ``action_taken``/``action_drug`` or per-drug ``action_<drug>`` columns."""
         if "action_taken" in ae.columns:
             drug = ae.action_drug if "action_drug" in ae.columns else ibis.null("string")
-            other = ibis.ifelse(ae.action_taken.isnull(), ibis.null("string"),
-                                drug.fill_null("study treatment").concat(": ", ae.action_taken))
+            other = ibis.ifelse(
+                ae.action_taken.isnull(),
+                ibis.null("string"),
+                drug.fill_null("study treatment").concat(": ", ae.action_taken),
+            )
             return _map(ae.action_taken, AE_ACTIONS), other
         per_drug = [c for c in ae.columns if c.startswith("action_")]
         if not per_drug:
             return ibis.null("string"), ibis.null("string")
         index = index_drug(self.cohort)
         main = f"action_{index}" if index and f"action_{index}" in per_drug else per_drug[0]
-        parts = [ibis.ifelse(ae[c].isnull(), ibis.literal(""),
-                             ibis.literal(c.removeprefix("action_") + ": ").concat(ae[c]))
-                 for c in per_drug]
+        parts = [
+            ibis.ifelse(
+                ae[c].isnull(), ibis.literal(""), ibis.literal(c.removeprefix("action_") + ": ").concat(ae[c])
+            )
+            for c in per_drug
+        ]
         joined = parts[0]
         for part in parts[1:]:
             joined = joined.concat(ibis.ifelse((joined != "") & (part != ""), "; ", ""), part)
@@ -364,7 +423,8 @@ class AdamBuilder:
         first = c.first_dose()
         j = a.left_join(wide, [a.patient_id == wide.g_pid, a.assessment_date == wide.g_date])
         j = j.left_join(first, j.patient_id == first.patient_id).select(
-            *[j[n] for n in j.columns if n not in ("g_pid", "g_date")], first.first_dose)
+            *[j[n] for n in j.columns if n not in ("g_pid", "g_date")], first.first_dose
+        )
         parts = []
         for col in model.columns:
             if col.dtype != "float" or col.name.endswith(("_uln", "_lln")):
@@ -374,33 +434,41 @@ class AdamBuilder:
             null_f, null_s = ibis.null("float64"), ibis.null("string")
             lln, uln = f"{col.name}_lln", f"{col.name}_uln"
             t = j.filter(j[col.name].notnull())
-            parts.append(t.select(
-                "patient_id",
-                PARAMCD=ibis.literal(LAB_PARAMCD.get(col.name, col.name.upper()[:8])),
-                PARAM=ibis.literal(f"{col.description.rstrip('.')} ({col.unit})" if col.unit
-                                   else col.description.rstrip(".")),
-                AVAL=t[col.name].cast("float64"),
-                AVALU=ibis.literal(col.unit or ""),
-                ADT=t.assessment_date,
-                ADY=_study_day(t.assessment_date, t.first_dose),
-                ANRLO=t[lln].cast("float64") if lln in t.columns else null_f,
-                ANRHI=t[uln].cast("float64") if uln in t.columns else null_f,
-                ATOXDSCL=ibis.literal(low.term) if low else null_s,
-                ATOXDSCH=ibis.literal(high.term) if high else null_s,
-                ATOXGRL=t[f"g_{low.key}"].cast("string") if low else null_s,
-                ATOXGRH=t[f"g_{high.key}"].cast("string") if high else null_s,
-            ))
+            parts.append(
+                t.select(
+                    "patient_id",
+                    PARAMCD=ibis.literal(LAB_PARAMCD.get(col.name, col.name.upper()[:8])),
+                    PARAM=ibis.literal(
+                        f"{col.description.rstrip('.')} ({col.unit})"
+                        if col.unit
+                        else col.description.rstrip(".")
+                    ),
+                    AVAL=t[col.name].cast("float64"),
+                    AVALU=ibis.literal(col.unit or ""),
+                    ADT=t.assessment_date,
+                    ADY=_study_day(t.assessment_date, t.first_dose),
+                    ANRLO=t[lln].cast("float64") if lln in t.columns else null_f,
+                    ANRHI=t[uln].cast("float64") if uln in t.columns else null_f,
+                    ATOXDSCL=ibis.literal(low.term) if low else null_s,
+                    ATOXDSCH=ibis.literal(high.term) if high else null_s,
+                    ATOXGRL=t[f"g_{low.key}"].cast("string") if low else null_s,
+                    ATOXGRH=t[f"g_{high.key}"].cast("string") if high else null_s,
+                )
+            )
         t = ibis.union(*parts, distinct=False)
         lo, hi = t.ATOXGRL.cast("int64"), t.ATOXGRH.cast("int64")
-        t = t.mutate(ATOXGR=ibis.cases(
-            (lo > 0, ibis.literal("-").concat(t.ATOXGRL)),
-            (hi > 0, t.ATOXGRH),
-            ((lo == 0) | (hi == 0), ibis.literal("0")),
-            else_=ibis.null("string"),
-        ), CTCAEVER=ibis.literal(version))
+        t = t.mutate(
+            ATOXGR=ibis.cases(
+                (lo > 0, ibis.literal("-").concat(t.ATOXGRL)),
+                (hi > 0, t.ATOXGRH),
+                ((lo == 0) | (hi == 0), ibis.literal("0")),
+                else_=ibis.null("string"),
+            ),
+            CTCAEVER=ibis.literal(version),
+        )
         w = ibis.window(group_by=[t.patient_id, t.PARAMCD])
         t = t.mutate(_bl=ibis.ifelse(t.ADY <= 1, t.ADT, ibis.null("date")).max().over(w))
-        is_bl = (t.ADT == t._bl).fill_null(False)
+        is_bl = (t._bl == t.ADT).fill_null(False)
         t = t.mutate(
             ABLFL=_flag(is_bl),
             BASE=ibis.ifelse(is_bl, t.AVAL, ibis.null("float64")).max().over(w),
@@ -409,11 +477,17 @@ class AdamBuilder:
         return _ordered(self._with_arm(t), ADLB).order_by("USUBJID", "PARAMCD", "ADT")
 
     def all(self) -> dict[str, ir.Table]:
-        return {"ADSL": self.adsl(), "ADRS": self.adrs(), "ADTTE": self.adtte(), "ADAE": self.adae(),
-                "ADLB": self.adlb()}
+        return {
+            "ADSL": self.adsl(),
+            "ADRS": self.adrs(),
+            "ADTTE": self.adtte(),
+            "ADAE": self.adae(),
+            "ADLB": self.adlb(),
+        }
 
 
-def adam_datasets(cohort: Cohort, criteria: str | None = None, *,
-                  trtemfl_window_days: int = TRTEMFL_WINDOW_DAYS) -> dict[str, ir.Table]:
+def adam_datasets(
+    cohort: Cohort, criteria: str | None = None, *, trtemfl_window_days: int = TRTEMFL_WINDOW_DAYS
+) -> dict[str, ir.Table]:
     """ADSL, ADRS, ADTTE, ADAE and ADLB of ``cohort`` as Ibis tables (see the module docstring)."""
     return AdamBuilder(cohort, criteria, trtemfl_window_days).all()

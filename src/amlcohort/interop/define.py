@@ -15,7 +15,17 @@ from typing import Any
 
 from amlcohort.interop.spec import Dataset
 
-VARIABLE_FIELDS = ("dataset", "order", "variable", "label", "type", "length", "format", "origin", "derivation")
+VARIABLE_FIELDS = (
+    "dataset",
+    "order",
+    "variable",
+    "label",
+    "type",
+    "length",
+    "format",
+    "origin",
+    "derivation",
+)
 DATASET_FIELDS = ("dataset", "label", "class", "structure", "keys", "records", "files")
 
 
@@ -48,18 +58,29 @@ def dataset_row(spec: Dataset, records: int, files: list[str]) -> dict[str, Any]
     }
 
 
-def write_define(out: Path, datasets: list[dict[str, Any]], variables: list[dict[str, Any]],
-                 study: dict[str, Any]) -> dict[str, Path]:
+def write_define(
+    out: Path, datasets: list[dict[str, Any]], variables: list[dict[str, Any]], study: dict[str, Any]
+) -> dict[str, Path]:
     """Write the three metadata files into ``out``; returns their paths by kind."""
-    paths = {"define_datasets": out / "define_datasets.csv", "define_variables": out / "define_variables.csv",
-             "define_json": out / "define.json"}
-    for key, rows, fields in (("define_datasets", datasets, DATASET_FIELDS),
-                              ("define_variables", variables, VARIABLE_FIELDS)):
+    paths = {
+        "define_datasets": out / "define_datasets.csv",
+        "define_variables": out / "define_variables.csv",
+        "define_json": out / "define.json",
+    }
+    for key, rows, fields in (
+        ("define_datasets", datasets, DATASET_FIELDS),
+        ("define_variables", variables, VARIABLE_FIELDS),
+    ):
         with paths[key].open("w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=fields)
             w.writeheader()
             w.writerows(rows)
-    doc = {"study": study, "standard": "CDISC ADaM IG 1.3 (ADaM-style)", "datasets": [
-        {**d, "variables": [v for v in variables if v["dataset"] == d["dataset"]]} for d in datasets]}
+    doc = {
+        "study": study,
+        "standard": "CDISC ADaM IG 1.3 (ADaM-style)",
+        "datasets": [
+            {**d, "variables": [v for v in variables if v["dataset"] == d["dataset"]]} for d in datasets
+        ],
+    }
     paths["define_json"].write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
     return paths

@@ -22,8 +22,9 @@ from amlcohort.io.cohort import Cohort
 FORMATS = ("xpt", "parquet", "csv")
 
 
-def write_adam(cohort: Cohort, out: str | Path, *, criteria: str | None = None,
-               formats: tuple[str, ...] = FORMATS) -> dict[str, Path]:
+def write_adam(
+    cohort: Cohort, out: str | Path, *, criteria: str | None = None, formats: tuple[str, ...] = FORMATS
+) -> dict[str, Path]:
     """Derive the five datasets of ``cohort`` and write them into ``out``; returns every path by name."""
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:

@@ -83,7 +83,9 @@ _ARM = Var(
     "The label of arm ARMCD in the study definition (the code itself when the study declares no label)",
 )
 _TRT01P = Var("TRT01P", "Planned Treatment for Period 01", "Char", "= ARM")
-_SAFFL = Var("SAFFL", "Safety Population Flag", "Char", "'Y' if the subject has any exposure record, else 'N'")
+_SAFFL = Var(
+    "SAFFL", "Safety Population Flag", "Char", "'Y' if the subject has any exposure record, else 'N'"
+)
 _CRFL = Var(
     "CRFL",
     "Complete Remission Flag",
@@ -148,8 +150,8 @@ ADSL = Dataset(
             "LSTALVDT",
             "Date Last Known Alive",
             "Date",
-            "Latest date of any record of the subject (events, assessments, exposures), capped at the cut-off "
-            "(amlcohort.endpoints.analysis.last_known_alive)",
+            "Latest date of any record of the subject (events, assessments, exposures), capped at the "
+            "cut-off (amlcohort.endpoints.analysis.last_known_alive)",
         ),
         Var(
             "RISKRPT",
@@ -179,7 +181,13 @@ ADSL = Dataset(
             "amlcohort.criteria.population.derive_population status (rules/population.csv), upper-cased",
             "Derived (sponsor-defined)",
         ),
-        Var("ITTFL", "Intent-To-Treat Population Flag", "Char", "'Y' for every subject in the cohort", "Assigned"),
+        Var(
+            "ITTFL",
+            "Intent-To-Treat Population Flag",
+            "Char",
+            "'Y' for every subject in the cohort",
+            "Assigned",
+        ),
         _SAFFL,
         Var(
             "POPFL",
@@ -239,7 +247,12 @@ ADRS = Dataset(
             "Num",
             "Rank of AVALC, 1 = best: CR 1, CRh 2, CRi 3, MLFS 4, PR 5, SD 6, NR 7, PD 8, RELAPSE 9, NE 10",
         ),
-        Var("ADT", "Analysis Date", "Date", "OVR: assessments.assessment_date; BOR: first date of the best response"),
+        Var(
+            "ADT",
+            "Analysis Date",
+            "Date",
+            "OVR: assessments.assessment_date; BOR: first date of the best response",
+        ),
         _ADY,
         Var(
             "SRCRULE",
@@ -317,7 +330,9 @@ ADAE = Dataset(
             "Predecessor",
         ),
         Var("ASTDT", "Analysis Start Date", "Date", "adverse_events.onset_date"),
-        Var("ASTDY", "Analysis Start Relative Day", "Num", "ASTDT - TRTSDT + 1 on or after TRTSDT (no day 0)"),
+        Var(
+            "ASTDY", "Analysis Start Relative Day", "Num", "ASTDT - TRTSDT + 1 on or after TRTSDT (no day 0)"
+        ),
         Var("AENDT", "Analysis End Date", "Date", "adverse_events.resolution_date (NULL: not resolved)"),
         Var("AENDY", "Analysis End Relative Day", "Num", "AENDT - TRTSDT + 1 on or after TRTSDT (no day 0)"),
         Var("AETOXGR", "Standard Toxicity Grade", "Char", "adverse_events.grade", "Predecessor"),
@@ -402,7 +417,9 @@ ADLB = Dataset(
             "else '0' when a direction is graded 0; else NULL",
         ),
         Var("BTOXGR", "Baseline Toxicity Grade", "Char", "ATOXGR of the ABLFL = 'Y' record"),
-        Var("CTCAEVER", "CTCAE Version of Grading", "Char", "The study definition's CTCAE version", "Assigned"),
+        Var(
+            "CTCAEVER", "CTCAE Version of Grading", "Char", "The study definition's CTCAE version", "Assigned"
+        ),
     ),
 )
 

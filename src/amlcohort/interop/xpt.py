@@ -33,17 +33,23 @@ def xpt_frame(df: pd.DataFrame, spec: Dataset) -> pd.DataFrame:
     for v in spec.variables:
         col = df[v.name]
         if v.type == "Date":
-            out[v.name] = [None if pd.isna(x) else (x.date() if isinstance(x, dt.datetime | pd.Timestamp)
-                                                     else x) for x in col]
+            out[v.name] = [
+                None if pd.isna(x) else (x.date() if isinstance(x, dt.datetime | pd.Timestamp) else x)
+                for x in col
+            ]
         elif v.type == "Num":
             out[v.name] = pd.to_numeric(col, errors="raise").astype("float64")
         else:
-            text = [None if x is None or (isinstance(x, float) and pd.isna(x)) else ascii_text(str(x))
-                    for x in col]
+            text = [
+                None if x is None or (isinstance(x, float) and pd.isna(x)) else ascii_text(str(x))
+                for x in col
+            ]
             too_long = [x for x in text if x is not None and len(x) > MAX_CHAR_LENGTH]
             if too_long:
-                raise ValueError(f"{spec.name}.{v.name}: value longer than {MAX_CHAR_LENGTH} characters "
-                                 f"({too_long[0][:40]!r}...)")
+                raise ValueError(
+                    f"{spec.name}.{v.name}: value longer than {MAX_CHAR_LENGTH} characters "
+                    f"({too_long[0][:40]!r}...)"
+                )
             out[v.name] = pd.Series(["" if x is None else x for x in text], index=df.index, dtype="object")
     return out
 
