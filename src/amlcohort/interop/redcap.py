@@ -27,6 +27,7 @@ import io
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -231,7 +232,7 @@ class ColumnSource:
     field: str | None = None
     checkbox: str | None = None
     value: str | None = None
-    values: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, str] = dc_field(default_factory=dict)
 
     @property
     def fields(self) -> tuple[str, ...]:
