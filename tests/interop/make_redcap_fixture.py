@@ -39,9 +39,14 @@ from amlcohort.schema import TABLES
 HERE = Path(__file__).parent / "fixtures" / "redcap_study"
 SCREENING, TREATMENT, FOLLOW_UP = "screening_arm_1", "treatment_arm_1", "follow_up_arm_1"
 EVENT_OF = {
-    "patients": SCREENING, "mutations": SCREENING, "prior_therapies": SCREENING,
-    "exposures": TREATMENT, "transfusions": TREATMENT, "supportive_care": TREATMENT,
-    "adverse_events": TREATMENT, "events": FOLLOW_UP,
+    "patients": SCREENING,
+    "mutations": SCREENING,
+    "prior_therapies": SCREENING,
+    "exposures": TREATMENT,
+    "transfusions": TREATMENT,
+    "supportive_care": TREATMENT,
+    "adverse_events": TREATMENT,
+    "events": FOLLOW_UP,
 }
 COMORBIDITY = "pt_comorbidities"
 
@@ -77,7 +82,8 @@ def build() -> dict[str, Any]:
         if row["Variable / Field Name"] == COMORBIDITY:
             row["Field Type"] = "checkbox"
             row["Choices, Calculations, OR Slider Labels"] = " | ".join(
-                f"{i}, {v}" for i, v in enumerate(items, start=1))
+                f"{i}, {v}" for i, v in enumerate(items, start=1)
+            )
     fields = {r["Variable / Field Name"]: r for r in dictionary}
     first = _first_doses(data["exposures"])
 
@@ -94,9 +100,13 @@ def build() -> dict[str, Any]:
     label_rows: list[dict[str, str]] = []
 
     def add(table: str, source: dict[str, str], event: str, instance: int | None) -> None:
-        raw = {RECORD_ID: source["patient_id"], "redcap_event_name": event,
-               "redcap_repeat_instrument": "" if instance is None else table,
-               "redcap_repeat_instance": "" if instance is None else str(instance), f"{table}_complete": "2"}
+        raw = {
+            RECORD_ID: source["patient_id"],
+            "redcap_event_name": event,
+            "redcap_repeat_instrument": "" if instance is None else table,
+            "redcap_repeat_instance": "" if instance is None else str(instance),
+            f"{table}_complete": "2",
+        }
         lab = dict(raw)
         model = next(t for t in TABLES if t.name == table)
         for col in model.columns:
@@ -112,8 +122,13 @@ def build() -> dict[str, Any]:
                 continue
             f = fields[name]
             if f["Field Type"] == "dropdown" and value:
-                codes = {label: code for code, _, label in (c.strip().partition(", ") for c in
-                         f["Choices, Calculations, OR Slider Labels"].split(" | "))}
+                codes = {
+                    label: code
+                    for code, _, label in (
+                        c.strip().partition(", ")
+                        for c in f["Choices, Calculations, OR Slider Labels"].split(" | ")
+                    )
+                }
                 raw[name], lab[name] = codes[value], value
             elif f["Field Type"] == "yesno" and value:
                 raw[name] = "1" if value.lower() == "true" else "0"
@@ -127,8 +142,16 @@ def build() -> dict[str, Any]:
         pid = p["patient_id"]
         add("patients", p, SCREENING, None)
         counters: dict[tuple[str, str], int] = {}
-        for table in ("mutations", "prior_therapies", "assessments", "exposures", "transfusions",
-                      "supportive_care", "adverse_events", "events"):
+        for table in (
+            "mutations",
+            "prior_therapies",
+            "assessments",
+            "exposures",
+            "transfusions",
+            "supportive_care",
+            "adverse_events",
+            "events",
+        ):
             for r in data[table]:
                 if r["patient_id"] != pid:
                     continue
@@ -144,11 +167,18 @@ def build() -> dict[str, Any]:
     mapping = model_mapping(meta)
     mapping["tables"]["patients"]["events"] = [SCREENING]
     mapping["tables"]["patients"]["columns"]["comorbidities"] = {"checkbox": COMORBIDITY}
-    designations = [{"arm_num": "1", "unique_event_name": event, "form": table}
-                    for table, event in [*EVENT_OF.items(), ("assessments", SCREENING),
-                                         ("assessments", TREATMENT)]]
-    return {"dictionary": dictionary, "header": header, "raw": raw_rows, "labels": label_rows,
-            "mapping": mapping, "designations": designations}
+    designations = [
+        {"arm_num": "1", "unique_event_name": event, "form": table}
+        for table, event in [*EVENT_OF.items(), ("assessments", SCREENING), ("assessments", TREATMENT)]
+    ]
+    return {
+        "dictionary": dictionary,
+        "header": header,
+        "raw": raw_rows,
+        "labels": label_rows,
+        "mapping": mapping,
+        "designations": designations,
+    }
 
 
 def write(dest: Path = HERE) -> list[Path]:
@@ -156,14 +186,22 @@ def write(dest: Path = HERE) -> list[Path]:
     dest.mkdir(parents=True, exist_ok=True)
     out = [
         write_csv(b["dictionary"], dest / "dictionary.csv", DICTIONARY_HEADER),
-        write_csv([{k: r.get(k, "") for k in b["header"]} for r in b["raw"]], dest / "records.csv", b["header"]),
-        write_csv([{k: r.get(k, "") for k in b["header"]} for r in b["labels"]], dest / "records_labels.csv",
-                  b["header"]),
+        write_csv(
+            [{k: r.get(k, "") for k in b["header"]} for r in b["raw"]], dest / "records.csv", b["header"]
+        ),
+        write_csv(
+            [{k: r.get(k, "") for k in b["header"]} for r in b["labels"]],
+            dest / "records_labels.csv",
+            b["header"],
+        ),
         write_csv(b["designations"], dest / "instrument_designations.csv"),
     ]
     mapping = dest / "mapping.yaml"
-    mapping.write_text("# Mapping of the embedded study's REDCap export (tests/interop/make_redcap_fixture.py)\n"
-                       + yaml.safe_dump(b["mapping"], sort_keys=False, allow_unicode=True), encoding="utf-8")
+    mapping.write_text(
+        "# Mapping of the embedded study's REDCap export (tests/interop/make_redcap_fixture.py)\n"
+        + yaml.safe_dump(b["mapping"], sort_keys=False, allow_unicode=True),
+        encoding="utf-8",
+    )
     return [*out, mapping]
 
 

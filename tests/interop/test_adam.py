@@ -1,3 +1,4 @@
+# ruff: noqa: SIM300  (upper-case ADaM column names read as constants to the Yoda rule)
 """ADaM datasets of the embedded cohort, checked value by value against the cohort's own derivations,
 the published Table 1, and Kaplan-Meier / log-rank recomputed from ADTTE alone."""
 
@@ -150,8 +151,14 @@ def test_adae_records_and_treatment_emergence(study, ds):
     emergent = (adae.ASTDT >= adae.TRTSDT) & (adae.ASTDT <= adae.TRTEDT + dt.timedelta(days=30))
     assert (adae.TRTEMFL.eq("Y") == emergent).all()
     assert (adae.ATOXGR == adae.AETOXGR).all() and set(adae.ATOXGR) <= {"1", "2", "3", "4", "5"}
-    assert set(adae.AEOUT.dropna()) <= {"RECOVERED/RESOLVED", "RECOVERING/RESOLVING", "NOT RECOVERED/NOT RESOLVED",
-                                        "RECOVERED/RESOLVED WITH SEQUELAE", "FATAL", "UNKNOWN"}
+    assert set(adae.AEOUT.dropna()) <= {
+        "RECOVERED/RESOLVED",
+        "RECOVERING/RESOLVING",
+        "NOT RECOVERED/NOT RESOLVED",
+        "RECOVERED/RESOLVED WITH SEQUELAE",
+        "FATAL",
+        "UNKNOWN",
+    }
     assert (adae.ASTDY != 0).all()
 
 
@@ -162,8 +169,12 @@ def test_adlb_grades_equal_ctcae_grading(study, ds):
     neut = neut.assign(assessment_date=pd.to_datetime(neut.assessment_date))
     ours = adlb[adlb.PARAMCD == "NEUT"]
     ours = ours.assign(ADT=pd.to_datetime(ours.ADT))
-    joined = ours.merge(neut.rename(columns={"grade": "ref"}), left_on=["SUBJID", "ADT"],
-                        right_on=["patient_id", "assessment_date"], how="inner")
+    joined = ours.merge(
+        neut.rename(columns={"grade": "ref"}),
+        left_on=["SUBJID", "ADT"],
+        right_on=["patient_id", "assessment_date"],
+        how="inner",
+    )
     assert len(joined) == len(ours) > 0
     assert (joined.ATOXGRL.astype(float).fillna(-1) == joined.ref.astype(float).fillna(-1)).all()
     assert joined.ref.notna().any()
@@ -178,8 +189,9 @@ def test_adlb_baseline_flags(ds):
     bl = adlb[adlb.ABLFL == "Y"]
     assert not bl.duplicated(["USUBJID", "PARAMCD"]).any()
     assert (bl.ADY <= 1).all()
-    merged = adlb.merge(bl[["USUBJID", "PARAMCD", "AVAL", "ATOXGR"]], on=["USUBJID", "PARAMCD"],
-                        suffixes=("", "_bl"))
+    merged = adlb.merge(
+        bl[["USUBJID", "PARAMCD", "AVAL", "ATOXGR"]], on=["USUBJID", "PARAMCD"], suffixes=("", "_bl")
+    )
     assert (merged.BASE == merged.AVAL_bl).all()
     assert (merged.BTOXGR.fillna("") == merged.ATOXGR_bl.fillna("")).all()
     assert {"NEUT", "PLAT", "HGB", "WBC", "ALT", "BMBLAST"} <= set(adlb.PARAMCD)
