@@ -84,7 +84,7 @@ def redcap(
     if starter_mapping:
         text = rc.starter_mapping(dictionary)
         if out is None:
-            console.print(text, markup=False, highlight=False)
+            typer.echo(text, nl=False)
         else:
             out.write_text(text, encoding="utf-8")
             console.print(f"wrote {out}")
@@ -102,14 +102,14 @@ def redcap(
         raise typer.Exit(1)
     rc.write_bundle(result, out)
     if result.problems:
-        _write_problems(result.problems, out / "redcap_problems.csv")
+        _write_problems(result.problems, out / rc.SIDECAR / "problems.csv")
     from amlcohort.io.cohort import validate_bundle
 
     report, _ = validate_bundle(out)
     located = rc.locate(result, report.problems, rc.read_mapping(mapping))
     _show(located)
     if located:
-        _write_problems(result.problems + located, out / "redcap_problems.csv")
+        _write_problems(result.problems + located, out / rc.SIDECAR / "problems.csv")
     n = {k: len(v) for k, v in result.tables.items()}
     verdict = "[green]valid[/green]" if report.ok else "[red]invalid[/red]"
     console.print(f"{out}: {verdict} bundle; rows: {n}; {len(result.problems) + len(located)} problem(s)")

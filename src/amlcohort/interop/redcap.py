@@ -109,6 +109,7 @@ TABLE_PREFIX = {
     "events": "ev",
 }
 RECORD_ID = "record_id"
+SIDECAR = "redcap"  # sub-folder of an imported bundle: where each row came from, the problems
 
 
 # ---- problems ---------------------------------------------------------------------------------
@@ -631,7 +632,7 @@ def _unmapped(
 
 def write_bundle(result: RedcapImport, out: str | Path) -> Path:
     """Write the imported tables as a CSV bundle with ``metadata.yaml`` (and ``study.yaml`` when the
-    mapping has a ``study:`` block) plus ``redcap_sources.csv`` (table, row -> record, event, ...)."""
+    mapping has a ``study:`` block) plus ``redcap/sources.csv`` (table, row -> record, event, ...)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     meta = dict(result.metadata)
@@ -650,7 +651,8 @@ def write_bundle(result: RedcapImport, out: str | Path) -> Path:
             w = csv.DictWriter(f, fieldnames=list(model.column_names), extrasaction="ignore")
             w.writeheader()
             w.writerows(rows)
-    with (out / "redcap_sources.csv").open("w", newline="", encoding="utf-8") as f:
+    (out / SIDECAR).mkdir(exist_ok=True)
+    with (out / SIDECAR / "sources.csv").open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["table", "row", "record", "event", "instrument", "instance"])
         for name, ws in result.sources.items():
