@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from amlcohort.interop.adam import AdamBuilder, ctcae_version, study_name
+from amlcohort.interop.adam import TRTEMFL_WINDOW_DAYS, AdamBuilder, ctcae_version, study_name
 from amlcohort.interop.define import dataset_row, variable_rows, write_define
 from amlcohort.interop.spec import DATASETS_BY_NAME
 from amlcohort.interop.xpt import char_lengths, write_xpt
@@ -23,7 +23,12 @@ FORMATS = ("xpt", "parquet", "csv")
 
 
 def write_adam(
-    cohort: Cohort, out: str | Path, *, criteria: str | None = None, formats: tuple[str, ...] = FORMATS
+    cohort: Cohort,
+    out: str | Path,
+    *,
+    criteria: str | None = None,
+    formats: tuple[str, ...] = FORMATS,
+    trtemfl_window_days: int = TRTEMFL_WINDOW_DAYS,
 ) -> dict[str, Path]:
     """Derive the five datasets of ``cohort`` and write them into ``out``; returns every path by name."""
     unknown = sorted(set(formats) - set(FORMATS))
@@ -31,7 +36,7 @@ def write_adam(
         raise ValueError(f"unknown ADaM file format(s) {unknown}; use {list(FORMATS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    builder = AdamBuilder(cohort, criteria)
+    builder = AdamBuilder(cohort, criteria, trtemfl_window_days)
     paths: dict[str, Path] = {}
     ds_rows, var_rows = [], []
     for name, table in builder.all().items():
