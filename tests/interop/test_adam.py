@@ -234,3 +234,34 @@ def test_builder_runs_other_criteria(study):
     adrs = b.adrs().execute()
     assert set(adrs.PARCAT1) == {"ELN2022"}
     assert set(adrs.AVALC) <= {"CR", "CRh", "CRi", "MLFS", "PR", "NR", "RELAPSE", "NE"}
+
+
+def test_trtemfl_window_boundaries_on_both_sides(bundle_copy):
+    """P01: TRTSDT 2016-05-23, TRTEDT 2016-11-07 -> emergent from 05-23 to 12-07 (TRTEDT + 30)."""
+    from amlcohort import load_cohort
+
+    onsets = {
+        "Fatigue": "2016-05-22",
+        "Nausea": "2016-05-23",
+        "Headache": "2016-12-07",
+        "Cough": "2016-12-08",
+    }
+    with (bundle_copy / "adverse_events.csv").open("a", encoding="utf-8") as f:
+        for term, onset in onsets.items():
+            f.write(f"P01,{term},{onset},,,1,4.0,none,not_applicable,recovered,\n")
+    adae = AdamBuilder(load_cohort(bundle_copy)).adae().execute()
+    adae = adae[adae.SUBJID == "P01"].set_index("AETERM")
+    flags = adae.TRTEMFL.reindex(list(onsets)).fillna("").to_dict()
+    assert flags == {"Fatigue": "", "Nausea": "Y", "Headache": "Y", "Cough": ""}
+    assert adae.loc["Fatigue", "ASTDY"] == -1 and adae.loc["Nausea", "ASTDY"] == 1
+
+
+def test_cli_export_adam(tmp_path):
+    from typer.testing import CliRunner
+
+    from amlcohort.cli import app
+
+    res = CliRunner().invoke(app, ["export", str(tmp_path), "--format", "adam"])
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in tmp_path.glob("*.xpt")} == {f"{d.name.lower()}.xpt" for d in DATASETS}
+    assert (tmp_path / "define.json").exists()
