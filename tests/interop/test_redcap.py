@@ -320,3 +320,20 @@ def test_dictionary_reads_api_metadata_names(tmp_path):
     text[0] = ",".join(f'"{n}"' for n in rc._API_NAMES)
     path.write_text("\n".join(text) + "\n", encoding="utf-8")
     assert rc.read_dictionary(path) == rc.read_dictionary(FIX / "dictionary.csv")
+
+
+def test_rows_of_an_event_the_mapping_excludes_are_reported():
+    mapping = yaml.safe_load((FIX / "mapping.yaml").read_text(encoding="utf-8"))
+    mapping["tables"]["assessments"]["events"] = ["treatment_arm_1"]
+    result = rc.import_redcap(FIX / "records.csv", FIX / "dictionary.csv", mapping)
+    skipped = [p for p in result.problems if p.code == "redcap.event"]
+    screening = [
+        w
+        for w in rc.import_redcap(FIX / "records.csv", FIX / "dictionary.csv", FIX / "mapping.yaml").sources[
+            "assessments"
+        ]
+        if w.event == "screening_arm_1"
+    ]
+    assert len(skipped) == len(screening) > 0
+    assert {(p.event, p.instrument) for p in skipped} == {("screening_arm_1", "assessments")}
+    assert len(result.tables["assessments"]) == 144 - len(screening)

@@ -562,8 +562,6 @@ def import_redcap(
             elif rri:
                 continue
             event = r.get("redcap_event_name", "") or ""
-            if t.events and event not in t.events:
-                continue
             has_data = any(r.get(f, "") not in ("", None) for f in own) or any(
                 k.startswith(s.checkbox + "___") and r[k] not in ("", "0", "Unchecked")
                 for s in t.columns
@@ -573,6 +571,20 @@ def import_redcap(
             if not has_data:
                 continue
             w = Where(r.get(m.record_id, ""), event, t.instrument, r.get("redcap_repeat_instance", "") or "")
+            if t.events and event not in t.events:
+                problems.append(
+                    RedcapProblem(
+                        "warning",
+                        "redcap.event",
+                        f"{t.table}: data in an event the mapping does not list "
+                        f"({', '.join(t.events)}): row not imported",
+                        w.record,
+                        w.event,
+                        w.instrument,
+                        w.instance,
+                    )
+                )
+                continue
             values: dict[str, str] = {}
             for src in t.columns:
                 col = model.column(src.column)
