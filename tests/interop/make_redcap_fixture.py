@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from amlcohort import load_cohort
 from amlcohort.interop.redcap import (
     DICTIONARY_HEADER,
     RECORD_ID,
@@ -59,15 +60,19 @@ def _read(name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _first_doses(exposures: list[dict[str, str]]) -> dict[str, str]:
-    """The day-1 date per patient, as the embedded cohort defines it (the earliest exposure start of
-    the study's index drug; the first exposure listed is that drug in the embedded data)."""
-    index = exposures[0]["drug"]
-    out: dict[str, str] = {}
-    for r in exposures:
-        if r["drug"] == index:
-            out[r["patient_id"]] = min(out.get(r["patient_id"], r["start_date"]), r["start_date"])
-    return out
+def _first_doses() -> dict[str, str]:
+    """Study day 1 per patient, as the embedded cohort defines it (pre-dose assessments go to screening)."""
+    rows = load_cohort().first_dose().to_pyarrow().to_pylist()
+    return {r["patient_id"]: r["first_dose"].isoformat() for r in rows if r["first_dose"] is not None}
+
+
+def _study() -> dict[str, Any] | None:
+    """The embedded study definition (study.yaml) without the files an import does not carry."""
+    path = embedded_study_path() / "study.yaml"
+    if not path.exists():
+        return None
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return {k: v for k, v in doc.items() if k not in ("protocol", "claims", "population")}
 
 
 def build() -> dict[str, Any]:
@@ -85,7 +90,7 @@ def build() -> dict[str, Any]:
                 f"{i}, {v}" for i, v in enumerate(items, start=1)
             )
     fields = {r["Variable / Field Name"]: r for r in dictionary}
-    first = _first_doses(data["exposures"])
+    first = _first_doses()
 
     header = [RECORD_ID, "redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance"]
     for r in dictionary:
@@ -167,6 +172,9 @@ def build() -> dict[str, Any]:
     mapping = model_mapping(meta)
     mapping["tables"]["patients"]["events"] = [SCREENING]
     mapping["tables"]["patients"]["columns"]["comorbidities"] = {"checkbox": COMORBIDITY}
+    study = _study()
+    if study:
+        mapping["study"] = study
     designations = [
         {"arm_num": "1", "unique_event_name": event, "form": table}
         for table, event in [*EVENT_OF.items(), ("assessments", SCREENING), ("assessments", TREATMENT)]

@@ -390,9 +390,9 @@ class AdamBuilder:
         if "action_taken" in ae.columns:
             drug = ae.action_drug if "action_drug" in ae.columns else ibis.null("string")
             other = ibis.ifelse(
-                ae.action_taken.isnull(),
+                ae.action_taken.isnull() | drug.isnull(),
                 ibis.null("string"),
-                drug.fill_null("study treatment").concat(": ", ae.action_taken),
+                drug.concat(": ", ae.action_taken),
             )
             return _map(ae.action_taken, AE_ACTIONS), other
         per_drug = [c for c in ae.columns if c.startswith("action_")]
