@@ -63,6 +63,11 @@ def test_adsl_counts_equal_table_1(ds):
     assert adsl.ARMCD.value_counts().to_dict() == {"sorafenib_alone": 8, "sorafenib_ldac": 5}
     assert set(adsl.SAFFL) == {"Y"} and set(adsl.ITTFL) == {"Y"}
     assert (adsl.TRT01P == adsl.ARM).all()
+    # ARM is the study definition's label of ARMCD (study.yaml), not the code
+    assert dict(zip(adsl.ARMCD, adsl.ARM, strict=True)) == {
+        "sorafenib_ldac": "Sorafenib + LDAC",
+        "sorafenib_alone": "Sorafenib alone",
+    }
 
 
 def test_adsl_dates_equal_the_cohort(study, ds, analysis):

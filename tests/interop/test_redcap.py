@@ -99,6 +99,8 @@ def test_imported_tables_equal_the_embedded_tables(study, imported):
         key = list(t.key)
         a, b = (x.sort_values(key).reset_index(drop=True) for x in (a, b))
         pd.testing.assert_frame_equal(a, b, check_dtype=False, obj=t.name)
+    for attr in ("name", "index_drug", "criteria", "ctcae_version", "arms"):
+        assert getattr(imported.study, attr) == getattr(study.study, attr), attr
     comorbid = imported.table("patients").execute().set_index("patient_id").comorbidities
     assert "mitral regurgitation; atrial fibrillation" in set(comorbid)
 
