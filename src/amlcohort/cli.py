@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from amlcohort.interop.cli import import_app
 from amlcohort.io.cohort import Cohort, ValidationReport, validate_bundle
 from amlcohort.protocol.cli import protocol_app
 from amlcohort.schema.dictionary import data_dictionary
@@ -23,6 +24,7 @@ console = Console()
 
 app.add_typer(protocol_app, name="protocol", help="The treatment protocol: definition, due, audit.")
 app.command("synth")(__import__("amlcohort.synth", fromlist=["synth_command"]).synth_command)
+app.add_typer(import_app, name="import", help="Import a cohort from REDCap (records, dictionary, mapping).")
 
 
 def _print_report(report: ValidationReport) -> None:
@@ -132,7 +134,7 @@ def demo(
 @app.command()
 def export(
     dest: Path = typer.Argument(..., help="Folder to write the bundle to."),
-    fmt: str = typer.Option("csv", "--format", help="csv, parquet or xlsx."),
+    fmt: str = typer.Option("csv", "--format", help="csv, parquet, xlsx or adam (CDISC ADaM datasets)."),
     path: Path = typer.Option(None, "--from", help="Bundle to read (default: the embedded study)."),
 ) -> None:
     """Write a validated cohort as a bundle (canonical units) in another format."""
@@ -142,6 +144,11 @@ def export(
     if cohort is None:
         _print_report(report)
         raise typer.Exit(1)
+    if fmt == "adam":
+        from amlcohort.interop.cli import export_adam
+
+        export_adam(cohort, dest)
+        return
     console.print(f"wrote {write_bundle(cohort, dest, fmt)}  ({fmt})")  # type: ignore[arg-type]
 
 
