@@ -91,19 +91,17 @@ def analysis_table(cohort: Cohort, criteria: str | None = None) -> ir.Table:
     best = resp.best_response(by_landmark)
     last_assess = responses.group_by("patient_id").aggregate(last_assessment=responses.assessment_date.max())
     # One flat join (no nested projections: SQLite's parser has a depth limit).
-    base = kd
-    for t in (best, last_assess):
-        base = base.left_join(t, kd.patient_id == t.patient_id)
+    base = kd.left_join(best, "patient_id").left_join(last_assess, "patient_id")
     base = base.select(
-        kd.patient_id,
-        kd.first_dose,
-        kd.first_cr_date,
-        best.best_response,
-        best.best_response_date,
-        last_assess.last_assessment,
-        kd.last_alive,
-        kd.death_date,
-        kd.relapse_date,
+        "patient_id",
+        "first_dose",
+        "first_cr_date",
+        "best_response",
+        "best_response_date",
+        "last_assessment",
+        "last_alive",
+        "death_date",
+        "relapse_date",
     )
     b = base.cache()  # one row per patient with every date the parameters need
     had_cr = b.first_cr_date.notnull()
