@@ -382,7 +382,7 @@ CASES: dict[str, tuple[Callable[[Path, object], Path], Expect]] = {
     ),
     "xlsx_merged_cells": (
         xlsx_merged_cells,
-        Expect("cell.merged", where="cohort.xlsx[patients]", reason=":H4"),
+        Expect("cell.merged", where="cohort.xlsx[patients]", column="ecog_ps", row=1, reason="2:"),
     ),
     "xlsx_hidden_sheet": (
         xlsx_hidden_sheet,
@@ -563,8 +563,10 @@ def test_sheet_names_match_case_insensitively(tmp_path, study):
 
     x = xlsx_bundle(study, tmp_path / "b")
     book = openpyxl.load_workbook(x)
-    book["patients"].title = "Patients"
-    book["Patients"]["A1"] = "Patient ID"
+    sheet = book["patients"]
+    sheet.title = "Renamed"
+    sheet.title = "Patients"
+    sheet["A1"] = "Patient ID"
     book.save(x)
     report, cohort = validate_bundle(tmp_path / "b")
     assert report.ok, "\n".join(map(str, report.problems))
@@ -594,6 +596,7 @@ def test_percent_cells_read_as_shown(tmp_path, study):
     [
         (5.0, "0.0", "5.0"),  # what the user sees
         (5, "General", "5"),
+        (5, "0.0", "5.0"),  # a spreadsheet saves a typed 5.0 as 5 with the format 0.0
         (5.0, "General", "5"),  # a spreadsheet shows 5
         (1.234, "0.0", "1.234"),  # never fewer digits than stored
         (0.1 + 0.2, "General", "0.3"),  # 15 significant digits, as a spreadsheet keeps

@@ -378,8 +378,9 @@ def _decimals(number_format: str) -> int:
 def number_text(v: float | int, number_format: str = "General") -> str:
     """A workbook number as it is shown, never with fewer digits than stored.
 
-    Integers as integers; a float with the decimals its format shows (``0.0`` → ``5.0``) when
-    that keeps its value, else its shortest exact form; a percent format shows the value × 100
+    Integers as integers; a float to 15 significant digits (what a spreadsheet stores and
+    shows), with the decimals its format shows (``0.0`` → ``5.0``) when that keeps its value
+    (``1.234`` formatted ``0.0`` stays ``1.234``); a percent format shows the value × 100
     (``30%`` → ``30``). Grouping separators, currency symbols and literal text of the format are
     not part of the value.
     """
@@ -390,19 +391,16 @@ def number_text(v: float | int, number_format: str = "General") -> str:
             v = int(v)
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, int):
+    if isinstance(v, float) and not math.isfinite(v):
         return str(v)
-    if not math.isfinite(v):
-        return str(v)
+    # a spreadsheet keeps (and shows at most) 15 significant digits
+    shown = str(v) if isinstance(v, int) else f"{v:.15g}"
     n = _decimals(fmt)
     if n:
-        s = f"{v:.{n}f}"
-        if float(s) == v:
-            return s
-    s = f"{v:.15g}"  # a spreadsheet keeps 15 significant digits
-    if float(s) != v:
-        s = repr(v)
-    return s
+        fixed = f"{v:.{n}f}"
+        if float(fixed) == float(shown):
+            return fixed
+    return shown
 
 
 def _cell_text(cell: object) -> str | None:
@@ -472,18 +470,20 @@ def _read_xlsx(path: Path) -> tuple[dict[str, tuple[str, pa.Table]], list[Proble
                     code="sheet.hidden",
                 )
             )
-        merged = [str(r) for r in sheet.merged_cells.ranges]
-        if merged:
+        ranges = sorted(sheet.merged_cells.ranges, key=lambda r: (r.min_col, r.min_row))
+        if ranges:
+            first = ranges[0]
+            head = sheet.cell(1, first.min_col).value
             refused.append(
                 Problem(
                     "error",
                     where,
-                    _named_list("merged cells", merged)
+                    _named_list("merged cells", [str(r) for r in ranges])
                     + ": a merged range shows one value for several rows but holds it in the first "
                     "cell only; unmerge and fill every cell",
-                    None,
-                    None,
-                    merged[0],
+                    first.min_row - 1 if first.min_row > 1 else None,
+                    None if head is None else str(head).strip(),
+                    str(first),
                     "cell.merged",
                 )
             )
