@@ -25,6 +25,7 @@ from amlcohort.io.readers import bundle_path_problems
 from amlcohort.problems import InputError
 from amlcohort.protocol.cli import protocol_app
 from amlcohort.schema.dictionary import data_dictionary
+from amlcohort.schema.study import CRITERIA_SETS
 
 app = typer.Typer(
     add_completion=False,
@@ -38,12 +39,8 @@ USAGE_ERROR = 2
 DATA_ERROR = 1
 
 
-class Criteria(StrEnum):
-    """Response criteria sets the report can apply."""
-
-    study = "study"
-    eln2017 = "eln2017"
-    eln2022 = "eln2022"
+#: Response criteria sets the report can apply (the study definition's list).
+Criteria = StrEnum("Criteria", {c: c for c in CRITERIA_SETS})  # type: ignore[misc]
 
 
 class ExportFormat(StrEnum):
@@ -178,7 +175,7 @@ def validate(
     raise typer.Exit(0 if report.ok else 1)
 
 
-def _report(path: Path | None, out: Path, claims: Path | None, pdf: bool, criteria: str) -> None:
+def _report(path: Path | None, out: Path, claims: Path | None, pdf: bool, criteria: str | None) -> None:
     _check_bundle(path)
     _check_out(out)
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -196,7 +193,8 @@ def _report(path: Path | None, out: Path, claims: Path | None, pdf: bool, criter
         def step(text: str) -> None:
             bar.update(task, description=text)
 
-        built = assemble(cohort, claims_path=claims, criteria=criteria, progress=step)
+        chosen = criteria or cohort.study.criteria
+        built = assemble(cohort, claims_path=claims, criteria=chosen, progress=step)
         paths = write_report(built, out, pdf=pdf, progress=step)
     console.print(cohort_summary(cohort))
     counts = {
@@ -222,10 +220,12 @@ def report(
         None, "--claims", exists=True, dir_okay=False, help="Claims file to audit (default: the study's)."
     ),
     pdf: bool = typer.Option(False, "--pdf", help="Also write report.pdf."),
-    criteria: Criteria = typer.Option(Criteria.study, "--criteria", help="Response criteria."),
+    criteria: Criteria = typer.Option(
+        None, "--criteria", help="Response criteria (default: the study definition's)."
+    ),
 ) -> None:
     """The main job: validate, derive, analyse and write the report (HTML, figures, tables, results.json)."""
-    _report(path, out, claims, pdf, criteria.value)
+    _report(path, out, claims, pdf, None if criteria is None else criteria.value)
 
 
 @app.command()
@@ -234,7 +234,7 @@ def demo(
     out: Path = typer.Option(Path("report"), "--out", help="Output folder."),
 ) -> None:
     """The report on the embedded (reconstructed) study cohort."""
-    _report(None, out, None, True, "study")
+    _report(None, out, None, True, None)
 
 
 @app.command()
