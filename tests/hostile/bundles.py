@@ -15,7 +15,7 @@ def copy_bundle(dest: Path) -> Path:
     shutil.copytree(
         embedded_study_path(),
         dest,
-        ignore=shutil.ignore_patterns("__init__.py", "__pycache__", "claims.yaml"),
+        ignore=shutil.ignore_patterns("__init__.py", "__pycache__"),
     )
     return dest
 

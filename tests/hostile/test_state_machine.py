@@ -180,7 +180,7 @@ def _norm(h: str) -> str:
 
 
 BundleEdits.TestCase.settings = settings(
-    max_examples=8,
+    max_examples=6,
     stateful_step_count=4,
     deadline=None,
     derandomize=True,

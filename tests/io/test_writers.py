@@ -38,7 +38,7 @@ def test_other_text_is_unchanged(text):
 def hostile_cohort(tmp_path):
     b = tmp_path / "in"
     shutil.copytree(
-        embedded_study_path(), b, ignore=shutil.ignore_patterns("__init__.py", "__pycache__", "claims.yaml")
+        embedded_study_path(), b, ignore=shutil.ignore_patterns("__init__.py", "__pycache__")
     )
     lines = (b / "adverse_events.csv").read_text().splitlines()
     for i, payload in enumerate(PAYLOADS[:4], start=1):
