@@ -484,7 +484,7 @@ def test_hostile_bundle_is_named_or_loaded(case, study, tmp_path):
     path = build(tmp_path, study)
     started = time.perf_counter()
     report, cohort = validate_bundle(path)
-    assert time.perf_counter() - started < 30
+    assert time.perf_counter() - started < 300  # no hang (about 1 s on a free machine)
     hits = [p for p in report.problems if p.code == expect.code and p.severity == expect.severity]
     assert hits, f"no {expect.code} {expect.severity}; got: " + "\n".join(map(str, report.problems))
     p = hits[0]
@@ -507,7 +507,7 @@ def test_alias_bomb_is_refused_fast(tmp_path, study):
 
     meta, problems = read_metadata(path / "metadata.yaml")
     assert meta is None and "line" in str(problems[0])
-    assert time.perf_counter() - started < 1
+    assert time.perf_counter() - started < 5
 
 
 def test_patients_failing_gives_one_line_not_a_cascade(tmp_path, study):
