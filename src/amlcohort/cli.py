@@ -1,8 +1,19 @@
-"""The ``amlcohort`` command line."""
+"""The ``amlcohort`` command line.
+
+Every command checks its options before any work (fixed choices are Typer choices; paths are
+checked to exist and be what they must be) and turns an expected failure into ONE line naming
+the problem and the fix: exit code 2 for a usage error (a path or option that cannot be used),
+1 for data that cannot be used (an invalid bundle, a file that cannot be read or written).
+User-supplied text (paths, names from the bundle) is printed as plain text, never as Rich markup.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -11,8 +22,12 @@ from rich.text import Text
 
 from amlcohort.interop.cli import import_app
 from amlcohort.io.cohort import Cohort, ValidationReport, validate_bundle
+from amlcohort.io.readers import bundle_path_problems
+from amlcohort.problems import InputError
 from amlcohort.protocol.cli import protocol_app
 from amlcohort.schema.dictionary import data_dictionary
+from amlcohort.schema.study import CRITERIA_SETS
+from amlcohort.synth import synth_command
 
 app = typer.Typer(
     add_completion=False,
@@ -20,21 +35,98 @@ app = typer.Typer(
     help="AML salvage-therapy cohort study, end to end. Research software, not a medical device.",
 )
 console = Console()
+err_console = Console(stderr=True)
+
+USAGE_ERROR = 2
+DATA_ERROR = 1
+
+
+#: Response criteria sets the report can apply (the study definition's list).
+Criteria = StrEnum("Criteria", {c: c for c in CRITERIA_SETS})  # type: ignore[misc]
+
+
+class ExportFormat(StrEnum):
+    """Bundle formats ``export`` writes."""
+
+    csv = "csv"
+    parquet = "parquet"
+    xlsx = "xlsx"
+    adam = "adam"  # CDISC ADaM-style datasets (XPT v5, Parquet, CSV, define metadata)
+
+
+def fail(message: str, code: int = DATA_ERROR) -> typer.Exit:
+    """Print ``message`` as one plain line (no markup) on stderr; the Exit to raise."""
+    err_console.print(Text(f"error: {message}", style="red"), soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _os_error_message(exc: OSError) -> tuple[str, int]:
+    where = f" {exc.filename!s}" if exc.filename else ""
+    if isinstance(exc, PermissionError):
+        return f"permission denied:{where}; choose a place you can read/write, or fix its permissions", 2
+    if isinstance(exc, FileNotFoundError):
+        return f"no such file or folder:{where}; check the path", 2
+    if isinstance(exc, NotADirectoryError):
+        return f"not a folder:{where}; give a folder", 2
+    if isinstance(exc, IsADirectoryError):
+        return f"is a folder, not a file:{where}; give a file", 2
+    if isinstance(exc, FileExistsError):
+        return f"already exists:{where}; choose another name or remove it", 2
+    return f"{exc.strerror or exc}:{where}", 1
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(func: F) -> F:
+    """Turn expected failures of a command into one line and an exit code (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except InputError as exc:
+            for p in exc.errors[:20]:
+                err_console.print(Text(str(p), style="red"), soft_wrap=True)
+            raise fail(str(exc).splitlines()[0]) from None
+        except OSError as exc:
+            message, code = _os_error_message(exc)
+            raise fail(message, code) from None
+        except (ValueError, KeyError) as exc:
+            raise fail(str(exc).strip("'\"")) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _check_bundle(path: Path | None) -> None:
+    """Usage error (exit 2) when ``path`` is not a bundle; nothing else is done before."""
+    if path is None:
+        return
+    problems = bundle_path_problems(path)
+    if problems:
+        raise fail(f"{path}: {problems[0].reason}", USAGE_ERROR)
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise fail(f"--out {out}: is a file; give a folder (it is created if missing)", USAGE_ERROR)
 
 
 app.add_typer(protocol_app, name="protocol", help="The treatment protocol: definition, due, audit.")
-app.command("synth")(__import__("amlcohort.synth", fromlist=["synth_command"]).synth_command)
+app.command("synth")(synth_command)
 app.add_typer(import_app, name="import", help="Import a cohort from REDCap (records, dictionary, mapping).")
 
 
 def _print_report(report: ValidationReport) -> None:
     for p in report.problems:
         style = "red" if p.severity == "error" else "yellow"
-        console.print(Text(str(p), style=style))
-    verdict = "[green]valid[/green]" if report.ok else "[red]invalid[/red]"
-    console.print(
-        f"{report.path}: {verdict} — {len(report.errors)} error(s), {len(report.warnings)} warning(s)"
-    )
+        console.print(Text(str(p), style=style), soft_wrap=True)
+    line = Text(f"{report.path}: ")
+    line.append("valid" if report.ok else "invalid", style="green" if report.ok else "red")
+    line.append(f" — {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+    console.print(line, soft_wrap=True)
 
 
 def cohort_summary(cohort: Cohort) -> Table:
@@ -56,34 +148,52 @@ def cohort_summary(cohort: Cohort) -> Table:
         .to_pylist()
     )
     t = Table(
-        title=f"{cohort.metadata.study_name}\ncut-off {cohort.metadata.cutoff_date}"
-        + ("  [RECONSTRUCTED DATA]" if cohort.metadata.reconstructed else "")
+        title=Text(
+            f"{cohort.metadata.study_name}\ncut-off {cohort.metadata.cutoff_date}"
+            + ("  [RECONSTRUCTED DATA]" if cohort.metadata.reconstructed else "")
+        )
     )
     for col in ("arm", "patients", "female", "onset age", "adverse / intermediate / favorable"):
         t.add_column(col)
     for r in agg:
         t.add_row(
-            r["study_arm"],
-            str(r["patients"]),
-            str(r["female"]),
-            f"{r['age_min']}–{r['age_max']}",
-            f"{r['adverse']} / {r['intermediate']} / {r['favorable']}",
+            Text(str(r["study_arm"])),
+            Text(str(r["patients"])),
+            Text(str(r["female"])),
+            Text(f"{r['age_min']}–{r['age_max']}"),
+            Text(f"{r['adverse']} / {r['intermediate']} / {r['favorable']}"),
         )
     return t
 
 
 @app.command()
-def validate(path: Path = typer.Argument(None, help="Bundle folder (default: the embedded study).")) -> None:
-    """Validate a cohort bundle; exit 1 when it has errors."""
+@guarded
+def validate(
+    path: Path = typer.Argument(
+        None, help="Bundle folder or its .xlsx workbook (default: the embedded study)."
+    ),
+) -> None:
+    """Validate a cohort bundle; exit 1 when it has errors (2 when PATH is not a bundle)."""
+    _check_bundle(path)
     report, _ = validate_bundle(path)
     _print_report(report)
     raise typer.Exit(0 if report.ok else 1)
 
 
-def _report(path: Path | None, out: Path, claims: Path | None, pdf: bool, criteria: str) -> None:
+def _report(
+    path: Path | None, out: Path, claims: Path | None, pdf: bool, criteria: str | None, png: bool = False
+) -> None:
+    _check_bundle(path)
+    _check_out(out)
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from amlcohort.report.build import assemble, write_report
+    from amlcohort.report.output import OutputError, preflight
+
+    try:
+        preflight(out)  # a locked, linked, foreign or unwritable --out fails before any work
+    except OutputError as exc:
+        raise fail(str(exc), USAGE_ERROR) from None
 
     report, cohort = validate_bundle(path)
     _print_report(report)
@@ -96,8 +206,12 @@ def _report(path: Path | None, out: Path, claims: Path | None, pdf: bool, criter
         def step(text: str) -> None:
             bar.update(task, description=text)
 
-        built = assemble(cohort, claims_path=claims, criteria=criteria, progress=step)
-        paths = write_report(built, out, pdf=pdf, progress=step)
+        chosen = criteria or cohort.study.criteria
+        built = assemble(cohort, claims_path=claims, criteria=chosen, progress=step)
+        try:
+            paths = write_report(built, out, pdf=pdf, png=png, progress=step)
+        except OutputError as exc:
+            raise fail(str(exc)) from None
     console.print(cohort_summary(cohort))
     counts = {
         s: sum(v.status == s for v in built.verdicts) for s in ("reproduced", "discrepant", "not computed")
@@ -107,52 +221,70 @@ def _report(path: Path | None, out: Path, claims: Path | None, pdf: bool, criter
         f"{counts['not computed']} not computed"
     )
     for kind, p in paths.items():
-        console.print(f"{kind:>8}: {p}")
-    console.print(f"report written to {out.resolve()}")
+        console.print(Text(f"{kind:>8}: {p}"), soft_wrap=True)
+    console.print(Text(f"report written to {out.resolve()}"), soft_wrap=True)
 
 
 @app.command()
+@guarded
 def report(
-    path: Path = typer.Argument(None, help="Bundle folder (default: the embedded study)."),
+    path: Path = typer.Argument(
+        None, help="Bundle folder or its .xlsx workbook (default: the embedded study)."
+    ),
     out: Path = typer.Option(Path("report"), "--out", help="Output folder."),
-    claims: Path = typer.Option(None, "--claims", help="Claims file to audit (default: the study's)."),
-    pdf: bool = typer.Option(False, "--pdf", help="Also write report.pdf."),
-    criteria: str = typer.Option("study", "--criteria", help="Response criteria: study, eln2017, eln2022."),
+    claims: Path = typer.Option(
+        None, "--claims", exists=True, dir_okay=False, help="Claims file to audit (default: the study's)."
+    ),
+    pdf: bool = typer.Option(False, "--pdf", help="Also write report.pdf (typeset, A4)."),
+    png: bool = typer.Option(False, "--png", help="Also write figures/*.png (150 dpi)."),
+    criteria: Criteria = typer.Option(
+        None, "--criteria", help="Response criteria (default: the study definition's)."
+    ),
 ) -> None:
     """The main job: validate, derive, analyse and write the report (HTML, figures, tables, results.json)."""
-    _report(path, out, claims, pdf, criteria)
+    _report(path, out, claims, pdf, None if criteria is None else criteria.value, png)
 
 
 @app.command()
+@guarded
 def demo(
     out: Path = typer.Option(Path("report"), "--out", help="Output folder."),
 ) -> None:
     """The report on the embedded (reconstructed) study cohort."""
-    _report(None, out, None, True, "study")
+    _report(None, out, None, True, None)
 
 
 @app.command()
+@guarded
 def export(
     dest: Path = typer.Argument(..., help="Folder to write the bundle to."),
-    fmt: str = typer.Option("csv", "--format", help="csv, parquet, xlsx or adam (CDISC ADaM datasets)."),
-    path: Path = typer.Option(None, "--from", help="Bundle to read (default: the embedded study)."),
+    fmt: ExportFormat = typer.Option(
+        ExportFormat.csv, "--format", help="csv, parquet, xlsx or adam (CDISC ADaM datasets)."
+    ),
+    path: Path = typer.Option(
+        None, "--from", help="Bundle folder or .xlsx to read (default: the embedded study)."
+    ),
 ) -> None:
     """Write a validated cohort as a bundle (canonical units) in another format."""
     from amlcohort.io.writers import write_bundle
 
+    _check_bundle(path)
+    _check_out(dest)
     report, cohort = validate_bundle(path)
     if cohort is None:
         _print_report(report)
         raise typer.Exit(1)
-    if fmt == "adam":
+    if fmt is ExportFormat.adam:
         from amlcohort.interop.cli import export_adam
 
         export_adam(cohort, dest)
         return
-    console.print(f"wrote {write_bundle(cohort, dest, fmt)}  ({fmt})")  # type: ignore[arg-type]
+    written = write_bundle(cohort, dest, fmt.value)  # type: ignore[arg-type]
+    console.print(Text(f"wrote {written}  ({fmt.value})"), soft_wrap=True)
 
 
 @app.command()
+@guarded
 def dictionary(out: Path = typer.Option(None, help="Write to this file instead of printing.")) -> None:
     """The data dictionary of the cohort model, as Markdown."""
     text = data_dictionary()
@@ -160,7 +292,7 @@ def dictionary(out: Path = typer.Option(None, help="Write to this file instead o
         console.print(text, markup=False, highlight=False)
     else:
         out.write_text(text + "\n", encoding="utf-8")
-        console.print(f"wrote {out}")
+        console.print(Text(f"wrote {out}"), soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -164,7 +164,7 @@ def test_declared_units_are_converted_explicitly(bundle_copy, study):
 
 
 def test_missing_bundle_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(InputError, match=r"metadata\.yaml"):
+    with pytest.raises(InputError, match=r"nowhere': no such file or folder"):
         load_cohort(tmp_path / "nowhere")
 
 

@@ -20,7 +20,7 @@ import ibis.expr.types as ir
 
 from amlcohort.io.consistency import anchors, consistency_problems, first_doses
 from amlcohort.io.metadata import METADATA_FILE, BundleMetadata, read_metadata
-from amlcohort.io.readers import ROW, read_bundle
+from amlcohort.io.readers import ROW, bundle_path_problems, read_bundle
 from amlcohort.io.study import derive_study, read_study
 from amlcohort.io.validate import Staged, parsed, table_problems, unit_factor
 from amlcohort.problems import InputError, Problem
@@ -136,6 +136,8 @@ def load_cohort(path: str | Path | None = None, *, con: ibis.BaseBackend | None 
 
 
 def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, Cohort | None]:
+    if bad_path := bundle_path_problems(path):  # a typo is not resolved to the folder around it
+        return ValidationReport(str(path), tuple(bad_path)), None
     folder = path if path.is_dir() else path.parent
     meta, problems = read_metadata(folder / METADATA_FILE)
     declared, study_problems, _ = read_study(folder)

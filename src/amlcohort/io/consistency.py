@@ -95,9 +95,19 @@ def consistency_problems(
     found = study_findings(tables, study) if study is not None else []
     found += diagnosis_findings(tables["patients"])
     patients = tables["patients"].select("patient_id")
+    # No patient read (table missing or unreadable, or no patient_id): one line, not one per row.
+    no_patients = int(patients.patient_id.count().execute()) == 0
+    if no_patients:
+        yield Problem(
+            "error",
+            "patients",
+            "no patient could be read, so the other tables' patient_id values are not checked "
+            "against it; fix `patients` first",
+            code="key.unknown_patient",
+        )
     for model in TABLES:
         t = tables.get(model.name)
-        if t is None or not model.patient_scoped:
+        if t is None or not model.patient_scoped or no_patients:
             continue
         orphan = t.anti_join(patients, "patient_id")
         found.append(

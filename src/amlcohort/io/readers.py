@@ -4,21 +4,52 @@ A bundle is a folder holding ``metadata.yaml`` and the tables as ``<table>.csv``
 ``<table>.parquet`` files, or one ``.xlsx`` workbook with a sheet per table. Every table comes
 back as a pyarrow table of strings (empty cells as null) with a ``_row`` column: the 1-based
 data row (header not counted), so every problem can name the row a person sees.
+
+What a reader cannot read faithfully it refuses with a named :class:`Problem` (file, row,
+column, value, reason) instead of guessing; docs/guarantees.md lists every case. In short:
+
+* only files inside the bundle folder are read (a link that leads outside is refused unread);
+* table, sheet and column names match case- and space-insensitively (``Patient ID`` is
+  ``patient_id``); two names that are the same after that are an error;
+* CSV: UTF-8 (a BOM is fine), comma-separated; a row with the wrong number of fields, an empty
+  file or bytes that are not UTF-8 are errors naming the file and line;
+* Parquet: list, struct, map and binary columns are refused; timestamps keep their time;
+* XLSX: merged cells are refused (naming the range); a formula reads as its cached value with a
+  warning naming the cell (no cached value: error); hidden sheets, rows and columns are read
+  with a warning; a value with no header above it is an error; numbers read as they are shown:
+  ``30%`` reads as ``30``, and a cell formatted ``0.0`` holding 5 reads as ``5.0`` (never fewer
+  digits than stored, so nothing is rounded).
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+import datetime as dt
+import difflib
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from amlcohort.problems import Problem
+from amlcohort.schema import TABLES_BY_NAME
 
 ROW = "_row"
+
+#: Largest table file read (CSV or Parquet): bigger files are refused before reading.
+MAX_TABLE_FILE_BYTES = 4 * 1024**3
+#: Largest workbook read (XLSX is read into memory cell by cell; use CSV or Parquet above this).
+MAX_WORKBOOK_BYTES = 64 * 1024**2
+#: Problems of one kind named one by one before "... and N more".
+MAX_NAMED = 20
+#: Text a spreadsheet would run as a formula (OWASP CSV injection); see io/writers.py.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -26,6 +57,117 @@ class RawBundle:
     format: str
     tables: dict[str, pa.Table]
     files: dict[str, str]
+    folder: Path | None = field(default=None, compare=False)
+
+
+class Refused(Exception):
+    """A file the reader will not read; carries the problems that say why."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+
+# ---- names ----------------------------------------------------------------------------------
+
+
+def normal_name(name: str) -> str:
+    """``" Patient ID "`` → ``"patient_id"``: lower case, runs of spaces/hyphens/dots as ``_``."""
+    return re.sub(r"[\s\-.]+", "_", name.strip().lower()).strip("_")
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when a candidate is close to ``name``, else ``""``."""
+    cands = list(candidates)
+    by_norm = {normal_name(c): c for c in cands}
+    hit = difflib.get_close_matches(normal_name(name), list(by_norm), n=1, cutoff=0.6)
+    return f" (did you mean {by_norm[hit[0]]!r}?)" if hit else ""
+
+
+def _table_name(stem: str) -> str:
+    n = normal_name(stem)
+    return n if n in TABLES_BY_NAME else stem.strip()
+
+
+def _column_names(table: str, header: list[str], where: str) -> list[str]:
+    """Model names for a header (case/space-insensitive); refuses repeated names."""
+    model = TABLES_BY_NAME.get(table)
+    known = set(model.column_names) if model else set()
+    names = []
+    for h in header:
+        n = normal_name(h)
+        names.append(n if n in known else h.strip())
+    seen: dict[str, int] = {}
+    problems = []
+    for i, n in enumerate(names):
+        key = normal_name(n)
+        if key in seen:
+            problems.append(
+                Problem(
+                    "error",
+                    where,
+                    f"column name {n!r} appears twice (columns {seen[key] + 1} and {i + 1}); "
+                    "which one holds the data cannot be guessed: rename or remove one",
+                    None,
+                    n,
+                    header[i],
+                    "column.repeated",
+                )
+            )
+        else:
+            seen[key] = i
+    if problems:
+        raise Refused(problems)
+    return names
+
+
+# ---- paths ----------------------------------------------------------------------------------
+
+
+def bundle_path_problems(path: Path) -> list[Problem]:
+    """Whether ``path`` names a bundle (a folder, or the .xlsx workbook inside one)."""
+    where = str(path)
+    if not path.exists():
+        parent = path.parent
+        hint = ""
+        if parent.is_dir():
+            hint = did_you_mean(path.name, [p.name for p in parent.iterdir()])
+        return [Problem("error", where, f"no such file or folder{hint}", code="bundle.path")]
+    if path.is_dir():
+        return []
+    suffix = path.suffix.lower()
+    if suffix == ".xlsx":
+        return []
+    if suffix in (".csv", ".parquet"):
+        reason = (
+            f"is one table file; a bundle is the folder holding metadata.yaml and every table: "
+            f"give the folder {str(path.parent)!r}"
+        )
+    elif suffix in (".zip", ".gz", ".tar", ".tgz", ".7z"):
+        reason = "is an archive; archives are not read: unpack it and give the folder"
+    else:
+        reason = "is not a bundle: give the bundle folder (or its .xlsx workbook)"
+    return [Problem("error", where, reason, code="bundle.path")]
+
+
+def _inside(folder: Path, f: Path) -> bool:
+    """Whether ``f`` (possibly a link) resolves to a place inside ``folder``."""
+    try:
+        return f.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a link loop
+        return False
+
+
+def _outside_problem(f: Path) -> Problem:
+    return Problem(
+        "error",
+        f.name,
+        "is a link to something outside the bundle folder; refused, not read (copy the file into the bundle)",
+        code="bundle.outside",
+    )
+
+
+# ---- text ---------------------------------------------------------------------------------------
 
 
 def _with_rows(table: pa.Table) -> pa.Table:
@@ -35,76 +177,456 @@ def _with_rows(table: pa.Table) -> pa.Table:
 def _as_text(table: pa.Table) -> pa.Table:
     cols = []
     for col in table.columns:
-        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        t = col.type
+        if pa.types.is_dictionary(t):
+            col, t = col.cast(t.value_type), t.value_type
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
             cols.append(col.cast(pa.string()))
-        elif pa.types.is_date(col.type) or pa.types.is_timestamp(col.type):
+        elif pa.types.is_timestamp(t):
+            cols.append(_timestamp_text(col))
+        elif pa.types.is_date(t):
             cols.append(col.cast(pa.date32()).cast(pa.string()))
         else:
             cols.append(col.cast(pa.string()))
     return pa.table(cols, names=table.column_names)
 
 
-def _read_csv(path: Path) -> pa.Table:
+def _timestamp_text(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A timestamp as its date when every value is at midnight, else as full ISO text (so a
+    time of day is not dropped silently: validation then names the cell)."""
+    if col.type.tz is not None:
+        return col.cast(pa.string())
+    as_date = col.cast(pa.date32(), safe=False)
+    if pc.all(pc.equal(as_date.cast(col.type), col)).as_py() in (True, None):
+        return as_date.cast(pa.string())
+    return col.cast(pa.string())
+
+
+# ---- CSV ------------------------------------------------------------------------------------
+
+
+def _first_bad_utf8_line(path: Path) -> tuple[int, int] | None:
+    """(line, byte) of the first byte that is not UTF-8, scanning the file in blocks."""
+    line, offset, carry = 1, 0, b""
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            data = carry + block
+            try:
+                data.decode("utf-8")
+                carry = b""
+                line += data.count(b"\n")
+            except UnicodeDecodeError as exc:
+                if exc.start >= len(data) - 3 and exc.reason.startswith("unexpected end"):
+                    good, carry = data[: exc.start], data[exc.start :]
+                    line += good.count(b"\n")
+                    offset += len(good)
+                    continue
+                return line + data[: exc.start].count(b"\n"), data[exc.start]
+            offset += len(block)
+    return None
+
+
+def _bad_field_count(path: Path, width: int) -> tuple[int, int] | None:
+    """(data row, fields) of the first row whose number of fields differs from the header's."""
     with path.open(encoding="utf-8-sig", newline="") as fh:
-        header = next(csv.reader(fh), [])
-    names = [n.strip() for n in header]
-    if len(set(names)) != len(names):
-        raise ValueError(f"{path.name}: repeated column name in header {names}")
+        reader = csv.reader(fh)
+        next(reader, None)
+        for i, row in enumerate(reader, start=1):
+            if row and len(row) != width:
+                return i, len(row)
+    return None
+
+
+def _read_csv(path: Path, table: str) -> pa.Table:
+    name = path.name
+
+    def refuse(reason: str, row: int | None = None, value: object = None, code: str = "file.unreadable"):
+        return Refused([Problem("error", name, reason, row, None, value, code)])
+
+    if path.stat().st_size == 0:
+        raise refuse("empty file: a table needs at least its header row", code="file.empty")
+    bad = _first_bad_utf8_line(path)
+    if bad is not None:
+        line, byte = bad
+        raise refuse(
+            f"not UTF-8 text (byte 0x{byte:02x} on line {line}, header = line 1); "
+            "save the file as 'CSV UTF-8'",
+            line - 1 if line > 1 else None,
+            code="file.encoding",
+        )
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        try:
+            header = next(csv.reader(fh), [])
+        except csv.Error as exc:
+            raise refuse(f"header row cannot be read: {exc}") from exc
+    if not header or all(not h.strip() for h in header):
+        raise refuse("no header row (the first line is empty)", code="file.empty")
+    if len(header) == 1 and header[0].count(";") >= 1:
+        raise refuse(
+            "the header is separated by semicolons; save as comma-separated CSV (decimals with a point)",
+            value=header[0][:80],
+            code="file.delimiter",
+        )
+    generated = [f"c{i}" for i in range(len(header))]
     opts = pacsv.ConvertOptions(
-        column_types=dict.fromkeys(header, pa.string()),
+        column_types=dict.fromkeys(generated, pa.string()),
         strings_can_be_null=True,
         null_values=[""],
         quoted_strings_can_be_null=True,
     )
-    table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(encoding="utf-8"), convert_options=opts)
-    return table.rename_columns(names)
+    read = pacsv.ReadOptions(encoding="utf-8", column_names=generated, skip_rows=1, block_size=1 << 24)
+    try:
+        data = pacsv.read_csv(path, read_options=read, convert_options=opts)
+    except pa.ArrowInvalid as exc:
+        where = _bad_field_count(path, len(header))
+        if where is not None:
+            row, n = where
+            raise refuse(
+                f"row has {n} fields where the header has {len(header)} (an unquoted comma, "
+                "e.g. a decimal comma '1,5'? use a point, or quote the cell)",
+                row,
+                code="file.fields",
+            ) from exc
+        raise refuse(f"cannot be read as CSV: {str(exc).splitlines()[0][:200]}") from exc
+    return _named(data, header, table, name)
 
 
-def _read_xlsx(path: Path) -> dict[str, pa.Table]:
-    import openpyxl
-
-    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    out: dict[str, pa.Table] = {}
-    for sheet in book.worksheets:
-        rows = list(sheet.iter_rows(values_only=True))
-        if not rows:
+def _named(data: pa.Table, header: list[str], table: str, where: str) -> pa.Table:
+    """Drop unnamed empty columns, refuse unnamed columns holding values, apply model names."""
+    keep, kept_header = [], []
+    for i, h in enumerate(header):
+        if h.strip():
+            keep.append(i)
+            kept_header.append(h)
             continue
-        header = [str(h).strip() if h is not None else "" for h in rows[0]]
-        data = rows[1:]
-        while data and all(v is None or str(v).strip() == "" for v in data[-1]):
-            data.pop()
-        cols = {}
-        for j, name in enumerate(header):
-            if not name:
-                continue
-            cols[name] = pa.array([_cell(r[j] if j < len(r) else None) for r in data], pa.string())
-        out[sheet.title.strip()] = pa.table(cols) if cols else pa.table({})
-    book.close()
-    return out
+        col = data.column(i)
+        if col.null_count < len(col) and pc.any(pc.not_equal(pc.utf8_trim_whitespace(col), "")).as_py():
+            first = pc.index(pc.is_valid(col), True).as_py()
+            raise Refused(
+                [
+                    Problem(
+                        "error",
+                        where,
+                        f"column {i + 1} holds values but has no header; name it or delete it",
+                        first + 1 if first is not None and first >= 0 else None,
+                        f"#{i + 1}",
+                        None,
+                        "column.unnamed",
+                    )
+                ]
+            )
+    names = _column_names(table, kept_header, where)
+    return data.select(keep).rename_columns(names)
 
 
-def _cell(v: object) -> str | None:
-    import datetime as dt
+def _unquote_formula_prefix(table: pa.Table) -> pa.Table:
+    """Undo the ``'`` an export puts before text a spreadsheet would run (``'=x`` → ``=x``)."""
+    cols = [
+        pc.replace_substring_regex(c, r"^'([=+\-@\t\r])", r"\1") if pa.types.is_string(c.type) else c
+        for c in table.columns
+    ]
+    return pa.table(cols, names=table.column_names)
 
+
+# ---- Parquet -------------------------------------------------------------------------------
+
+
+def _read_parquet(path: Path, table: str) -> pa.Table:
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise Refused(
+            [Problem("error", path.name, f"not a readable Parquet file: {exc}", code="file.unreadable")]
+        ) from exc
+    problems = []
+    for f in schema:
+        t = f.type
+        nested = pa.types.is_nested(t)
+        if nested or pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+            what = "nested (list, struct or map)" if nested else "binary"
+            problems.append(
+                Problem(
+                    "error",
+                    path.name,
+                    f"column of type {t} is {what}: a table cell holds one value; "
+                    "write one row per value instead",
+                    None,
+                    f.name,
+                    None,
+                    "column.type",
+                )
+            )
+    if problems:
+        raise Refused(problems)
+    names = _column_names(table, list(schema.names), path.name)
+    data = _as_text(pq.read_table(path))
+    return data.rename_columns(names)
+
+
+# ---- XLSX -----------------------------------------------------------------------------------
+
+_DECIMALS = re.compile(r"0\.(0+)")
+
+
+def _decimals(number_format: str) -> int:
+    section = number_format.split(";")[0]
+    section = re.sub(r'"[^"]*"|\\.|\[[^\]]*\]', "", section)  # literals, escapes, [colour]
+    m = _DECIMALS.search(section)
+    return len(m.group(1)) if m else 0
+
+
+def number_text(v: float | int, number_format: str = "General") -> str:
+    """A workbook number as it is shown, never with fewer digits than stored.
+
+    Integers as integers; a float to 15 significant digits (what a spreadsheet stores and
+    shows), with the decimals its format shows (``0.0`` → ``5.0``) when that keeps its value
+    (``1.234`` formatted ``0.0`` stays ``1.234``); a percent format shows the value × 100
+    (``30%`` → ``30``). Grouping separators, currency symbols and literal text of the format are
+    not part of the value.
+    """
+    fmt = number_format or "General"
+    if "%" in fmt.split(";")[0]:
+        v = round(v * 100, 12)
+        if isinstance(v, float) and v.is_integer() and _decimals(fmt) == 0:
+            v = int(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    # a spreadsheet keeps (and shows at most) 15 significant digits
+    shown = str(v) if isinstance(v, int) else f"{v:.15g}"
+    n = _decimals(fmt)
+    if n:
+        fixed = f"{v:.{n}f}"
+        if float(fixed) == float(shown):
+            return fixed
+    return shown
+
+
+def _cell_text(cell: object) -> str | None:
+    v = cell.value  # type: ignore[attr-defined]
     if v is None:
         return None
     if isinstance(v, dt.datetime):
-        return v.date().isoformat()
+        return v.date().isoformat() if v.time() == dt.time(0) and v.tzinfo is None else v.isoformat(" ")
     if isinstance(v, dt.date):
         return v.isoformat()
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
+    if isinstance(v, dt.time):
+        return v.isoformat()
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return number_text(v, cell.number_format)  # type: ignore[attr-defined]
     s = str(v).strip()
     return s or None
 
 
+def _named_list(kind: str, items: list[str]) -> str:
+    shown = ", ".join(items[:MAX_NAMED])
+    more = f" and {len(items) - MAX_NAMED} more" if len(items) > MAX_NAMED else ""
+    return f"{kind} {shown}{more}"
+
+
+def _read_xlsx(path: Path) -> tuple[dict[str, tuple[str, pa.Table]], list[Problem]]:
+    import openpyxl
+    from openpyxl.utils import get_column_letter
+
+    if path.stat().st_size > MAX_WORKBOOK_BYTES:
+        raise Refused(
+            [
+                Problem(
+                    "error",
+                    path.name,
+                    f"workbook larger than {MAX_WORKBOOK_BYTES // 1024**2} MiB; "
+                    "save large tables as CSV or Parquet",
+                    code="file.too_large",
+                )
+            ]
+        )
+    try:
+        values = openpyxl.load_workbook(path, data_only=True)
+        formulas = openpyxl.load_workbook(path, data_only=False)
+    except Exception as exc:  # openpyxl raises many kinds on a damaged file
+        raise Refused(
+            [Problem("error", path.name, f"not a readable .xlsx workbook: {exc}", code="file.unreadable")]
+        ) from exc
+    out: dict[str, tuple[str, pa.Table]] = {}
+    problems: list[Problem] = []
+    refused: list[Problem] = []
+    for sheet, fsheet in zip(values.worksheets, formulas.worksheets, strict=True):
+        where = f"{path.name}[{sheet.title}]"
+        rows = [list(r) for r in sheet.iter_rows()]
+        while rows and all(c.value is None or str(c.value).strip() == "" for c in rows[-1]):
+            rows.pop()
+        if not rows:
+            continue
+        name = _table_name(sheet.title)
+        if sheet.sheet_state != "visible":
+            problems.append(
+                Problem(
+                    "warning",
+                    where,
+                    f"the sheet is {sheet.sheet_state}; it is read like any other sheet",
+                    code="sheet.hidden",
+                )
+            )
+        ranges = sorted(sheet.merged_cells.ranges, key=lambda r: (r.min_col, r.min_row))
+        if ranges:
+            first = ranges[0]
+            head = sheet.cell(1, first.min_col).value
+            refused.append(
+                Problem(
+                    "error",
+                    where,
+                    _named_list("merged cells", [str(r) for r in ranges])
+                    + ": a merged range shows one value for several rows but holds it in the first "
+                    "cell only; unmerge and fill every cell",
+                    first.min_row - 1 if first.min_row > 1 else None,
+                    None if head is None else str(head).strip(),
+                    str(first),
+                    "cell.merged",
+                )
+            )
+            continue
+        hidden_rows = [str(i) for i, d in sorted(sheet.row_dimensions.items()) if d.hidden and i <= len(rows)]
+        if hidden_rows:
+            problems.append(
+                Problem(
+                    "warning", where, _named_list("hidden rows", hidden_rows) + " are read", code="row.hidden"
+                )
+            )
+        width = max(len(r) for r in rows)
+        hidden_cols = [
+            get_column_letter(j + 1)
+            for j in range(width)
+            if sheet.column_dimensions[get_column_letter(j + 1)].hidden
+        ]
+        if hidden_cols:
+            problems.append(
+                Problem(
+                    "warning",
+                    where,
+                    _named_list("hidden columns", hidden_cols) + " are read",
+                    code="column.hidden",
+                )
+            )
+        header = [_cell_text(c) or "" for c in rows[0]] + [""] * (width - len(rows[0]))
+        data = rows[1:]
+        fcells = {(c.row, c.column): c for r in fsheet.iter_rows(min_row=2) for c in r if c.data_type == "f"}
+        uncached, cached, errors = [], [], []
+        percent: dict[int, list[str]] = {}
+        cols: list[list[str | None]] = [[] for _ in range(width)]
+        for r in data:
+            for j in range(width):
+                c = r[j] if j < len(r) else None
+                text = None if c is None else _cell_text(c)
+                if c is not None and (c.row, c.column) in fcells:
+                    (uncached if c.value is None else cached).append(c.coordinate)
+                if c is not None and c.data_type == "e":
+                    errors.append(f"{c.coordinate} ({c.value})")
+                if (
+                    c is not None
+                    and isinstance(c.value, int | float)
+                    and not isinstance(c.value, bool)
+                    and "%" in (c.number_format or "")
+                ):
+                    percent.setdefault(j, []).append(c.coordinate)
+                cols[j].append(text)
+        if uncached:
+            refused.append(
+                Problem(
+                    "error",
+                    where,
+                    _named_list("formula cells", uncached)
+                    + " have no saved value (the file was written by a program that does not "
+                    "calculate); open and save it in a spreadsheet program, or type the values",
+                    None,
+                    None,
+                    uncached[0],
+                    "cell.formula",
+                )
+            )
+        if errors:
+            refused.append(
+                Problem(
+                    "error",
+                    where,
+                    _named_list("cells", errors) + " hold spreadsheet errors, not values",
+                    None,
+                    None,
+                    errors[0],
+                    "cell.error",
+                )
+            )
+        if cached:
+            problems.append(
+                Problem(
+                    "warning",
+                    where,
+                    _named_list("formula cells", cached)
+                    + " are read as the value saved with the file (the formula is not recalculated)",
+                    None,
+                    None,
+                    cached[0],
+                    "cell.formula",
+                )
+            )
+        for j, cells in percent.items():
+            problems.append(
+                Problem(
+                    "warning",
+                    where,
+                    _named_list("percent-formatted cells", cells)
+                    + " are read as the number shown (a cell showing 30% reads as 30)",
+                    None,
+                    header[j] or f"#{j + 1}",
+                    cells[0],
+                    "cell.percent",
+                )
+            )
+        try:
+            arrays = pa.table({f"c{j}": pa.array(cols[j], pa.string()) for j in range(width)})
+            table = _named(arrays, header, name, where)
+        except Refused as exc:
+            refused.extend(exc.problems)
+            continue
+        if name in out:
+            refused.append(
+                Problem(
+                    "error",
+                    where,
+                    f"a second sheet for table {name!r} (first: {out[name][0]})",
+                    code="table.repeated",
+                )
+            )
+            continue
+        out[name] = (where, table)
+    values.close()
+    formulas.close()
+    if refused:
+        raise Refused(refused + problems)
+    return out, problems
+
+
+# ---- the bundle -----------------------------------------------------------------------------
+
+
+def _table_files(folder: Path, suffix: str) -> list[Path]:
+    return sorted(f for f in folder.iterdir() if f.suffix.lower() == suffix and not f.name.startswith("~$"))
+
+
 def read_bundle(path: Path) -> tuple[RawBundle | None, list[Problem]]:
     """Read every table file of the bundle at ``path`` (a folder, or an .xlsx inside one)."""
+    path = Path(path)
+    bad_path = bundle_path_problems(path)
+    if bad_path:
+        return None, bad_path
     folder = path if path.is_dir() else path.parent
-    if not folder.exists():
-        return None, [Problem("error", str(path), "no such bundle folder or file", code="bundle.path")]
-    xlsx = [path] if path.suffix.lower() == ".xlsx" else sorted(folder.glob("*.xlsx"))
-    csvs, parquets = sorted(folder.glob("*.csv")), sorted(folder.glob("*.parquet"))
+    try:
+        xlsx = [path] if path.suffix.lower() == ".xlsx" and path.is_file() else _table_files(folder, ".xlsx")
+        csvs, parquets = _table_files(folder, ".csv"), _table_files(folder, ".parquet")
+    except OSError as exc:
+        return None, [Problem("error", str(folder), f"cannot be listed: {exc.strerror}", code="bundle.path")]
     kinds = [k for k, files in (("csv", csvs), ("parquet", parquets), ("xlsx", xlsx)) if files]
     if not kinds:
         return None, [
@@ -119,19 +641,85 @@ def read_bundle(path: Path) -> tuple[RawBundle | None, list[Problem]]:
         return None, [
             Problem("error", str(folder), f"mixes table formats {kinds}; use one", code="bundle.mixed")
         ]
+    files = xlsx if kinds == ["xlsx"] else csvs or parquets
+    outside = [_outside_problem(f) for f in files if not _inside(folder, f)]
+    not_files = [
+        Problem("error", f.name, "is not a regular file", code="bundle.path")
+        for f in files
+        if _inside(folder, f) and not f.is_file()
+    ]
+    if outside or not_files:
+        return None, outside + not_files
     tables: dict[str, pa.Table] = {}
-    files: dict[str, str] = {}
-    try:
-        if kinds == ["xlsx"]:
-            if len(xlsx) > 1:
-                return None, [Problem("error", str(folder), "more than one workbook", code="bundle.mixed")]
-            for name, t in _read_xlsx(xlsx[0]).items():
-                tables[name], files[name] = t, f"{xlsx[0].name}[{name}]"
-        else:
-            for f in csvs or parquets:
-                t = _read_csv(f) if f.suffix == ".csv" else _as_text(pq.read_table(f))
-                tables[f.stem], files[f.stem] = t, f.name
-    except (pa.ArrowInvalid, OSError, ValueError, UnicodeDecodeError, KeyError, csv.Error) as exc:
-        return None, [Problem("error", str(folder), f"cannot be read: {exc}", code="bundle.unreadable")]
+    names: dict[str, str] = {}
+    problems: list[Problem] = []
+    refused: list[Problem] = []
+    if kinds == ["xlsx"]:
+        if len(xlsx) > 1:
+            return None, [Problem("error", str(folder), "more than one workbook", code="bundle.mixed")]
+        try:
+            sheets, problems = _read_xlsx(xlsx[0])
+        except Refused as exc:
+            return None, exc.problems
+        except OSError as exc:
+            return None, [
+                Problem("error", xlsx[0].name, f"cannot be read: {exc.strerror}", code="file.unreadable")
+            ]
+        for name, (where, t) in sheets.items():
+            tables[name], names[name] = t, where
+    else:
+        for f in files:
+            name = _table_name(f.stem)
+            try:
+                if f.stat().st_size > MAX_TABLE_FILE_BYTES:
+                    raise Refused(
+                        [
+                            Problem(
+                                "error",
+                                f.name,
+                                f"larger than {MAX_TABLE_FILE_BYTES // 1024**3} GiB; load it into a "
+                                "database and pass the connection instead",
+                                code="file.too_large",
+                            )
+                        ]
+                    )
+                if f.suffix.lower() == ".csv":
+                    t = _unquote_formula_prefix(_read_csv(f, name))
+                else:
+                    t = _read_parquet(f, name)
+            except Refused as exc:
+                refused.extend(exc.problems)
+                continue
+            except OSError as exc:
+                refused.append(
+                    Problem("error", f.name, f"cannot be read: {exc.strerror}", code="file.unreadable")
+                )
+                continue
+            if name in tables:
+                refused.append(
+                    Problem(
+                        "error",
+                        f.name,
+                        f"a second file for table {name!r} (first: {names[name]})",
+                        code="table.repeated",
+                    )
+                )
+                continue
+            tables[name], names[name] = t, f.name
+    if refused:
+        return None, refused + problems
     tables = {k: _with_rows(_as_text(v)) for k, v in tables.items()}
-    return RawBundle(kinds[0], tables, files), []
+    return RawBundle(kinds[0], tables, names, folder), problems
+
+
+__all__ = [
+    "MAX_TABLE_FILE_BYTES",
+    "MAX_WORKBOOK_BYTES",
+    "ROW",
+    "RawBundle",
+    "bundle_path_problems",
+    "did_you_mean",
+    "normal_name",
+    "number_text",
+    "read_bundle",
+]

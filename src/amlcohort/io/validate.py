@@ -42,7 +42,7 @@ import ibis
 import ibis.expr.types as ir
 
 from amlcohort.io.metadata import BundleMetadata
-from amlcohort.io.readers import ROW
+from amlcohort.io.readers import ROW, did_you_mean
 from amlcohort.problems import Problem
 from amlcohort.schema import TABLES, Column, Table
 
@@ -220,6 +220,8 @@ def column_checks(t: ir.Table, meta: BundleMetadata, model: Table, c: Column) ->
     factor = unit_factor(meta, model.name, c)
     x = val * factor
     unit = f" {c.unit}" if c.unit else ""
+    if c.dtype == "float":  # 1e400, or a value that overflows in its unit conversion
+        add(x.isinf(), "error", "value.range", lambda v: f"not a finite number in{unit or ' its unit'}")
     if c.unit_check is not None:
         bound, suspected = c.unit_check
         add(
@@ -314,7 +316,8 @@ def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
     """Presence, columns, types, allowed values, units, ranges and keys of each table."""
     duplicates: list[Finding] = []
     for name in sorted(set(staged.tables) - {t.name for t in TABLES}):
-        yield Problem("warning", name, "unknown table; ignored", code="table.unknown")
+        hint = did_you_mean(name, [t.name for t in TABLES])
+        yield Problem("warning", name, f"unknown table; ignored{hint}", code="table.unknown")
     for model in TABLES:
         t = staged.tables.get(model.name)
         if t is None:
@@ -331,11 +334,20 @@ def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
             continue
         present = set(t.columns) - {ROW}
         for col in sorted(present - set(model.column_names)):
-            yield Problem("warning", model.name, "unknown column; ignored", None, col, None, "column.unknown")
+            hint = did_you_mean(col, set(model.column_names) - present)
+            yield Problem(
+                "warning", model.name, f"unknown column; ignored{hint}", None, col, None, "column.unknown"
+            )
         missing = [c.name for c in model.columns if c.required and c.name not in present]
         for col in missing:
             yield Problem(
-                "error", model.name, "required column is missing", None, col, None, "column.missing"
+                "error",
+                model.name,
+                f"required column is missing{did_you_mean(col, present - set(model.column_names))}",
+                None,
+                col,
+                None,
+                "column.missing",
             )
         yield from _unit_problems(meta, model, present)
         checks = [ck for c in model.columns if c.name in present for ck in column_checks(t, meta, model, c)]

@@ -2,6 +2,13 @@
 
 Values are written in the model's canonical units, and the metadata says so, so a written
 bundle loads back to the same cohort.
+
+Text a spreadsheet would run as a formula (a cell starting with ``=``, ``+``, ``-``, ``@``, a tab
+or a carriage return; OWASP "CSV injection") is neutralised: in CSV it gets a leading ``'``
+(which the CSV reader removes again, so the bundle loads back to the same values); in XLSX it is
+written as a text cell with the "quote prefix" flag, Excel's own form of the leading ``'``, so
+the stored value is unchanged. Text longer than a spreadsheet cell holds (32,767 characters)
+is an error for XLSX, never cut.
 """
 
 from __future__ import annotations
@@ -10,15 +17,38 @@ from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import yaml
 
 from amlcohort.io.cohort import Cohort
 from amlcohort.io.metadata import METADATA_FILE
+from amlcohort.io.readers import FORMULA_START
 from amlcohort.schema import TABLES
 
 Format = Literal["csv", "parquet", "xlsx"]
+
+#: The most characters an XLSX cell holds (Excel's limit).
+XLSX_MAX_CELL_CHARS = 32_767
+
+
+def is_formula_like(text: str) -> bool:
+    """Whether a spreadsheet would read ``text`` as a formula (OWASP CSV injection)."""
+    return text.startswith(FORMULA_START)
+
+
+def neutralised(text: str) -> str:
+    """``text`` with a leading ``'`` when a spreadsheet would run it as a formula."""
+    return "'" + text if is_formula_like(text) else text
+
+
+def _neutralise_csv(data: pa.Table) -> pa.Table:
+    cols = [
+        pc.replace_substring_regex(c, r"^([=+\-@\t\r])", r"'\1") if pa.types.is_string(c.type) else c
+        for c in data.columns
+    ]
+    return pa.table(cols, names=data.column_names)
 
 
 def _metadata(cohort: Cohort) -> dict:
@@ -56,7 +86,7 @@ def write_bundle(cohort: Cohort, dest: str | Path, fmt: Format = "csv") -> Path:
         if fmt == "parquet":
             pq.write_table(data, dest / f"{t.name}.parquet")
         elif fmt == "csv":
-            pacsv.write_csv(data, dest / f"{t.name}.csv")
+            pacsv.write_csv(_neutralise_csv(data), dest / f"{t.name}.csv")
         else:
             raise ValueError(f"unknown bundle format {fmt!r}; use csv, parquet or xlsx")
     return dest
@@ -64,6 +94,7 @@ def write_bundle(cohort: Cohort, dest: str | Path, fmt: Format = "csv") -> Path:
 
 def _write_xlsx(cohort: Cohort, path: Path) -> None:
     import openpyxl
+    from openpyxl.cell.cell import Cell
 
     book = openpyxl.Workbook()
     book.remove(book.active)
@@ -73,6 +104,21 @@ def _write_xlsx(cohort: Cohort, path: Path) -> None:
         sheet = book.create_sheet(t.name)
         data = _arrow(cohort, t.name)
         sheet.append(list(data.column_names))
-        for row in data.to_pylist():
-            sheet.append(list(row.values()))
+        for i, row in enumerate(data.to_pylist(), start=1):
+            cells = []
+            for col, v in row.items():
+                if isinstance(v, str):
+                    if len(v) > XLSX_MAX_CELL_CHARS:
+                        raise ValueError(
+                            f"table {t.name!r}, row {i}, column {col!r}: text of {len(v)} characters; "
+                            f"an XLSX cell holds at most {XLSX_MAX_CELL_CHARS} (nothing is cut): "
+                            "export as csv or parquet"
+                        )
+                    cell = Cell(sheet, value=v)
+                    cell.data_type = "s"  # never a formula, whatever it starts with
+                    if is_formula_like(v):
+                        cell.quotePrefix = True
+                    v = cell
+                cells.append(v)
+            sheet.append(cells)
     book.save(path)

@@ -1,0 +1,143 @@
+"""The command line: choices checked before any work, one line per expected failure, exit 2 for
+usage errors and 1 for data errors, no Rich markup interpreted in user text (issue 8 item 6,
+issue 9 item 4)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from amlcohort.cli import app
+from tests.hostile.bundles import copy_bundle, set_cell
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    started = time.perf_counter()
+    result = runner.invoke(app, list(args))
+    return result, time.perf_counter() - started
+
+
+def no_work(monkeypatch) -> None:
+    """Make loading a bundle fail the test: the command must stop before any work."""
+    import amlcohort.cli as cli
+
+    def loaded(*a, **k):
+        raise AssertionError("the bundle was loaded before the options were checked")
+
+    monkeypatch.setattr(cli, "validate_bundle", loaded)
+
+
+def one_error_line(result) -> str:
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert len(errors) == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["report", "--criteria", "eln2020"], "eln2020"),
+        (["report", "--criteria", "ELN2022x", "--out", "x"], "ELN2022x"),
+        (["export", "out", "--format", "xls"], "xls"),
+        (["demo", "some/bundle"], "some/bundle"),  # demo takes no path
+    ],
+)
+def test_fixed_choices_are_checked_before_any_work(args, fragment, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    no_work(monkeypatch)
+    result, _ = run(*args)
+    assert result.exit_code == 2, result.output
+    assert fragment in result.output
+    assert not (tmp_path / "report").exists() and not (tmp_path / "out").exists()
+
+
+def test_validate_typo_names_the_path_exit_2(tmp_path):
+    b = copy_bundle(tmp_path / "bundle")
+    result, _ = run("validate", str(b / "typo"))
+    assert result.exit_code == 2
+    line = one_error_line(result)
+    assert str(b / "typo") in line and "no such file or folder" in line
+
+
+@pytest.mark.parametrize("name", ["patients.csv", "x.zip"])
+def test_validate_a_file_inside_the_bundle_is_a_usage_error(name, tmp_path):
+    b = copy_bundle(tmp_path / "bundle")
+    (b / "x.zip").write_bytes(b"PK")
+    result, _ = run("validate", str(b / name))
+    assert result.exit_code == 2
+    assert "valid —" not in result.output
+    assert name in one_error_line(result)
+
+
+def test_validate_invalid_bundle_is_a_data_error(tmp_path):
+    b = copy_bundle(tmp_path / "bundle")
+    set_cell(b, "patients", 1, "sex", "Female")
+    result, _ = run("validate", str(b))
+    assert result.exit_code == 1
+    assert "value.allowed" in result.output and "invalid" in result.output
+
+
+def test_markup_in_user_text_is_printed_verbatim(tmp_path):
+    b = copy_bundle(tmp_path / "[/x]bundle[red]")
+    set_cell(b, "patients", 1, "sex", "[/bold]")
+    result, _ = run("validate", str(b))
+    assert result.exit_code == 1, result.output
+    assert "[/bold]" in result.output and "[/x]bundle[red]" in result.output
+    result, _ = run("validate", str(tmp_path / "[/nope]"))
+    assert result.exit_code == 2 and "[/nope]" in result.output
+
+
+def test_report_out_that_is_a_file_is_a_usage_error(tmp_path, monkeypatch):
+    (tmp_path / "out").write_text("x")
+    no_work(monkeypatch)
+    result, _ = run("report", "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert "is a file" in one_error_line(result)
+
+
+def test_permission_denied_is_one_line(tmp_path, monkeypatch):
+    import amlcohort.io.writers as writers
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "ro"))
+
+    monkeypatch.setattr(writers, "write_bundle", denied)
+    result, _ = run("export", str(tmp_path / "ro"))
+    assert result.exit_code == 2
+    line = one_error_line(result)
+    assert "permission denied" in line and str(tmp_path / "ro") in line
+
+
+def test_export_too_long_text_for_xlsx_is_one_line(tmp_path):
+    b = copy_bundle(tmp_path / "bundle")
+    set_cell(b, "patients", 1, "diagnosis_text", "y" * 40_000)
+    result, _ = run("export", str(tmp_path / "out"), "--format", "xlsx", "--from", str(b))
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert "'patients', row 1, column 'diagnosis_text'" in line and "32767" in line
+
+
+def test_claims_file_that_does_not_exist_is_a_usage_error(tmp_path, monkeypatch):
+    no_work(monkeypatch)
+    result, _ = run("report", "--claims", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "r"))
+    assert result.exit_code == 2
+    assert "nope.yaml" in result.output
+
+
+def test_demo_help_takes_no_path():
+    result, _ = run("demo", "--help")
+    assert result.exit_code == 0
+    assert "PATH" not in result.output
+
+
+def test_check_paths_module_has_no_markup_strings():
+    # Output of user text goes through Text objects: no f-string is handed to console.print.
+    src = (Path(__file__).parents[2] / "src" / "amlcohort" / "cli.py").read_text()
+    assert "console.print(f" not in src
