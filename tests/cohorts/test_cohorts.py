@@ -252,13 +252,13 @@ def test_empty_adverse_events_and_events(built):
     assert ne["logrank.os_by_arm.p_value"] == "no deaths: every patient censored"
 
 
-def test_no_patients(built):
-    _, r = built("no_patients")
-    f, ne = r["figures"], r["not_estimable"]
-    assert f["cohort.n_patients"] == 0 and f["cr.n"] == 0
-    assert ne["fisher.p_value"] == "no patients"
-    assert ne["cr.rate"] == "no patients"
-    assert "no patients" in ne["logrank.os_by_arm.p_value"]
+def test_no_patients_is_refused_by_validation_with_one_line(tmp_path):
+    """A bundle whose `patients` table has no rows is not a cohort: validation says so once (the
+    other tables' rows are not each reported as an unknown patient) and the report is never built."""
+    report, cohort = validate_bundle(write_bundle(COHORTS["no_patients"], tmp_path / "none"))
+    assert cohort is None
+    assert [(p.table, p.code) for p in report.errors] == [("patients", "key.unknown_patient")]
+    assert "no patient could be read" in report.errors[0].reason
 
 
 def test_table1_not_tested_is_its_own_row(built):
