@@ -22,6 +22,7 @@ console = Console()
 
 
 app.add_typer(protocol_app, name="protocol", help="The treatment protocol: definition, due, audit.")
+app.command("serve")(__import__("amlcohort.workspace.cli", fromlist=["serve"]).serve)  # the workspace
 
 
 def _print_report(report: ValidationReport) -> None:
