@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -32,11 +33,11 @@ def _pg_or_skip() -> sa.Engine:
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}: {type(e).__name__}")
 
 
-@pytest.fixture(scope="session")
-def engine_url(request, tmp_path_factory) -> Iterator[str]:
-    """A fresh, empty database URL per engine."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('ws') / 'workspace.db'}"
+@contextmanager
+def fresh_database(kind: str, folder) -> Iterator[str]:
+    """A new, empty database of ``kind`` ("sqlite" file or a new PostgreSQL database), dropped after."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / f'workspace_{secrets.token_hex(3)}.db'}"
         return
     admin = _pg_or_skip()
     name = f"amlcohort_ws_{secrets.token_hex(4)}"
@@ -48,6 +49,20 @@ def engine_url(request, tmp_path_factory) -> Iterator[str]:
         with admin.connect() as con:
             con.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def engine_url(request, tmp_path_factory) -> Iterator[str]:
+    """A fresh database per engine for the session's workspace."""
+    with fresh_database(request.param, tmp_path_factory.mktemp("ws")) as url:
+        yield url
+
+
+@pytest.fixture()
+def empty_url(engine_url, tmp_path) -> Iterator[str]:
+    """Another fresh, empty database of the same engine (for the migration test)."""
+    with fresh_database("postgresql" if engine_url.startswith("postgresql") else "sqlite", tmp_path) as url:
+        yield url
 
 
 def pytest_generate_tests(metafunc) -> None:
