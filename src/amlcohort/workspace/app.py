@@ -142,7 +142,8 @@ async def _form(request: Request) -> dict[str, str]:
 
 def _redirect(request: Request, url: str) -> Response:
     if request.headers.get("HX-Request"):
-        return Response(status_code=200, headers={"HX-Redirect": url})
+        # no fragment: a redirect differing only by its #fragment would not reload the page
+        return Response(status_code=200, headers={"HX-Redirect": url.split("#")[0]})
     return RedirectResponse(url, status_code=303)
 
 
