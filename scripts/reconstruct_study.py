@@ -384,14 +384,13 @@ def main() -> None:  # a recipe, read top to bottom
     for pid, events in AES.items():
         for term, on, worst, res, grade, act, outcome, desc in events:
             ae_rows.append([pid, term, day(first[pid], on), day(first[pid], worst), day(first[pid], res), grade,
-                            "4.0", act, "not_applicable" if pid not in LDAC_DAYS else "none", outcome, desc])
+                            "4.0", act, "" if act == "none" else "sorafenib", outcome, desc])
     for pid, (s, e) in NEUTROPENIA.items():
         ae_rows.append([pid, "Neutrophil count decreased", day(first[pid], s), day(first[pid], s + 7),
-                        day(first[pid], e + 1), 4 if pid in ("P06", "P10") else 3, "4.0", "none",
-                        "none" if pid in LDAC_DAYS else "not_applicable", "recovered",
+                        day(first[pid], e + 1), 4 if pid in ("P06", "P10") else 3, "4.0", "none", "", "recovered",
                         "Neutropenia lasting more than 7 days during induction; no fatal infection."])
     write("adverse_events", ["patient_id", "term", "onset_date", "worst_grade_date", "resolution_date", "grade",
-                             "ctcae_version", "action_sorafenib", "action_cytarabine", "outcome", "description"],
+                             "ctcae_version", "action_taken", "action_drug", "outcome", "description"],
           sorted(ae_rows))
 
     ev_rows = []

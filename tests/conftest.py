@@ -18,12 +18,12 @@ def study() -> Cohort:
 
 @pytest.fixture()
 def bundle_copy(tmp_path: Path) -> Path:
-    """A writable copy of the embedded study bundle (CSV files + metadata.yaml)."""
+    """A writable copy of the embedded study bundle (tables, metadata, study.yaml and its files)."""
     dest = tmp_path / "bundle"
     shutil.copytree(
         embedded_study_path(),
         dest,
-        ignore=shutil.ignore_patterns("__init__.py", "__pycache__", "claims.yaml"),
+        ignore=shutil.ignore_patterns("__init__.py", "__pycache__"),
     )
     return dest
 

@@ -24,6 +24,7 @@ from amlcohort.criteria.response import (
     rules_for,
     transfusion_independence,
 )
+from amlcohort.io.consistency import first_doses
 
 STUDY = "Xu 2019 §2.2"
 STUDY_RELAPSE = "Xu 2019 §2.4 + ELN 2017 Table 6 relapse"
@@ -911,13 +912,17 @@ SCHEMAS = {
 
 
 class StandIn:
-    """The part of a Cohort that response derivation uses."""
+    """The part of a Cohort that response derivation uses: a study whose index drug (day 1) is
+    sorafenib, so P1's earlier cytarabine does not start day 1 and P3 (cytarabine only) has none."""
 
     def __init__(self, tables: dict[str, ibis.Table]) -> None:
         self.tables = tables
 
     def table(self, name: str) -> ibis.Table:
         return self.tables[name]
+
+    def first_dose(self) -> ibis.Table:
+        return first_doses(self.tables["exposures"], "sorafenib")
 
 
 @pytest.fixture(scope="module")

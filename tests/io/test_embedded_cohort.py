@@ -187,10 +187,15 @@ def test_adverse_events_of_section_3_3(study):
     ppe = rows(ae.filter(ae.term == "Palmar-plantar erythrodysesthesia syndrome").order_by("onset_date"))
     assert len({r["patient_id"] for r in ppe}) == 1 and ppe[0]["sex"] == "male"
     first, again = ppe
-    assert (first["on"], first["grade"], first["action_sorafenib"]) == (54, 3, "interrupted")
+    assert (first["on"], first["grade"], first["action_taken"], first["action_drug"]) == (
+        54,
+        3,
+        "interrupted",
+        "sorafenib",
+    )
     assert (first["worst_grade_date"] - first["onset_date"]).days <= 7
     assert (first["resolution_date"] - first["worst_grade_date"]).days <= 7
-    assert again["action_sorafenib"] == "withdrawn"
+    assert (again["action_taken"], again["action_drug"]) == ("withdrawn", "sorafenib")
     ex = study.table("exposures")
     restart = rows(
         ex.filter(
@@ -207,9 +212,12 @@ def test_adverse_events_of_section_3_3(study):
     cr = rows(cr_patients(study).filter(lambda t: t.patient_id == first["patient_id"]))[0]
     assert cr["event_date"] < first["onset_date"]
     skin = ae.filter(ae.term == "Rash maculo-papular")
-    other = rows(skin.select("patient_id", "action_sorafenib"))
+    other = rows(skin.select("patient_id", "action_taken", "action_drug"))
     assert len({r["patient_id"] for r in other} - {first["patient_id"]}) == 2
-    assert {r["action_sorafenib"] for r in other} == {"dose_reduced", "interrupted"}
+    assert {(r["action_taken"], r["action_drug"]) for r in other} == {
+        ("dose_reduced", "sorafenib"),
+        ("interrupted", "sorafenib"),
+    }
 
 
 def test_neutropenia_over_7_days_in_every_cr_patient(study):

@@ -15,7 +15,7 @@ window functions; DuckDB by default), and never decides a category itself. Input
 
 * recorded: ``marrow_blasts_pct``, ``marrow_spicules``, ``extramedullary_disease``, ``anc``,
   ``platelets`` (x10^9/L), ``peripheral_blasts_pct``, ``transfusion_independent``;
-* baseline (last value on or before the first sorafenib dose): ``baseline_marrow_blasts_pct``,
+* baseline (last value on or before study day 1, the first dose): ``baseline_marrow_blasts_pct``,
   ``baseline_extramedullary_disease``, ``baseline_peripheral_blasts_abs``;
 * derived, by plain arithmetic (:func:`derived_values` for one row, :func:`_derived_exprs`
   in Ibis -- the same formulas): ``marrow_blasts_increase_pts`` = marrow - baseline blasts;
@@ -45,7 +45,6 @@ from amlcohort.criteria.engine import NOT_EVALUABLE, RuleSet, compile_rules, eva
 RULE_FILE = "response.csv"
 RULESET_PREFIX = "response."
 NO_PREVIOUS = "none"
-STUDY_DRUG = "sorafenib"
 TRANSFUSION_PRODUCTS = ("rbc", "platelets")
 
 # Best-response order (1 = best). SD and "no response" never occur in the same criteria set.
@@ -68,6 +67,15 @@ OUTPUT_INPUTS = (
 
 class CohortLike(Protocol):
     def table(self, name: str) -> ir.Table: ...
+
+
+def _first_doses(cohort: CohortLike) -> ir.Table:
+    """Study day 1 per patient: the cohort's own (its study's index drug) or the first dose of any drug."""
+    first_dose = getattr(cohort, "first_dose", None)
+    if first_dose is not None:
+        return first_dose()
+    ex = cohort.table("exposures")
+    return ex.group_by("patient_id").agg(first_dose=ex.start_date.min())
 
 
 # ---- criteria sets ----------------------------------------------------------------------------
@@ -269,11 +277,12 @@ def _category(rank: ir.IntegerValue, default: Any) -> ir.StringValue:
 
 
 def derive(cohort: CohortLike, criteria: str = "study", *, window_days: int = 7) -> ir.Table:
-    """One row per assessment after the first sorafenib dose, with its response category.
+    """One row per assessment after study day 1 (the first dose), with its response category.
 
     ``cohort.table(name)`` gives the Ibis tables ``assessments``, ``exposures`` and (optional)
-    ``transfusions``. Day 1 = the first sorafenib ``start_date``; assessments on or before it are
-    baseline, not response, and are not returned (patients without sorafenib have no rows).
+    ``transfusions``; ``cohort.first_dose()``, when the cohort has it, gives study day 1 (the
+    study's index drug), else it is the first dose of any drug. Assessments on or before day 1 are
+    baseline, not response, and are not returned (patients without a first dose have no rows).
     Baselines are the last non-missing value on or before day 1. Counts are taken from the same
     assessment row as the marrow (no carrying forward).
 
@@ -286,9 +295,7 @@ def derive(cohort: CohortLike, criteria: str = "study", *, window_days: int = 7)
     SELECTs) so that SQLite's parser accepts it with the per-patient summaries stacked on top.
     """
     rules = rules_for(criteria)
-    ex = cohort.table("exposures")
-    sor = ex.filter(ex.drug == STUDY_DRUG)
-    first = sor.group_by("patient_id").agg(first_dose_date=sor.start_date.min())
+    first = _first_doses(cohort).rename(first_dose_date="first_dose")
     raw = cohort.table("assessments")
     j = raw.inner_join(first, "patient_id")
     a = j.select(*[raw[c] for c in ("patient_id", "assessment_date", *RECORDED_INPUTS)],
@@ -352,14 +359,17 @@ def derive(cohort: CohortLike, criteria: str = "study", *, window_days: int = 7)
 
 # ---- per patient -------------------------------------------------------------------------------
 
-def best_response(responses: ir.Table) -> ir.Table:
+def best_response(responses: ir.Table, landmark_days: int | None = None) -> ir.Table:
     """Per patient in ``responses`` (from :func:`derive`): the best category and its first date.
 
     Order: cr > crh > cri > mlfs > pr > sd / nr > pd > relapse (see ``RANK``); ``not_evaluable``
     assessments are ignored unless all of a patient's are, then the best is ``not_evaluable``.
-    Columns: patient_id, best_response, best_response_date (NULL when not evaluable),
-    n_assessments, n_evaluable.
+    ``landmark_days``: only assessments up to that study day count (the study definition's
+    response landmark; None: all). Columns: patient_id, best_response, best_response_date (NULL
+    when not evaluable), n_assessments, n_evaluable.
     """
+    if landmark_days is not None:
+        responses = responses.filter(responses.assessment_study_day <= landmark_days)
     rank = _rank(responses.response)
     t = responses.mutate(_rank=rank, _best=rank.min().over(ibis.window(group_by="patient_id")))
     return t.group_by("patient_id").agg(

@@ -8,16 +8,17 @@ so an event on the day of the first dose has 0), ``avalc`` (a category, for non-
 Parameters (``paramcd``):
 
 ========  ===================================================================================
-DAYSCR    days from the first sorafenib dose to the first CR; censored at the last response
-          assessment for a patient without CR
+DAYSCR    days from study day 1 (the first dose) to the first CR; censored at the last response
+          assessment for a patient without CR (CRs after the study's response landmark do not count)
 BESTRESP  best response (``avalc``) and its first date
 CRDUR     duration of the first CR: to relapse or death, censored at the last date known alive
 EFS       event-free survival from the first dose (ELN 2017): induction failure is an event on
           day 1 (``aval`` 0), then relapse or death; censored at the last date known alive
 OS        overall survival from the first dose: death, censored at the last date known alive
-TRTDUR    days on sorafenib (first dose to last dose, inclusive); ``avalc`` the reason it stopped
-STOPRULE  the protocol's stopping rule in retrospect (``avalc`` stop/continue/not_evaluable;
-          ``aval`` the highest marrow blast % in weeks 2-3, study days 9-22)
+TRTDUR    days on the index drug (any study drug when the study names none), first dose to last
+          dose inclusive; ``avalc`` the reason it stopped
+STOPRULE  only for a study with a protocol: the protocol's stopping rule in retrospect (``avalc``
+          stop/continue/not_evaluable; ``aval`` the highest marrow blast % in weeks 2-3, days 9-22)
 ========  ===================================================================================
 
 Events after the data cut-off (bundle metadata) are not counted: such times are censored at
@@ -89,15 +90,24 @@ def last_known_alive(cohort: Cohort) -> ir.Table:
     return last.select("patient_id", last_alive=ibis.least(last["last"], cutoff))
 
 
-def analysis_table(cohort: Cohort, criteria: str = "study") -> ir.Table:
-    """The per-patient analysis table (see the module docstring), as one Ibis expression."""
+def analysis_table(cohort: Cohort, criteria: str | None = None) -> ir.Table:
+    """The per-patient analysis table (see the module docstring), as one Ibis expression.
+
+    ``criteria``: the response criteria set (default: the study definition's).
+    """
+    study = cohort.study
+    criteria = criteria or study.criteria
     cutoff = ibis.literal(cohort.metadata.cutoff_date, "date")
     # Materialised (a temporary table on the backend): the response derivation is a deep query,
     # and SQLite cannot parse it nested again under every parameter.
     responses = resp.derive(cohort, criteria).cache()
     first = cohort.first_dose()
-    fcr = resp.first_cr(responses).select("patient_id", "first_cr_date")
-    best = resp.best_response(responses)
+    landmark = study.response_landmark_days
+    by_landmark = (
+        responses if landmark is None else responses.filter(responses.assessment_study_day <= landmark)
+    )
+    fcr = resp.first_cr(by_landmark).select("patient_id", "first_cr_date")
+    best = resp.best_response(by_landmark)
     last_assess = responses.group_by("patient_id").aggregate(last_assessment=responses.assessment_date.max())
     alive = last_known_alive(cohort)
     death = _event(cohort, "death", cutoff)
@@ -133,7 +143,7 @@ def analysis_table(cohort: Cohort, criteria: str = "study") -> ir.Table:
     dayscr = _row(
         b,
         "DAYSCR",
-        "Days from first sorafenib dose to first CR",
+        f"Days from the {study.day1_text} to first CR",
         criteria,
         startdt=b.first_dose,
         adt=ibis.ifelse(had_cr, b.first_cr_date, b.last_assessment),
@@ -193,7 +203,7 @@ def analysis_table(cohort: Cohort, criteria: str = "study") -> ir.Table:
     os_ = _row(
         b,
         "OS",
-        "Overall survival from the first sorafenib dose",
+        f"Overall survival from the {study.day1_text}",
         criteria,
         startdt=b.first_dose,
         adt=ibis.coalesce(b.death_date, censor),
@@ -204,14 +214,16 @@ def analysis_table(cohort: Cohort, criteria: str = "study") -> ir.Table:
     )
 
     ex = cohort.table("exposures")
-    sor = ex.filter(ex.drug == "sorafenib").mutate(end=ibis.least(ex.end_date.fill_null(cutoff), cutoff))
-    last_dose = sor.group_by("patient_id").aggregate(
-        start=sor.start_date.min(), end=sor.end.max(), why=sor.end_reason.argmax(sor.end)
+    if study.index_drug is not None:
+        ex = ex.filter(ex.drug == study.index_drug)
+    ex = ex.mutate(end=ibis.least(ex.end_date.fill_null(cutoff), cutoff))
+    last_dose = ex.group_by("patient_id").aggregate(
+        start=ex.start_date.min(), end=ex.end.max(), why=ex.end_reason.argmax(ex.end)
     )
     trtdur = _row(
         last_dose,
         "TRTDUR",
-        "Days on sorafenib",
+        f"Days on {study.index_drug or 'study treatment'}",
         criteria,
         startdt=last_dose.start,
         adt=last_dose.end,
@@ -219,7 +231,10 @@ def analysis_table(cohort: Cohort, criteria: str = "study") -> ir.Table:
         avalc=last_dose.why.fill_null("ongoing"),
     )
 
-    return ibis.union(dayscr, bestresp, crdur, efs, os_, trtdur, stopping_rule(cohort, criteria))
+    parts = [dayscr, bestresp, crdur, efs, os_, trtdur]
+    if study.protocol is not None:
+        parts.append(stopping_rule(cohort, criteria))
+    return ibis.union(*parts)
 
 
 def stopping_rule(cohort: Cohort, criteria: str = "study") -> ir.Table:

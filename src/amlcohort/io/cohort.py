@@ -21,9 +21,11 @@ import ibis.expr.types as ir
 from amlcohort.io.consistency import anchors, consistency_problems, first_doses
 from amlcohort.io.metadata import METADATA_FILE, BundleMetadata, read_metadata
 from amlcohort.io.readers import ROW, read_bundle
+from amlcohort.io.study import derive_study, read_study
 from amlcohort.io.validate import Staged, parsed, table_problems, unit_factor
 from amlcohort.problems import InputError, Problem
 from amlcohort.schema import TABLES, TABLES_BY_NAME, Table, study_day_column
+from amlcohort.schema.study import StudyDefinition
 
 _IBIS_TYPES = {"string": "string", "int": "int64", "float": "float64", "date": "date", "bool": "boolean"}
 
@@ -55,16 +57,18 @@ class ValidationReport:
 
 @dataclass
 class Cohort:
-    """A validated cohort: typed Ibis tables on one connection, plus the bundle's metadata.
+    """A validated cohort: typed Ibis tables on one connection, the bundle's metadata and the
+    study definition (``study.yaml``, or derived from the data: :mod:`amlcohort.io.study`).
 
-    ``table(name)`` adds, for each date column ``X_date``, ``X_study_day`` (day 1 = first
-    sorafenib dose, no day 0).
+    ``table(name)`` adds, for each date column ``X_date``, ``X_study_day`` (day 1 = the first dose
+    of the study's index drug, or of any drug; no day 0).
     """
 
     con: ibis.BaseBackend
     metadata: BundleMetadata
     tables: dict[str, ir.Table]
     report: ValidationReport
+    study: StudyDefinition
     supplied: frozenset[str] = frozenset()
 
     def has(self, name: str) -> bool:
@@ -86,8 +90,8 @@ class Cohort:
         return j.mutate(**days).drop("first_dose")
 
     def first_dose(self) -> ir.Table:
-        """Per patient: ``first_dose``, the date of the first sorafenib dose (study day 1)."""
-        return first_doses(self.tables["exposures"])
+        """Per patient: ``first_dose``, study day 1 (the first dose of the index drug, or of any drug)."""
+        return first_doses(self.tables["exposures"], self.study.index_drug)
 
     @property
     def warnings(self) -> tuple[Problem, ...]:
@@ -134,6 +138,8 @@ def load_cohort(path: str | Path | None = None, *, con: ibis.BaseBackend | None 
 def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, Cohort | None]:
     folder = path if path.is_dir() else path.parent
     meta, problems = read_metadata(folder / METADATA_FILE)
+    declared, study_problems, _ = read_study(folder)
+    problems += study_problems
     raw, read_problems = read_bundle(path)
     problems += read_problems
     if meta is None or raw is None:
@@ -151,10 +157,11 @@ def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, C
         else _empty(stage, m)
         for m in TABLES
     }
-    problems += list(consistency_problems(typed, meta.cutoff_date))
+    problems += list(consistency_problems(typed, meta.cutoff_date, declared))
     report = ValidationReport(str(path), tuple(problems))
     if not report.ok:
         return report, None
+    study = _study(meta, declared, typed)
     target = con if con is not None else stage
     existing = set(target.list_tables()) if target is not stage else set()
     tables = {}
@@ -167,7 +174,16 @@ def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, C
             target.drop_table(name)
         tables[name] = target.create_table(name, ibis.memtable(data.to_pyarrow()))
     supplied = frozenset(staged.tables) & {m.name for m in TABLES}
-    return report, Cohort(target, meta, tables, report, supplied)
+    return report, Cohort(target, meta, tables, report, study, supplied)
+
+
+def _study(
+    meta: BundleMetadata, declared: StudyDefinition | None, typed: dict[str, ir.Table]
+) -> StudyDefinition:
+    """The declared definition completed from the data (arms, CTCAE version), or one derived."""
+    arms = typed["patients"].study_arm.name("arm").as_table().distinct().to_pyarrow()
+    versions = typed["adverse_events"].ctcae_version.name("v").as_table().distinct().to_pyarrow()
+    return derive_study(meta.study_name, arms["arm"].to_pylist(), versions["v"].to_pylist(), declared)
 
 
 def _empty(con: ibis.BaseBackend, model: Table) -> ir.Table:

@@ -17,6 +17,8 @@ from amlcohort.io.readers import ROW
 from amlcohort.io.validate import _report
 from amlcohort.problems import Problem
 from amlcohort.schema import TABLES
+from amlcohort.schema.model import DIAGNOSIS_COLUMNS
+from amlcohort.schema.study import StudyDefinition
 
 
 @dataclass(frozen=True)
@@ -30,16 +32,17 @@ class DateOrder:
     where: tuple[str, str] | None = None  # (column, value) the rows must have
 
 
-def first_doses(exposures: ir.Table) -> ir.Table:
-    """Per patient: ``first_dose``, the first sorafenib ``start_date`` (study day 1)."""
-    sor = exposures.filter(exposures.drug == "sorafenib")
-    return sor.group_by("patient_id").aggregate(first_dose=sor.start_date.min())
+def first_doses(exposures: ir.Table, index_drug: str | None = None) -> ir.Table:
+    """Per patient: ``first_dose``, the first ``start_date`` of ``index_drug`` (of any drug when
+    None): study day 1."""
+    ex = exposures if index_drug is None else exposures.filter(exposures.drug == index_drug)
+    return ex.group_by("patient_id").aggregate(first_dose=ex.start_date.min())
 
 
-def anchors(tables: dict[str, ir.Table]) -> ir.Table:
-    """Per patient: diagnosis, first sorafenib dose, first CR reported, death (Ibis)."""
+def anchors(tables: dict[str, ir.Table], index_drug: str | None = None) -> ir.Table:
+    """Per patient: diagnosis, study day 1 (``first_dose``), first CR reported, death (Ibis)."""
     p = tables["patients"].select("patient_id", diagnosis="diagnosis_date")
-    first = first_doses(tables["exposures"])
+    first = first_doses(tables["exposures"], index_drug)
     ev = tables["events"]
     cr = (
         ev.filter(ev.event_type == "cr_reported")
@@ -60,7 +63,7 @@ DATE_ORDER_RULES: tuple[DateOrder, ...] = (
         "events",
         "event_date",
         "first_dose",
-        "response before the first sorafenib dose",
+        "response before study day 1 (the first dose)",
         ("event_type", "cr_reported"),
     ),
     DateOrder(
@@ -81,8 +84,17 @@ ROW_ORDER_RULES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def consistency_problems(tables: dict[str, ir.Table], cutoff: object) -> Iterator[Problem]:
-    """Cross-table problems on typed tables (each must still carry the ``_row`` column)."""
+def consistency_problems(
+    tables: dict[str, ir.Table], cutoff: object, study: StudyDefinition | None = None
+) -> Iterator[Problem]:
+    """Cross-table problems on typed tables (each must still carry the ``_row`` column).
+
+    ``study``: the declared study definition (arms, regimens, index drug), if the bundle has one.
+    """
+    index_drug = study.index_drug if study is not None else None
+    if study is not None:
+        yield from study_problems(tables, study)
+    yield from diagnosis_problems(tables["patients"])
     patients = tables["patients"].select("patient_id")
     for model in TABLES:
         t = tables.get(model.name)
@@ -105,15 +117,16 @@ def consistency_problems(tables: dict[str, ir.Table], cutoff: object) -> Iterato
             "key.unknown_patient",
         )
 
-    a = anchors(tables)
+    a = anchors(tables, index_drug)
     no_anchor = tables["patients"].join(a.filter(a.first_dose.isnull()).select("patient_id"), "patient_id")
+    what = f"no {index_drug} exposure" if index_drug else "no exposure to any drug"
     yield from _report(
         no_anchor,
         [ROW, "patient_id"],
         lambda r: Problem(
             "error",
             "patients",
-            "no sorafenib exposure in `exposures`: study day 1 is undefined",
+            f"{what} in `exposures`: study day 1 is undefined",
             r[ROW],
             "patient_id",
             r["patient_id"],
@@ -198,3 +211,70 @@ def consistency_problems(tables: dict[str, ir.Table], cutoff: object) -> Iterato
             name,
             "date.order",
         )
+
+
+def study_problems(tables: dict[str, ir.Table], study: StudyDefinition) -> Iterator[Problem]:
+    """The data against the declared study definition: arms, regimens, diagnosis categories."""
+    p = tables["patients"]
+    if study.arms:
+        bad = p.filter(p.study_arm.notnull() & ~p.study_arm.isin(study.arm_codes))
+        yield from _report(
+            bad,
+            [ROW, "study_arm"],
+            lambda r: Problem(
+                "error",
+                "patients",
+                f"arm not declared in study.yaml; arms: {list(study.arm_codes)}",
+                r[ROW],
+                "study_arm",
+                r["study_arm"],
+                "arm.unknown",
+            ),
+            "patients",
+            "arm.unknown",
+        )
+    pairs = [(a.code, d) for a in study.arms for d in a.drugs]
+    if pairs:
+        regimen = ibis.memtable({"study_arm": [a for a, _ in pairs], "drug": [d for _, d in pairs]})
+        arms_with_regimen = tuple(sorted({a for a, _ in pairs}))
+        ex = tables["exposures"]
+        j = ex.join(p.select("patient_id", "study_arm"), "patient_id")
+        j = j.filter(j.study_arm.isin(arms_with_regimen))
+        off = j.anti_join(regimen, ["study_arm", "drug"])
+        yield from _report(
+            off,
+            [ROW, "drug", "study_arm"],
+            lambda r: Problem(
+                "warning",
+                "exposures",
+                f"drug not in the regimen of arm {r['study_arm']!r} (study.yaml); kept as given",
+                r[ROW],
+                "drug",
+                r["drug"],
+                "drug.not_in_regimen",
+            ),
+            "exposures",
+            "drug.not_in_regimen",
+        )
+
+
+def diagnosis_problems(patients: ir.Table) -> Iterator[Problem]:
+    """A patient without a diagnosis category in any of the model's classifications."""
+    none = patients
+    for c in DIAGNOSIS_COLUMNS:
+        none = none.filter(none[c].isnull())
+    yield from _report(
+        none,
+        [ROW, "patient_id"],
+        lambda r: Problem(
+            "warning",
+            "patients",
+            f"no diagnosis category in any classification ({', '.join(DIAGNOSIS_COLUMNS)})",
+            r[ROW],
+            "patient_id",
+            r["patient_id"],
+            "diagnosis.missing",
+        ),
+        "patients",
+        "diagnosis.missing",
+    )

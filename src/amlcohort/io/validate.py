@@ -26,7 +26,10 @@ key.duplicate             error    two rows with the same key
 key.unknown_patient       error    a row that references a patient not in `patients`
 date.order                error    dates in an impossible order
 date.after_cutoff         warning  a date after the data cut-off
-anchor.missing            error    a patient without a sorafenib exposure (no study day 1)
+anchor.missing            error    a patient without an exposure to the index drug (no study day 1)
+arm.unknown               error    a `study_arm` the study definition does not declare
+drug.not_in_regimen       warning  an exposure to a drug the patient's arm regimen does not list
+diagnosis.missing         warning  a patient with no diagnosis category in any classification
 ========================  =======  ==========================================================
 """
 
@@ -94,7 +97,7 @@ def parsed(col: ir.StringValue, c: Column) -> ir.Value:
     """The typed value of a text column (NULL where the text is not of the type)."""
     s = col.strip()
     if c.dtype == "string":
-        return s
+        return s.lower() if c.lower_case else s
     if c.dtype == "int":
         return ibis.ifelse(s.re_search(_INT), s.try_cast("int64"), ibis.null("int64"))
     if c.dtype == "float":
@@ -319,7 +322,8 @@ def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
 
 def _duplicate_keys(t: ir.Table, model: Table) -> Iterator[Problem]:
     keys = list(model.key)
-    norm = t.mutate(**{k: t[k].strip() for k in keys})
+    lower = {c.name for c in model.columns if c.lower_case}
+    norm = t.mutate(**{k: t[k].strip().lower() if k in lower else t[k].strip() for k in keys})
     counts = norm.group_by(keys).aggregate(_n=norm.count(), _first=norm[ROW].min())
     dup = norm.join(counts.filter(counts._n > 1), keys).filter(lambda x: x[ROW] != x._first)
     yield from _report(

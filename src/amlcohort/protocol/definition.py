@@ -24,7 +24,7 @@ from amlcohort.problems import InputError, Problem
 from amlcohort.schema import table as model_table
 
 FORMAT = "amlcohort.protocol/1"
-DEFAULT_PROTOCOL = "xu2019.yaml"
+DEFAULT_PROTOCOL = "protocol.yaml"  # the embedded study's protocol (data/study/)
 FREQUENCIES = {"qd": 1, "bid": 2, "tid": 3}
 ROUTES = ("oral", "sc", "iv")
 PHASES = ("induction", "post_cr")
@@ -654,9 +654,9 @@ def load_protocol(path: str | Path | None = None) -> Protocol:
 
 @functools.cache
 def _default_protocol() -> Protocol:
-    res = resources.files("amlcohort.data.protocol").joinpath(DEFAULT_PROTOCOL)
+    res = resources.files("amlcohort.data").joinpath("study", DEFAULT_PROTOCOL)
     return parse_protocol(res.read_text(encoding="utf-8"), DEFAULT_PROTOCOL, None)
 
 
 def default_protocol_path() -> Path:
-    return Path(str(resources.files("amlcohort.data.protocol").joinpath(DEFAULT_PROTOCOL)))
+    return Path(str(resources.files("amlcohort.data").joinpath("study", DEFAULT_PROTOCOL)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from amlcohort.schema.model import TABLES, Column
+from amlcohort.schema.study import STUDY_FILE, STUDY_KEYS
 
 
 def _unit(c: Column) -> str:
@@ -40,8 +41,20 @@ def data_dictionary() -> str:
         "",
         "A cohort bundle is a folder with `metadata.yaml` (study_name, cutoff_date, units, provenance)",
         "and one file per table: `<table>.csv`, `<table>.parquet`, or one `.xlsx` workbook with a sheet",
-        "per table. Dates are `YYYY-MM-DD`. Every date column `X_date` gets `X_study_day` on load",
-        "(day 1 = first sorafenib dose, no day 0). Ranges are in the canonical unit.",
+        "per table, and optionally `study.yaml` (the study definition, below). Dates are `YYYY-MM-DD`.",
+        "Every date column `X_date` gets `X_study_day` on load (day 1 = the first dose of the study's",
+        "index drug, or of any drug; no day 0). Ranges are in the canonical unit.",
+        "",
+        f"## `{STUDY_FILE}` (optional): the study definition",
+        "",
+        "What is particular to the study. Without it, the arms are the distinct `study_arm` values",
+        "(label = code), day 1 is the first dose of any drug, response criteria are ELN 2022 and labs",
+        "are graded with the CTCAE version of the adverse events (else 5.0). Paths name files inside",
+        "the bundle folder. The embedded study's `src/amlcohort/data/study/study.yaml` is an example.",
+        "",
+        "| key | required | meaning |",
+        "|---|---|---|",
+        *(f"| `{k}` | {'yes' if req else ''} | {what} |" for k, req, what in STUDY_KEYS),
         "",
     ]
     for t in TABLES:

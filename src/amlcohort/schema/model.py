@@ -7,8 +7,11 @@ Conventions
 -----------
 * Dates are calendar dates (ISO 8601, ``YYYY-MM-DD``).
 * Each date column ``X_date`` gets a derived ``X_study_day`` on load: the day relative
-  to the first sorafenib dose, day 1 = first dose, day -1 = the day before, no day 0
-  (CDISC SDTM ``--DY`` convention).
+  to study day 1 (the first dose of the study's index drug, or of any drug; see the study
+  definition, :mod:`amlcohort.schema.study`), day -1 = the day before, no day 0 (CDISC SDTM
+  ``--DY`` convention).
+* What is particular to a study (its arms, drugs, day-1 event, criteria) is not in this model:
+  arms and drugs are open vocabularies here, checked against the study definition on load.
 * Quantities carry a *canonical unit* (what every derivation assumes). A bundle may declare
   another unit for a column in its metadata only if the model lists a conversion for it;
   the conversion is then explicit, never guessed from the values.
@@ -43,6 +46,8 @@ class Column:
     Both are in the canonical unit and checked *after* the declared unit is applied.
     ``unit_check`` names a bound beyond which the value is far more likely to be in another
     unit than a real value; it is reported as an error that names the suspected unit.
+    ``lower_case`` text is normalised to lower case on load (drug names: ``Sorafenib`` and
+    ``sorafenib`` are one drug).
     """
 
     name: str
@@ -57,6 +62,7 @@ class Column:
     soft_min: float | None = None
     soft_max: float | None = None
     unit_check: tuple[float, str] | None = None
+    lower_case: bool = False
 
     @property
     def accepted_units(self) -> dict[str, float]:
@@ -147,6 +153,90 @@ WHO2008_CATEGORIES = (
     "Myeloid sarcoma",
 )
 
+WHO2016_CATEGORIES = (
+    "AML with t(8;21)(q22;q22.1); RUNX1-RUNX1T1",
+    "AML with inv(16)(p13.1q22) or t(16;16)(p13.1;q22); CBFB-MYH11",
+    "APL with PML-RARA",
+    "AML with t(9;11)(p21.3;q23.3); MLLT3-KMT2A",
+    "AML with t(6;9)(p23;q34.1); DEK-NUP214",
+    "AML with inv(3)(q21.3q26.2) or t(3;3)(q21.3;q26.2); GATA2, MECOM",
+    "AML (megakaryoblastic) with t(1;22)(p13.3;q13.3); RBM15-MKL1",
+    "AML with BCR-ABL1",
+    "AML with mutated NPM1",
+    "AML with biallelic mutations of CEBPA",
+    "AML with mutated RUNX1",
+    "AML with myelodysplasia-related changes",
+    "Therapy-related myeloid neoplasms",
+    "AML with minimal differentiation",
+    "AML without maturation",
+    "AML with maturation",
+    "Acute myelomonocytic leukemia",
+    "Acute monoblastic/monocytic leukemia",
+    "Pure erythroid leukemia",
+    "Acute megakaryoblastic leukemia",
+    "Acute basophilic leukemia",
+    "Acute panmyelosis with myelofibrosis",
+    "Myeloid sarcoma",
+    "Myeloid leukemia associated with Down syndrome",
+)
+"""WHO 2016 (Arber et al., Blood 2016;127:2391, Table 3): AML and related neoplasms."""
+
+WHO2022_CATEGORIES = (
+    "Acute promyelocytic leukaemia with PML::RARA fusion",
+    "AML with RUNX1::RUNX1T1 fusion",
+    "AML with CBFB::MYH11 fusion",
+    "AML with DEK::NUP214 fusion",
+    "AML with RBM15::MRTFA fusion",
+    "AML with BCR::ABL1 fusion",
+    "AML with KMT2A rearrangement",
+    "AML with MECOM rearrangement",
+    "AML with NUP98 rearrangement",
+    "AML with NPM1 mutation",
+    "AML with CEBPA mutation",
+    "AML, myelodysplasia-related",
+    "AML with other defined genetic alterations",
+    "AML with minimal differentiation",
+    "AML without maturation",
+    "AML with maturation",
+    "Acute basophilic leukaemia",
+    "Acute myelomonocytic leukaemia",
+    "Acute monocytic leukaemia",
+    "Acute erythroid leukaemia",
+    "Acute megakaryoblastic leukaemia",
+    "Myeloid sarcoma",
+)
+"""WHO 2022, 5th edition (Khoury et al., Leukemia 2022;36:1703, Table 2): AML types."""
+
+ICC2022_CATEGORIES = (
+    "APL with t(15;17)(q24.1;q21.2)/PML::RARA",
+    "APL with other RARA rearrangements",
+    "AML with t(8;21)(q22;q22.1)/RUNX1::RUNX1T1",
+    "AML with inv(16)(p13.1q22) or t(16;16)(p13.1;q22)/CBFB::MYH11",
+    "AML with t(9;11)(p21.3;q23.3)/MLLT3::KMT2A",
+    "AML with other KMT2A rearrangements",
+    "AML with t(6;9)(p22.3;q34.1)/DEK::NUP214",
+    "AML with inv(3)(q21.3q26.2) or t(3;3)(q21.3;q26.2)/GATA2; MECOM(EVI1)",
+    "AML with other MECOM rearrangements",
+    "AML with other rare recurring translocations",
+    "AML with t(9;22)(q34.1;q11.2)/BCR::ABL1",
+    "AML with mutated NPM1",
+    "AML with in-frame bZIP mutated CEBPA",
+    "AML with mutated TP53",
+    "AML with myelodysplasia-related gene mutations",
+    "AML with myelodysplasia-related cytogenetic abnormalities",
+    "AML not otherwise specified",
+    "Myeloid sarcoma",
+)
+"""ICC 2022 (Arber et al., Blood 2022;140:1200, Table 6): AML categories (MDS/AML qualifiers aside)."""
+
+DIAGNOSIS_COLUMNS = ("who2008_category", "who2016_category", "who2022_category", "icc2022_category")
+
+# exposures: open where medicine is open (any drug), closed where the derivations read the value
+PHASES = ("induction", "consolidation", "maintenance", "salvage")
+DOSE_UNITS = ("mg", "mg/m2", "mg/kg", "g", "g/m2", "ug", "ug/m2", "ug/kg", "IU", "IU/m2", "units", "units/m2")
+FREQUENCIES = ("once", "qd", "bid", "tid", "qid", "q48h", "weekly", "continuous_infusion")
+ROUTES = ("oral", "sc", "iv", "im", "intrathecal", "inhaled", "topical")
+
 PATIENTS = Table(
     "patients",
     "One row per patient: demographics, diagnosis, genetics summary, fitness and study arm.",
@@ -165,9 +255,12 @@ PATIENTS = Table(
         ),
         Column("birth_date", "date", "Date of birth, if known."),
         Column("diagnosis_date", "date", "Date of AML diagnosis.", required=True),
+        Column("who2008_category", "string", "WHO 2008 AML category.", allowed=WHO2008_CATEGORIES),
+        Column("who2016_category", "string", "WHO 2016 AML category.", allowed=WHO2016_CATEGORIES),
         Column(
-            "who2008_category", "string", "WHO 2008 AML category.", required=True, allowed=WHO2008_CATEGORIES
+            "who2022_category", "string", "WHO 2022 (5th edition) AML category.", allowed=WHO2022_CATEGORIES
         ),
+        Column("icc2022_category", "string", "ICC 2022 AML category.", allowed=ICC2022_CATEGORIES),
         Column("diagnosis_text", "string", "Diagnosis and risk status as reported (free text)."),
         Column(
             "karyotype",
@@ -178,7 +271,7 @@ PATIENTS = Table(
         Column(
             "ecog_ps",
             "int",
-            "ECOG performance status at the first sorafenib dose.",
+            "ECOG performance status at study day 1.",
             hard_min=0,
             hard_max=5,
             soft_max=4,
@@ -187,9 +280,8 @@ PATIENTS = Table(
         Column(
             "study_arm",
             "string",
-            "Induction arm.",
+            "Arm code; the arms the study definition declares (any code when it declares none).",
             required=True,
-            allowed=("sorafenib_ldac", "sorafenib_alone"),
         ),
         Column(
             "risk_group_reported",
@@ -201,7 +293,7 @@ PATIENTS = Table(
         Column(
             "disease_status_reported",
             "string",
-            "Disease status before sorafenib as reported.",
+            "Disease status before study treatment as reported.",
             allowed=("primary_refractory", "relapsed", "relapsed_refractory", "elderly_unfit"),
         ),
         Column(
@@ -210,7 +302,7 @@ PATIENTS = Table(
         Column(
             "weight_kg",
             "float",
-            "Weight at the first sorafenib dose.",
+            "Weight at study day 1.",
             unit="kg",
             hard_min=2,
             hard_max=400,
@@ -246,7 +338,7 @@ MUTATIONS = Table(
 
 PRIOR_THERAPIES = Table(
     "prior_therapies",
-    "One row per line of therapy before sorafenib, including HSCT and donor lymphocyte infusion.",
+    "One row per line of therapy before the study treatment, including HSCT and donor lymphocyte infusion.",
     (
         _id(),
         Column("line", "int", "Line number, 1 = first induction.", required=True, hard_min=1, soft_max=20),
@@ -297,14 +389,25 @@ EXPOSURES = Table(
     "interruption ends one period and the next period starts a new row.",
     (
         _id(),
-        Column("drug", "string", "Study drug.", required=True, allowed=("sorafenib", "cytarabine")),
-        Column("phase", "string", "Treatment phase.", required=True, allowed=("induction", "maintenance")),
-        Column("dose", "float", "Dose per administration.", required=True, hard_min=0, soft_max=1000),
-        Column("dose_unit", "string", "Unit of `dose`.", required=True, allowed=("mg", "mg/m2")),
         Column(
-            "frequency", "string", "Administrations per day.", required=True, allowed=("qd", "bid", "tid")
+            "drug",
+            "string",
+            "Study drug, generic name (any drug; normalised to lower case).",
+            required=True,
+            lower_case=True,
         ),
-        Column("route", "string", "Route.", required=True, allowed=("oral", "sc", "iv")),
+        Column("atc_code", "string", "WHO ATC code of the drug, e.g. L01EX02."),
+        Column("phase", "string", "Treatment phase.", required=True, allowed=PHASES),
+        Column("dose", "float", "Dose per administration.", required=True, hard_min=0, soft_max=100000),
+        Column("dose_unit", "string", "Unit of `dose`.", required=True, allowed=DOSE_UNITS),
+        Column(
+            "frequency",
+            "string",
+            "Administrations: qd/bid/tid/qid per day, q48h, weekly, once, or a continuous infusion.",
+            required=True,
+            allowed=FREQUENCIES,
+        ),
+        Column("route", "string", "Route.", required=True, allowed=ROUTES),
         Column("start_date", "date", "First day of the period.", required=True),
         Column("end_date", "date", "Last day of the period; empty if ongoing at the cut-off."),
         Column(
@@ -455,19 +558,19 @@ ADVERSE_EVENTS = Table(
             "string",
             "CTCAE version of the grade.",
             required=True,
-            allowed=("4.0", "4.03", "5.0"),
+            allowed=("4.0", "4.03", "5.0", "6.0"),
         ),
         Column(
-            "action_sorafenib",
+            "action_taken",
             "string",
-            "Action taken with sorafenib.",
+            "Action taken with study treatment (CDISC AEACN).",
             allowed=("none", "dose_reduced", "interrupted", "withdrawn", "not_applicable"),
         ),
         Column(
-            "action_cytarabine",
+            "action_drug",
             "string",
-            "Action taken with cytarabine.",
-            allowed=("none", "dose_reduced", "interrupted", "withdrawn", "not_applicable"),
+            "Drug(s) the action applied to, ';'-separated (empty: all study drugs).",
+            lower_case=True,
         ),
         Column(
             "outcome",
@@ -490,7 +593,7 @@ ADVERSE_EVENTS = Table(
 
 EVENTS = Table(
     "events",
-    "Key clinical events after the first sorafenib dose: CR as reported by the centre, HSCT, "
+    "Key clinical events after study day 1: CR as reported by the centre, HSCT, "
     "relapse, death (with cause), last contact.",
     (
         _id(),
