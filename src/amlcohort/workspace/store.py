@@ -152,13 +152,32 @@ def study_files(con: Connection, study_id: int) -> dict[str, str]:
     return {name: content for name, content in rows}
 
 
+_FOLDERS: dict[tuple[int, str], Path] = {}
+
+
+def study_folder(con: Connection, study_id: int) -> Path:
+    """The study's stored files (metadata, study definition, claims, protocol) as a folder, so the
+    bundle readers read them as they read a bundle's; cached per content, kept for the process."""
+    import hashlib
+
+    files = study_files(con, study_id)
+    digest = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()
+    folder = _FOLDERS.get((study_id, digest))
+    if folder is None or not folder.exists():
+        folder = Path(tempfile.mkdtemp(prefix=f"amlcohort-study{study_id}-"))
+        for name, text in files.items():
+            p = (folder / name).resolve()
+            if folder.resolve() not in p.parents:
+                continue  # a stored name never writes outside the folder
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text, encoding="utf-8")
+        _FOLDERS[(study_id, digest)] = folder
+    return folder
+
+
 def study_metadata(con: Connection, study_id: int) -> BundleMetadata:
     """The study's bundle metadata (canonical units), parsed by the same reader as a bundle's."""
-    text = study_files(con, study_id).get(METADATA_FILE, "")
-    with tempfile.TemporaryDirectory() as d:
-        p = Path(d) / METADATA_FILE
-        p.write_text(text, encoding="utf-8")
-        meta, problems = read_metadata(p)
+    meta, problems = read_metadata(study_folder(con, study_id) / METADATA_FILE)
     if meta is None:
         raise ValueError("the study's metadata.yaml does not read: " + "; ".join(map(str, problems)))
     return meta
@@ -452,32 +471,20 @@ def cohort_from_db(con: Connection, st: dict, patient_ids: list[str] | None = No
     tables = {m.name: duck.create_table(m.name, arrow_table(con, st["id"], m, patient_ids)) for m in TABLES}
     meta = study_metadata(con, st["id"])
     report = ValidationReport(f"workspace study {st['code']}", ())
-    return Cohort(duck, meta, tables, report, supplied_tables(st), **_study_kw(con, st))
+    return Cohort(duck, meta, tables, report, study_definition(con, st), supplied_tables(st))
 
 
-def _study_kw(con: Connection, st: dict) -> dict:
-    """The study definition, for a Cohort that carries one (guarded: the API is new)."""
-    import dataclasses
+def study_definition(con: Connection, st: dict):
+    """The study definition: its stored ``study.yaml`` completed from the data (arms, CTCAE
+    version), or derived from the data when it has none -- as :func:`amlcohort.load_cohort` does."""
+    from amlcohort.io.study import derive_study, read_study
 
-    from amlcohort.io.cohort import Cohort
-
-    if "study" not in {f.name for f in dataclasses.fields(Cohort)}:
-        return {}
-    try:  # pragma: no cover - depends on the study-definition API
-        from amlcohort.io import study as study_io
-
-        files = study_files(con, st["id"])
-        with tempfile.TemporaryDirectory() as d:
-            for name, text in files.items():
-                p = Path(d) / name
-                p.parent.mkdir(parents=True, exist_ok=True)
-                p.write_text(text, encoding="utf-8")
-            for fn in ("read_study", "load_study", "study_definition"):
-                if hasattr(study_io, fn):
-                    return {"study": getattr(study_io, fn)(Path(d))}
-    except Exception:
-        pass
-    return {}
+    declared, _problems, _exists = read_study(study_folder(con, st["id"]))
+    p, ae = db.COHORT["patients"], db.COHORT["adverse_events"]
+    arms = con.execute(sa.select(p.c.study_arm).where(p.c.study_id == st["id"]).distinct()).scalars().all()
+    versions = con.execute(sa.select(ae.c.ctcae_version).where(ae.c.study_id == st["id"])
+                           .distinct()).scalars().all()
+    return derive_study(study_metadata(con, st["id"]).study_name, arms, versions, declared)
 
 
 def write_bundle_files(con: Connection, st: dict, dest: Path) -> Path:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 01:01:31.612442
+Create Date: 2026-11-30 01:43:15.922581
 """
 # ruff: noqa: E501
 
@@ -71,8 +71,8 @@ def upgrade() -> None:
     sa.Column('resolution_date', sa.Date(), nullable=True),
     sa.Column('grade', sa.BigInteger(), nullable=True),
     sa.Column('ctcae_version', sa.Text(), nullable=True),
-    sa.Column('action_sorafenib', sa.Text(), nullable=True),
-    sa.Column('action_cytarabine', sa.Text(), nullable=True),
+    sa.Column('action_taken', sa.Text(), nullable=True),
+    sa.Column('action_drug', sa.Text(), nullable=True),
     sa.Column('outcome', sa.Text(), nullable=True),
     sa.Column('description', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['study_id'], ['studies.id'], name=op.f('fk_cohort_adverse_events_study_id_studies')),
@@ -137,6 +137,7 @@ def upgrade() -> None:
     sa.Column('study_id', sa.Integer(), nullable=False),
     sa.Column('patient_id', sa.Text(), nullable=False),
     sa.Column('drug', sa.Text(), nullable=True),
+    sa.Column('atc_code', sa.Text(), nullable=True),
     sa.Column('phase', sa.Text(), nullable=True),
     sa.Column('dose', sa.Double(), nullable=True),
     sa.Column('dose_unit', sa.Text(), nullable=True),
@@ -180,6 +181,9 @@ def upgrade() -> None:
     sa.Column('birth_date', sa.Date(), nullable=True),
     sa.Column('diagnosis_date', sa.Date(), nullable=True),
     sa.Column('who2008_category', sa.Text(), nullable=True),
+    sa.Column('who2016_category', sa.Text(), nullable=True),
+    sa.Column('who2022_category', sa.Text(), nullable=True),
+    sa.Column('icc2022_category', sa.Text(), nullable=True),
     sa.Column('diagnosis_text', sa.Text(), nullable=True),
     sa.Column('karyotype', sa.Text(), nullable=True),
     sa.Column('ecog_ps', sa.BigInteger(), nullable=True),
