@@ -61,8 +61,8 @@ def test_browser_enter_assessment_see_response_edit_with_reason_see_audit(site, 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         page = browser.new_page()
-        page.set_default_timeout(120_000)
-        expect.set_options(timeout=120_000)  # a loaded CI machine: saves take seconds
+        page.set_default_timeout(300_000)
+        expect.set_options(timeout=300_000)  # a loaded CI machine: saves take seconds
         page.goto(server + "/login")
         page.fill("input[name=username]", "investigator")
         page.fill("input[name=password]", site.accounts["investigator"].password)
@@ -71,16 +71,16 @@ def test_browser_enter_assessment_see_response_edit_with_reason_see_audit(site, 
         page.click("text=demo")
         # a new patient
         for col, v in {"patient_id": pid, "age_at_onset": "58", "diagnosis_date": "2016-01-04",
-                       "karyotype": "46,XX[20]"}.items():
+                       "karyotype": "46,XX[20]", "study_arm": "sorafenib_alone"}.items():
             page.fill(f"#f-patients-{col}", v)
         for col, v in {"sex": "female", "who2008_category": "AML with maturation",
-                       "study_arm": "sorafenib_alone", "risk_group_reported": "adverse"}.items():
+                       "risk_group_reported": "adverse"}.items():
             page.select_option(f"#f-patients-{col}", v)
         page.click("#form-patients button[type=submit]")
         page.wait_for_url(f"**/p/{pid}*")
         # the first dose, then a baseline and a post-dose assessment
         page.click("#add-exposures")
-        page.select_option("#f-exposures-drug", "sorafenib")
+        page.fill("#f-exposures-drug", "sorafenib")
         page.select_option("#f-exposures-phase", "induction")
         page.fill("#f-exposures-dose", "400")
         page.select_option("#f-exposures-dose_unit", "mg")

@@ -32,3 +32,24 @@ def test_exported_bundle_validates_and_gives_the_same_results(site, tmp_path):
     assert exported.supplied == source.supplied
     assert analyse(exported).results_json() == analyse(source).results_json()
     assert login(site, "statistician").get("/s/roundtrip/report/results.json").status_code == 200
+
+
+@pytest.mark.slow
+def test_data_manager_imports_a_bundle_by_upload_others_cannot(site):
+    files = [("files", (p.name, p.read_bytes())) for p in sorted(embedded_study_path().iterdir())
+             if p.is_file() and p.suffix in (".csv", ".yaml")]
+    inv = login(site, "investigator")
+    r = inv.post("/studies/import", data={"code": "upl", "csrf_token": inv.csrf}, files=files,
+                 follow_redirects=False)
+    assert r.status_code == 403
+    dm = login(site, "data_manager")
+    bad = [f for f in files if f[1][0] != "patients.csv"]  # a required table missing: refused
+    r = dm.post("/studies/import", data={"code": "bad", "csrf_token": dm.csrf}, files=bad,
+                follow_redirects=False)
+    assert r.status_code == 422 and "patients" in r.text
+    r = dm.post("/studies/import", data={"code": "upl", "centre": "site-2", "csrf_token": dm.csrf},
+                files=files, follow_redirects=False)
+    assert r.status_code == 303, r.text[:2000]
+    assert len(dm.get("/api/studies/upl/patients").json()) == 13
+    assert len(login(site, "investigator2").get("/api/studies/upl/patients").json()) == 13  # site-2
+    assert login(site, "investigator").get("/api/studies/upl/patients").json() == []

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Connection, Engine
+from starlette.datastructures import UploadFile
 from starlette.middleware.sessions import SessionMiddleware
 
 from amlcohort.schema import TABLES, Table
@@ -195,6 +196,9 @@ def _pages(ws: Workspace) -> APIRouter:
         code = str(form.get("code") or "").strip()
         if not code.isidentifier():
             raise HTTPException(400, "study code: letters, digits and underscores")
+        with ws.read() as con:
+            if any(s["code"] == code for s in store.studies(con)):
+                raise HTTPException(400, f"a study {code!r} exists")
         files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
         with tempfile.TemporaryDirectory() as d:
             for f in files:

@@ -53,7 +53,8 @@ def load_test(users: int = 20, seconds: float = 30.0, *, db_url: str | None = No
         latencies: list[float] = []
         failed = [0]
         lock = threading.Lock()
-        stop = time.monotonic() + seconds
+        started: list[float] = []
+        ready = threading.Barrier(users, action=lambda: started.append(time.monotonic()))  # all logged in
         roles = ("investigator", "data_manager", "monitor", "statistician")
 
         def user(i: int) -> None:
@@ -65,7 +66,9 @@ def load_test(users: int = 20, seconds: float = 30.0, *, db_url: str | None = No
                 pages = ["/studies", "/s/demo", "/api/studies/demo/patients",
                          *[f"/s/demo/p/P{k:02d}" for k in range(1, 14)],
                          *[f"/api/studies/demo/patients/P{k:02d}" for k in range(1, 14)]]
-                while time.monotonic() < stop:
+                ready.wait()
+                stop = time.monotonic() + seconds
+                while True:
                     t0 = time.perf_counter()
                     try:
                         ok = c.get(random.choice(pages)).status_code == 200
@@ -74,14 +77,15 @@ def load_test(users: int = 20, seconds: float = 30.0, *, db_url: str | None = No
                     with lock:
                         latencies.append((time.perf_counter() - t0) * 1000)
                         failed[0] += not ok
+                    if time.monotonic() >= stop:
+                        break
 
-        t_start = time.monotonic()
         workers = [threading.Thread(target=user, args=(i,)) for i in range(users)]
         for w in workers:
             w.start()
         for w in workers:
             w.join()
-        elapsed = time.monotonic() - t_start
+        elapsed = time.monotonic() - started[0] if started else 0.0
         server.should_exit = True
         th.join(timeout=30)
         engine.dispose()
