@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench dictionary clean
+.PHONY: demo test test-slow lint bench bench-full dictionary clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,15 +15,23 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/amlcohort demo
 
+# The suite without the tests marked `slow` (Spark and registry-scale engine comparisons): the
+# edit loop. CI (.ci/run) runs `make test` and then `make test-slow`.
 test: $(STAMP)
 	$(BIN)/ruff check src tests scripts bench
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts bench
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --out bench/results.json
+
+bench-full: $(STAMP)
+	$(BIN)/python bench/run.py --full --out bench/results.json
 
 dictionary: $(STAMP)
 	$(BIN)/amlcohort dictionary --out docs/data_dictionary.md

@@ -1,122 +1,469 @@
-"""Benchmarks (not tests): load and validate time and peak memory, embedded and scaled cohorts.
+"""``make bench``: one run, one table (case, amlcohort, each peer, ratio, peak RSS), bench/results.json.
 
-The scaled cohorts replicate the embedded bundle with new patient ids (n copies x 13 patients).
-Results go to the file given by --out (JSON), one record per case.
+Every measurement runs in its own subprocess (``python bench/run.py --worker ...``), so each gets
+its own peak RSS (``os.wait4``) and no case warms another. Survival peers see the same data (a
+Parquet file written once per case); each worker reads it untimed, then times the same work:
+Kaplan-Meier per group with 95 % log-log CI and median with its CI, and the two-group log-rank test.
+
+Sizes: ``--survival-n`` (default 10^6; ``--full`` = 10^7, the issue's size), ``--registry-patients``
+(default 10^5). ``--quick`` runs small sizes (a smoke test of the harness).
+
+Cases and targets (issue 11); ``holds`` is recorded honestly for every target, including those
+other engineers own (report timings, grade()):
+
+* survival, continuous times: >= 3x statsmodels and >= 10x lifelines; whole days: >= 10x
+  statsmodels; peak RSS <= 1 GB on the counts path at 10^7;
+* report: embedded <= 5 s, 40 patients <= 6 s, 1,000 patients <= 20 s; validate 1,000 <= 2 s,
+  10^5 <= 30 s in <= 2 GB; ``amlcohort --help`` <= 0.5 s; warm ``ctcae.grade()`` <= 10 ms;
+* registry: response per assessment + best response on DuckDB vs the same rules written as a
+  pandas groupby-apply (bench/pandas_way.py), >= 50x.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import resource
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-
-from amlcohort.io.cohort import embedded_study_path, validate_bundle
-from amlcohort.schema import TABLES
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+AMLCOHORT = str(Path(PY).with_name("amlcohort"))
 
 
-def scaled_bundle(copies: int, dest: Path) -> Path:
-    src = embedded_study_path()
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "metadata.yaml").write_text((src / "metadata.yaml").read_text())
-    for t in TABLES:
-        names = (src / f"{t.name}.csv").read_text().splitlines()[0].split(",")
-        opts = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True)
-        base = pacsv.read_csv(src / f"{t.name}.csv", convert_options=opts)
-        parts = []
-        for k in range(copies):
-            ids = pc.binary_join_element_wise(base["patient_id"], pa.scalar(f"-{k}"), "")
-            parts.append(base.set_column(base.schema.get_field_index("patient_id"), "patient_id", ids))
-        pacsv.write_csv(pa.concat_tables(parts), dest / f"{t.name}.csv")
-    return dest
+# ---------------------------------------------------------------------------------------------
+# Workers (run in a subprocess; print one JSON line)
+# ---------------------------------------------------------------------------------------------
+def _load_arrays(path: str):
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(path)
+    return t["time"].to_numpy(), t["event"].to_numpy(), t["grp"].to_numpy()
 
 
-def run_case(name: str, path: Path | None, patients: int) -> dict:
-    start = time.perf_counter()
-    report, cohort = validate_bundle(path)
-    seconds = time.perf_counter() - start
-    assert report.ok and cohort is not None, report.errors[:3]
-    return {
-        "case": name,
-        "patients": patients,
-        "validate_and_load_seconds": round(seconds, 3),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }
+def worker_survival(peer: str, path: str) -> dict:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    if peer == "amlcohort_counts":
+        import ibis
+
+        from amlcohort.stats import event_counts, kaplan_meier_by_group_from_counts, logrank_test_from_counts
+
+        con = ibis.duckdb.connect()
+        table = con.read_parquet(path)
+        start = time.perf_counter()
+        counts = event_counts(table, "time", "event", group="grp")
+        curves = kaplan_meier_by_group_from_counts(counts, conf_type="log-log")
+        medians = [[km.median_, *km.median_ci_] for km in curves.values()]
+        p = logrank_test_from_counts(counts).p_value
+        return {"seconds": time.perf_counter() - start, "p": p, "medians": medians}
+    t, e, g = _load_arrays(path)
+    # imports are not timed (the same for every peer)
+    if peer == "amlcohort_arrays":
+        from amlcohort.stats import kaplan_meier_by_group, logrank_test
+
+        start = time.perf_counter()
+        curves = kaplan_meier_by_group(t, e, g, conf_type="log-log")
+        medians = [[km.median_, *km.median_ci_] for km in curves.values()]
+        p = logrank_test(t, e, g).p_value
+    elif peer == "statsmodels":
+        from statsmodels.duration.survfunc import SurvfuncRight, survdiff
+
+        start = time.perf_counter()
+        medians = []
+        for j in (0, 1):
+            sf = SurvfuncRight(t[g == j], e[g == j])
+            medians.append([float(sf.quantile(0.5)), *map(float, sf.quantile_ci(0.5))])
+        p = float(survdiff(t, e, g)[1])
+    elif peer == "lifelines":
+        from lifelines import KaplanMeierFitter
+        from lifelines.statistics import logrank_test as ll_logrank
+        from lifelines.utils import median_survival_times
+
+        start = time.perf_counter()
+        medians = []
+        for j in (0, 1):
+            kmf = KaplanMeierFitter().fit(t[g == j], e[g == j])
+            ci = median_survival_times(kmf.confidence_interval_)
+            medians.append([float(kmf.median_survival_time_), *map(float, ci.iloc[0])])
+        p = float(ll_logrank(t[g == 0], t[g == 1], e[g == 0], e[g == 1]).p_value)
+    else:
+        raise ValueError(peer)
+    return {"seconds": time.perf_counter() - start, "p": p, "medians": medians}
 
 
-def survival_at_scale(n: int) -> dict:
-    """Kaplan-Meier and log-rank on n synthetic patients: the database aggregates, Python sees counts."""
-    import ibis
+def worker_grade() -> dict:
+    from amlcohort.criteria import ctcae
 
-    from amlcohort.stats import event_counts, kaplan_meier_by_group_from_counts, logrank_test_from_counts
-
-    con = ibis.duckdb.connect()
-    t = con.sql(
-        f"SELECT (range % 2)::VARCHAR AS grp, floor(random() * 2000)::DOUBLE AS time, "
-        f"(random() < 0.7)::INTEGER AS event FROM range({n})"
-    )
-    start = time.perf_counter()
-    counts = event_counts(t, "time", "event", group="grp")
-    km = kaplan_meier_by_group_from_counts(counts)
-    p = logrank_test_from_counts(counts).p_value
-    seconds = time.perf_counter() - start
-    return {
-        "case": f"km_logrank_{n}",
-        "patients": n,
-        "count_rows": len(counts),
-        "seconds": round(seconds, 3),
-        "medians": {str(k): v.median_ for k, v in km.items()},
-        "logrank_p": p,
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }
+    ctcae.grade("Neutrophil count decreased", 0.8)  # cold call (rules read and compiled)
+    times = []
+    for v in (0.4, 0.8, 1.2, 1.6, 2.5) * 4:
+        start = time.perf_counter()
+        ctcae.grade("Neutrophil count decreased", v)
+        times.append(time.perf_counter() - start)
+    return {"seconds": sorted(times)[len(times) // 2]}
 
 
-def derivations_at_scale(path: Path, patients: int) -> dict:
-    """Response derivation and the analysis table on a scaled cohort."""
+def worker_registry_ibis(path: str) -> dict:
     from amlcohort import load_cohort
+    from amlcohort.criteria import response as resp
+    from amlcohort.criteria.ctcae import grade_assessments
     from amlcohort.endpoints.analysis import analysis_table
 
-    cohort = load_cohort(path)
     start = time.perf_counter()
-    rows = analysis_table(cohort).count().execute()
-    seconds = time.perf_counter() - start
+    cohort = load_cohort(path)
+    load = time.perf_counter() - start
+    start = time.perf_counter()
+    responses = resp.derive(cohort, "study").cache()
+    best = resp.best_response(responses).to_pyarrow()
+    t_best = time.perf_counter() - start
+    n_resp = responses.count().to_pyarrow().as_py()
+    start = time.perf_counter()
+    n_grades = grade_assessments(cohort.table("assessments"), version="4.03").count().to_pyarrow().as_py()
+    t_grades = time.perf_counter() - start
+    start = time.perf_counter()
+    n_analysis = analysis_table(cohort).count().to_pyarrow().as_py()
+    t_analysis = time.perf_counter() - start
+    counts = {}
+    for v in best["best_response"].to_pylist():
+        counts[v] = counts.get(v, 0) + 1
     return {
-        "case": f"analysis_table_{patients}",
-        "patients": patients,
-        "rows": int(rows),
-        "seconds": round(seconds, 3),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "seconds": t_best,
+        "load_seconds": load,
+        "grades_seconds": t_grades,
+        "analysis_seconds": t_analysis,
+        "rows": {"responses": n_resp, "grades": n_grades, "analysis": n_analysis},
+        "best_response_counts": counts,
     }
+
+
+def worker_registry_pandas(path: str, limit: int) -> dict:
+    sys.path.insert(0, str(HERE))
+    from pandas_way import best_response_pandas
+
+    from amlcohort import load_cohort
+
+    cohort = load_cohort(path)
+    ids = cohort.table("patients").select("patient_id").order_by("patient_id").limit(limit)
+    frames = {}
+    for name in ("assessments", "exposures", "transfusions"):
+        t = cohort.table(name)
+        frames[name] = t.semi_join(ids, "patient_id").to_pandas()
+    start = time.perf_counter()
+    best = best_response_pandas(frames["assessments"], frames["exposures"], frames["transfusions"])
+    seconds = time.perf_counter() - start
+    counts: dict = {}
+    for v in best["best_response"]:
+        counts[v] = counts.get(v, 0) + 1
+    return {"seconds": seconds, "patients": len(best), "best_response_counts": counts}
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------------------------
+def measure(cmd: list[str], timeout: float) -> dict:
+    """Run ``cmd``; wall seconds, peak RSS (MiB) of the child, exit code, last JSON line if any."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=HERE.parent)
+        deadline = start + timeout
+        status, rusage = 0, None
+        while True:
+            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                _, status, rusage = os.wait4(proc.pid, 0)
+                return {"status": "timeout", "wall": timeout, "rss_mib": rusage.ru_maxrss / 1024}
+            time.sleep(0.02)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        text = out.read().decode(errors="replace").strip().splitlines()
+        record = {"wall": wall, "rss_mib": rusage.ru_maxrss / 1024, "exit": os.waitstatus_to_exitcode(status)}
+        if record["exit"] != 0:
+            record["status"] = "failed"
+            record["stderr"] = err.read().decode(errors="replace")[-600:]
+        else:
+            record["status"] = "ok"
+        if text and text[-1].startswith("{"):
+            record.update(json.loads(text[-1]))
+        return record
+
+
+def self_cmd(*args: str) -> list[str]:
+    return [PY, str(Path(__file__).resolve()), *args]
+
+
+def survival_data(n: int, kind: str, dest: Path, seed: int = 20261130) -> Path:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    grp = (np.arange(n) % 2).astype(np.int64)
+    time_ = rng.exponential(500.0, n) * np.where(grp == 1, 1.1, 1.0)
+    if kind == "days":
+        time_ = np.floor(time_)
+    event = (rng.random(n) < 0.7).astype(np.int64)
+    path = dest / f"surv_{kind}_{n}.parquet"
+    pq.write_table(pa.table({"grp": grp, "time": time_, "event": event}), path)
+    return path
+
+
+R_SCRIPT = """
+suppressMessages(library(survival))
+args <- commandArgs(TRUE)
+d <- read.csv(args[1])
+t0 <- proc.time()[["elapsed"]]
+fit <- survfit(Surv(time, event) ~ grp, data = d, conf.type = "log-log")
+tab <- summary(fit)$table
+lr <- survdiff(Surv(time, event) ~ grp, data = d)
+p <- pchisq(lr$chisq, length(lr$n) - 1, lower.tail = FALSE)
+secs <- proc.time()[["elapsed"]] - t0
+cat(sprintf('{"seconds": %.6f, "p": %.12g, "medians": [[%.10g, %.10g, %.10g], [%.10g, %.10g, %.10g]]}\\n',
+    secs, p, tab[1, "median"], tab[1, "0.95LCL"], tab[1, "0.95UCL"],
+    tab[2, "median"], tab[2, "0.95LCL"], tab[2, "0.95UCL"]))
+"""
+
+
+def survival_cases(n: int, tmp: Path, timeout: float) -> list[dict]:
+    rows = []
+    rscript = shutil.which("Rscript")
+    for kind in ("continuous", "days"):
+        path = survival_data(n, kind, tmp)
+        case = {"case": f"survival_{kind}_{n:.0e}".replace("+0", ""), "n": n, "peers": {}}
+        for peer in ("amlcohort_counts", "amlcohort_arrays", "statsmodels", "lifelines"):
+            case["peers"][peer] = measure(self_cmd("--worker", "survival", peer, str(path)), timeout)
+            rec = case["peers"][peer]
+            print(f"  {case['case']} {peer}: {rec.get('seconds', rec['status'])}")
+        if rscript:
+            import pyarrow.csv as pacsv
+            import pyarrow.parquet as pq
+
+            csv = path.with_suffix(".csv")
+            pacsv.write_csv(pq.read_table(path), csv)
+            script = tmp / "km.R"
+            script.write_text(R_SCRIPT)
+            case["peers"]["R"] = measure([rscript, str(script), str(csv)], timeout)
+        ours = case["peers"]["amlcohort_counts"].get("seconds")
+        for peer in ("statsmodels", "lifelines", "R"):
+            other = case["peers"].get(peer, {}).get("seconds")
+            if ours and other:
+                case[f"ratio_vs_{peer}"] = other / ours
+        arrays = case["peers"]["amlcohort_arrays"].get("seconds")
+        sm = case["peers"]["statsmodels"].get("seconds")
+        if arrays and sm:
+            case["ratio_arrays_vs_statsmodels"] = sm / arrays
+        ps = [v.get("p") for v in case["peers"].values() if v.get("p") is not None]
+        case["same_p_value"] = bool(ps) and max(ps) - min(ps) < 1e-6
+        targets = (
+            {"ratio_vs_statsmodels": 3.0, "ratio_vs_lifelines": 10.0}
+            if kind == "continuous"
+            else {"ratio_vs_statsmodels": 10.0}
+        )
+        case["targets"] = {
+            k: {"goal": f">= {v:g}x", "holds": case.get(k, 0) >= v} for k, v in targets.items()
+        }
+        if n >= 10_000_000:
+            rss = case["peers"]["amlcohort_counts"]["rss_mib"]
+            case["targets"]["counts_rss"] = {"goal": "<= 1024 MiB", "holds": rss <= 1024}
+        rows.append(case)
+    return rows
+
+
+def timed_cli(name: str, args: list[str], goal: float, timeout: float, rss_goal: float | None = None) -> dict:
+    rec = measure(args, timeout)
+    case = {"case": name, "peers": {"amlcohort": rec}}
+    seconds = rec["wall"] if rec["status"] == "ok" else None
+    case["targets"] = {"wall": {"goal": f"<= {goal:g} s", "holds": seconds is not None and seconds <= goal}}
+    if rss_goal is not None:
+        case["targets"]["rss"] = {"goal": f"<= {rss_goal:g} MiB", "holds": rec["rss_mib"] <= rss_goal}
+    print(f"  {name}: {rec['status']} {rec['wall']:.2f} s")
+    return case
+
+
+def report_cases(tmp: Path, registry: int, timeout: float, quick: bool) -> list[dict]:
+    from amlcohort.synth import write_synthetic_bundle
+
+    rows = [timed_cli("cli_help", [AMLCOHORT, "--help"], 0.5, timeout)]
+    grade = measure(self_cmd("--worker", "grade"), timeout)
+    rows.append(
+        {
+            "case": "ctcae_grade_warm",
+            "peers": {"amlcohort": grade},
+            "targets": {"call": {"goal": "<= 0.01 s", "holds": grade.get("seconds", 1e9) <= 0.01}},
+        }
+    )
+    rows.append(timed_cli("report_embedded", [AMLCOHORT, "report", "--out", str(tmp / "r0")], 5, timeout))
+    sizes = [(40, 6.0), (1000, 20.0)] if not quick else [(40, 6.0)]
+    for n, goal in sizes:
+        bundle = tmp / f"synth_{n}"
+        write_synthetic_bundle(bundle, n, seed=n)
+        rows.append(
+            timed_cli(
+                f"report_{n}", [AMLCOHORT, "report", str(bundle), "--out", str(tmp / f"r{n}")], goal, timeout
+            )
+        )
+        if n == 1000:
+            rows.append(timed_cli("validate_1000", [AMLCOHORT, "validate", str(bundle)], 2.0, timeout))
+    big = tmp / f"synth_{registry}"
+    write_synthetic_bundle(big, registry, seed=7)
+    rows.append(timed_cli(f"validate_{registry}", [AMLCOHORT, "validate", str(big)], 30.0, timeout, 2048))
+    return rows
+
+
+def registry_cases(tmp: Path, registry: int, pandas_patients: int, timeout: float) -> list[dict]:
+    from amlcohort.synth import write_synthetic_bundle
+
+    big = tmp / f"synth_{registry}"
+    if not big.exists():
+        write_synthetic_bundle(big, registry, seed=7)
+    ibis_rec = measure(self_cmd("--worker", "registry_ibis", str(big)), timeout)
+    pandas_rec = measure(self_cmd("--worker", "registry_pandas", str(big), str(pandas_patients)), timeout)
+    case = {
+        "case": f"registry_best_response_{registry}",
+        "patients": registry,
+        "peers": {"amlcohort_ibis_duckdb": ibis_rec, "pandas_groupby_apply": pandas_rec},
+    }
+    if ibis_rec.get("seconds") and pandas_rec.get("seconds"):
+        per_patient = pandas_rec["seconds"] / max(pandas_rec["patients"], 1)
+        case["pandas_seconds_extrapolated"] = per_patient * registry
+        case["pandas_extrapolated_from_patients"] = pandas_rec["patients"]
+        case["ratio_vs_pandas"] = case["pandas_seconds_extrapolated"] / ibis_rec["seconds"]
+    case["targets"] = {"ratio_vs_pandas": {"goal": ">= 50x", "holds": case.get("ratio_vs_pandas", 0) >= 50}}
+    print(f"  {case['case']}: ratio {case.get('ratio_vs_pandas')}")
+    return [case]
+
+
+def _fmt(rec: dict | None) -> str:
+    if not rec:
+        return "-"
+    if rec.get("status") != "ok":
+        return rec.get("status", "?")
+    secs = rec.get("seconds", rec.get("wall"))
+    return f"{secs:.3g} s"
+
+
+def print_table(rows: list[dict]) -> None:
+    peers = [
+        "amlcohort",
+        "amlcohort_counts",
+        "amlcohort_arrays",
+        "statsmodels",
+        "lifelines",
+        "R",
+        "amlcohort_ibis_duckdb",
+        "pandas_groupby_apply",
+    ]
+    used = [p for p in peers if any(p in r["peers"] for r in rows)]
+    head = ["case", *used, "ratio", "peak RSS (ours)", "targets"]
+    lines = [head]
+    for r in rows:
+        ours = (
+            r["peers"].get("amlcohort")
+            or r["peers"].get("amlcohort_counts")
+            or r["peers"].get("amlcohort_ibis_duckdb")
+        )
+        ratios = [f"{k.removeprefix('ratio_')}={v:.1f}x" for k, v in r.items() if k.startswith("ratio")]
+        targets = ", ".join(
+            f"{k} {t['goal']}: {'yes' if t['holds'] else 'NO'}" for k, t in r["targets"].items()
+        )
+        lines.append(
+            [
+                r["case"],
+                *(_fmt(r["peers"].get(p)) for p in used),
+                "; ".join(ratios) or "-",
+                f"{ours['rss_mib']:.0f} MiB" if ours else "-",
+                targets,
+            ]
+        )
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
+    for k, line in enumerate(lines):
+        print(" | ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)))
+        if k == 0:
+            print("-+-".join("-" * w for w in widths))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, default=Path("bench/results.json"))
-    ap.add_argument("--copies", type=int, nargs="*", default=[100, 1000])
-    ap.add_argument("--km-patients", type=int, default=2_000_000)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=HERE / "results.json")
+    ap.add_argument("--survival-n", type=int, default=1_000_000)
+    ap.add_argument("--full", action="store_true", help="survival at 10^7 (the issue's size)")
+    ap.add_argument("--registry-patients", type=int, default=100_000)
+    ap.add_argument(
+        "--pandas-patients", type=int, default=300, help="pandas side: time this many, extrapolate"
+    )
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the harness")
+    ap.add_argument("--only", nargs="*", default=["survival", "report", "registry"])
+    ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    results = [run_case("embedded", None, 13)]
-    with tempfile.TemporaryDirectory() as tmp:
-        for n in args.copies:
-            path = scaled_bundle(n, Path(tmp) / f"x{n}")
-            results.append(run_case(f"scaled_x{n}", path, 13 * n))
-            results.append(derivations_at_scale(path, 13 * n))
-    results.append(survival_at_scale(args.km_patients))
-    record = {"machine": platform.platform(), "python": platform.python_version(), "results": results}
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    for r in results:
-        secs = r.get("validate_and_load_seconds", r.get("seconds"))
-        print(
-            f"{r['case']:>24}: {r['patients']:>8} patients  {secs:>7.2f} s  peak RSS {r['peak_rss_mib']} MiB"
-        )
-    print(f"wrote {args.out}")
+    if args.worker:
+        kind, *rest = args.worker
+        if kind == "survival":
+            result = worker_survival(rest[0], rest[1])
+        elif kind == "grade":
+            result = worker_grade()
+        elif kind == "registry_ibis":
+            result = worker_registry_ibis(rest[0])
+        elif kind == "registry_pandas":
+            result = worker_registry_pandas(rest[0], int(rest[1]))
+        else:
+            raise SystemExit(f"unknown worker {kind}")
+        print(json.dumps(result))
+        return
+    n = 10_000_000 if args.full else args.survival_n
+    registry = args.registry_patients
+    if args.quick:
+        n, registry, args.pandas_patients = 100_000, 2_000, 50
+    started = time.time()
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="amlcohort-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        if "survival" in args.only:
+            print("survival ...")
+            rows += survival_cases(n, tmp, args.timeout)
+            write_record(args.out, rows, started)
+        if "report" in args.only:
+            print("report and validation ...")
+            rows += report_cases(tmp, registry, args.timeout, args.quick)
+            write_record(args.out, rows, started)
+        if "registry" in args.only:
+            print("registry derivations ...")
+            rows += registry_cases(tmp, registry, args.pandas_patients, args.timeout)
+    record = write_record(args.out, rows, started)
+    print()
+    print_table(rows)
+    print(
+        f"\nwrote {args.out} ({record['minutes']} min; load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs)"
+    )
+
+
+def write_record(out: Path, rows: list[dict], started: float) -> dict:
+    """results.json after every section, so an interrupted run keeps what it measured."""
+    record = {
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average_at_end": os.getloadavg(),
+        },
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "minutes": round((time.time() - started) / 60, 1),
+        "results": rows,
+    }
+    out.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return record
 
 
 if __name__ == "__main__":

@@ -13,3 +13,4 @@ from amlcohort.problems import InputError, Problem
 
 __version__ = "0.1.0"
 __all__ = ["Cohort", "InputError", "Problem", "ValidationReport", "load_cohort", "validate_bundle"]
+from amlcohort.api import analysis_table, best_response, kaplan_meier, logrank, responses, table1  # noqa: F401

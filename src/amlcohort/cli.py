@@ -22,6 +22,7 @@ console = Console()
 
 
 app.add_typer(protocol_app, name="protocol", help="The treatment protocol: definition, due, audit.")
+app.command("synth")(__import__("amlcohort.synth", fromlist=["synth_command"]).synth_command)
 app.command("serve")(__import__("amlcohort.workspace.cli", fromlist=["serve"]).serve)  # the workspace
 
 

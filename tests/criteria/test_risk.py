@@ -24,7 +24,7 @@ from amlcohort.criteria.risk import (
     classify_risk,
     derive_risk,
     eln_rules,
-    karyotype_features,
+    karyotype_table,
     lesions,
     risk_discordance,
 )
@@ -149,6 +149,14 @@ case(NK, {**WT, "CEBPA": mut(cebpa_biallelic=False, cebpa_bzip_inframe=True)}, "
      f"{T5}: single CEBPA mutation not favorable; {T6} favorable: bZIP in-frame CEBPA, mono- or biallelic")
 case(NK, {**WT, "CEBPA": mut(cebpa_biallelic=True, cebpa_bzip_inframe=True)}, "favorable", "favorable",
      f"{T5}/{T6} favorable: biallelic CEBPA with bZIP in-frame mutation")
+# CEBPA + FLT3-ITD: one documented precedence per version (rules/README.md, "CEBPA and FLT3-ITD")
+case(NK, {**WT, "CEBPA": mut(cebpa_biallelic=True, cebpa_bzip_inframe=True), "FLT3-ITD": itd(0.8)}, "adverse",
+     "favorable", f"{T5}: 'wild-type NPM1 and FLT3-ITD high' is adverse with no CEBPA exception; "
+     f"{T6}: bZIP in-frame CEBPA favorable, FLT3-ITD not a modifier", "eln2017.adverse.molecular",
+     "eln2022.favorable.molecular")
+case(NK, {**WT, "CEBPA": mut(cebpa_biallelic=True, cebpa_bzip_inframe=True), "FLT3-ITD": itd(0.3)},
+     "favorable", "favorable", f"{T5}: biallelic CEBPA with FLT3-ITD low stays favorable; {T6}: favorable",
+     "eln2017.favorable.molecular", "eln2022.favorable.molecular")
 case(NK, {**WT, "RUNX1": mut()}, "adverse", "adverse", f"{T5}/{T6} adverse: mutated RUNX1")
 case(NK, {**WT, "ASXL1": mut()}, "adverse", "adverse", f"{T5}/{T6} adverse: mutated ASXL1")
 case(NK, {**WT, "ASXL1": mut(), "NPM1": mut()}, "favorable", "favorable",
@@ -300,8 +308,8 @@ def test_several_reasons_are_all_listed() -> None:
 ISCN = [
     # karyotype, abnormalities, structural, gains, autosomal monosomies, modal number, lesions
     ("46,XX[20]", 0, 0, 0, 0, 46, set()),
-    ("46,XY,inv(3)(q21q26.2)[20]", 1, 1, 0, 0, 46, {"inv3_t33"}),
-    ("46,XY,inv (3) (q22; 26)[20]", 1, 1, 0, 0, 46, {"inv3_t33"}),  # Table 1's wording, as typed
+    ("46,XY,inv(3)(q21q26.2)[20]", 1, 1, 0, 0, 46, {"inv3_t33", "t_3q26_v"}),
+    ("46,XY,inv (3) (q22; 26)[20]", 1, 1, 0, 0, 46, {"inv3_t33", "t_3q26_v"}),  # Table 1's wording, as typed
     ("46,XY,t(8;21)(q22;q22)[20]", 1, 1, 0, 0, 46, {"t_8_21"}),
     ("47,XX,+8[20]", 1, 0, 1, 0, 47, {"plus_8"}),
     ("47,XY,-7,+8,+8[15]/46,XY[5]", 3, 0, 2, 1, 47, {"minus_7", "plus_8"}),
@@ -309,7 +317,8 @@ ISCN = [
     ("45,X,-Y[20]", 1, 0, 0, 0, 45, set()),  # loss of Y: an abnormality, not an autosomal monosomy
     ("46,XY,del(5)(q13q33),-7,+mar[20]", 3, 2, 0, 1, 46, {"del_5q", "minus_7"}),
     ("45,XY,-17[20]", 1, 0, 0, 1, 45, {"minus_17"}),  # -17 is not -7
-    ("46,XY,t(9;11)(p21.3;q23.3)[20]", 1, 1, 0, 0, 46, {"t_9_11"}),  # not t(v;11q23.3)
+    # t(9;11)(p21.3;q23.3) is an 11q23 rearrangement; the ELN rule excludes it from t(v;11q23.3)
+    ("46,XY,t(9;11)(p21.3;q23.3)[20]", 1, 1, 0, 0, 46, {"t_9_11", "t_v_11q23"}),
     ("46,XY,t(3;3)(q21.3;q26.2)[20]", 1, 1, 0, 0, 46, {"inv3_t33", "t_3q26_v"}),
     ("69<3n>,XXY,+8[20]", 1, 0, 1, 0, 69, {"plus_8"}),
     ("46,XY[20].nuc ish(RUNX1T1,RUNX1)x2[200]", 0, 0, 0, 0, 46, set()),  # FISH part ignored
@@ -319,8 +328,7 @@ ISCN = [
 @pytest.fixture(scope="module")
 def iscn_features() -> list[dict[str, Any]]:
     t = ibis.memtable({"i": list(range(len(ISCN))), "karyotype": [k[0] for k in ISCN]})
-    features = karyotype_features(t.karyotype)
-    out = ibis.duckdb.connect().to_pyarrow(t.select("i", **features)).to_pylist()
+    out = ibis.duckdb.connect().to_pyarrow(karyotype_table(t)).to_pylist()
     return sorted(out, key=lambda r: r["i"])
 
 

@@ -245,7 +245,6 @@ def _code_text(path: Path) -> list[tuple[int, str]]:
 STUDY_WORDS = re.compile(r"sorafenib|cytarabine|\bxu\b|xu2019|xu et al", re.IGNORECASE)
 
 
-@pytest.mark.xfail(strict=False, reason="protocol/ and report/ are being made generic on their branches")
 def test_no_python_module_names_a_drug_an_arm_or_the_paper():
     """Issue 8: outside the embedded study's files and the protocol data, no code path names them."""
     found = [
@@ -279,3 +278,31 @@ def test_drug_names_differing_only_in_case_are_one_drug_for_the_key(bundle_copy)
     report, cohort = validate_bundle(bundle_copy)
     dup = [p for p in report.errors if p.code == "key.duplicate"]
     assert cohort is None and [(p.table, p.row) for p in dup] == [("exposures", len(lines) - 1)]
+
+
+def test_a_study_brings_its_own_population_rules(bundle_copy):
+    """`population:` names a rule file in the bundle; the derivation compiles it instead of ours."""
+    from amlcohort.criteria.population import derive_population
+
+    shipped = (SRC / "rules" / "population.csv").read_text(encoding="utf-8")
+    before = derive_population(load_cohort(bundle_copy)).execute().set_index("patient_id").status
+    assert (before == "elderly_unfit").sum() == 3  # patients 11-13 (§3.1)
+    # a stricter definition: unfit only above 80 (the 66-75 clause raised to 81-85), and no
+    # "adverse cytogenetics and comorbidities" clause
+    own = shipped.replace("age_at_onset,>,75,", "age_at_onset,>,80,").replace(
+        "age_at_onset,>=,66,", "age_at_onset,>=,81,"
+    ).replace("age_at_onset,<=,75,", "age_at_onset,<=,85,")
+    own = "\n".join(x for x in own.splitlines() if ",elderly_unfit,3,3," not in x) + "\n"
+    (bundle_copy / "my_population.csv").write_text(own, encoding="utf-8")
+    data = _study_yaml(bundle_copy)
+    data["population"] = "my_population.csv"
+    _write_study(bundle_copy, data)
+    after = derive_population(load_cohort(bundle_copy)).execute().set_index("patient_id").status
+    assert sorted(after[after == "elderly_unfit"].index) == ["P12"]  # 82 years old
+    (bundle_copy / "my_population.csv").write_text(
+        "\n".join(x for x in own.splitlines() if not x.startswith("population.membership")), encoding="utf-8"
+    )
+    report, cohort = validate_bundle(bundle_copy)
+    assert cohort is None
+    bad = [p for p in report.errors if p.table == STUDY_FILE]
+    assert [p.column for p in bad] == ["population"] and "population.membership" in bad[0].reason

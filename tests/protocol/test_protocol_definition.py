@@ -28,11 +28,16 @@ def _dump(tmp_path: Path, data: dict, name: str = "centre.yaml") -> Path:
 def test_default_protocol_validates() -> None:
     p = load_protocol()
     assert (p.id, p.version) == ("xu2019", "2019.1")
-    assert p.sorafenib.dose_mg == 400 and p.sorafenib.frequency == "bid" and p.sorafenib.daily_mg == 800
-    assert [lv.daily_mg for lv in p.sorafenib.dose_levels] == [800, 400, 200]
-    assert "Nexavar" in p.sorafenib.dose_levels_source
-    assert (p.cytarabine.dose_mg_per_m2, p.cytarabine.frequency, p.cytarabine.route) == (25, "bid", "sc")
-    assert (p.cytarabine.min_days, p.cytarabine.max_days) == (10, 14)
+    assert p.drug_names == ("sorafenib", "cytarabine") and p.index_drug == "sorafenib"
+    sor, cy = p.drug("sorafenib"), p.drug("cytarabine")
+    assert (sor.dose, sor.unit, sor.frequency, sor.per_day, sor.bsa_dosed) == (400, "mg", "bid", 800, False)
+    assert [lv.daily_mg for lv in sor.dose_levels] == [800, 400, 200]
+    assert "Nexavar" in sor.dose_levels_source and sor.arms == ()
+    assert (cy.dose, cy.unit, cy.frequency, cy.route, cy.bsa_dosed) == (25, "mg/m2", "bid", "sc", True)
+    assert (cy.min_days, cy.max_days, cy.arms) == (10, 14, ("sorafenib_ldac",))
+    assert cy.dose_text == "25 mg/m² bid" and p.bsa_drugs == (cy,)
+    assert p.response_criteria_source == "Xu 2019 §2.2"
+    assert p.dose_modification is not None and p.dose_modification.drug == "sorafenib"
     assert (
         p.dosing.bsa_formula == "mosteller" and p.dosing.bsa_decimals == 2 and p.dosing.dose_rounding_mg == 1
     )
@@ -73,15 +78,30 @@ BROKEN = [
     (["version"], 2019.1, "version", "quote"),
     (["format"], "other/9", "format", "must be"),
     (["surveilance"], [], "surveilance", "unknown field"),
-    (["drugs", "sorafenib", "dose_mg"], -400, "drugs.sorafenib.dose_mg", "must be > 0"),
-    (["drugs", "sorafenib", "frequency"], "thrice", "drugs.sorafenib.frequency", "must be one of"),
-    (["drugs", "cytarabine", "source"], _DELETE, "drugs.cytarabine.source", "required field is missing"),
+    (["drugs", 0, "dose"], -400, "drugs[0].dose", "must be > 0"),
+    (["drugs", 0, "frequency"], "thrice", "drugs[0].frequency", "must be one of"),
+    (["drugs", 0, "unit"], "g", "drugs[0].unit", "must be one of"),
+    (["drugs", 0, "dose"], 600, "drugs[0].dose_levels", "needs level 0"),
+    (["drugs", 1, "source"], _DELETE, "drugs[1].source", "required field is missing"),
+    (["drugs", 1, "name"], "sorafenib", "drugs[1].name", "duplicate drug name"),
     (
-        ["drugs", "cytarabine", "duration_days"],
+        ["drugs", 1, "dose_levels"],
+        [{"level": 0, "text": "25 mg/m2", "daily_mg": 50}],
+        "drugs[1].dose_levels",
+        "flat (mg) doses only",
+    ),
+    (
+        ["drugs", 1, "duration_days"],
         {"min": 14, "max": 10},
-        "drugs.cytarabine.duration_days",
+        "drugs[1].duration_days",
         "min must not exceed max",
     ),
+    (["drugs"], {"sorafenib": {}}, "drugs", "non-empty list"),
+    (["index_drug"], "imatinib", "index_drug", "must be one of"),
+    (["dose_modification", "drug"], "cytarabine", "dose_modification.drug", "needs dose_levels"),
+    (["dosing"], _DELETE, "dosing", "required field is missing"),
+    (["rules", "skin_dose_modification"], _DELETE, "rules.skin_dose_modification", "required by"),
+    (["rules", "counts_abnormal_post_cr"], _DELETE, "rules.counts_abnormal_post_cr", "required by"),
     (["dosing", "bsa_formula"], "haycock", "dosing.bsa_formula", "must be one of"),
     (["dosing", "bsa_decimals"], 1.5, "dosing.bsa_decimals", "whole number"),
     (["surveillance", 0, "interval"], {"weeks": 2}, "surveillance[0].interval", "exactly one of"),
@@ -96,7 +116,6 @@ BROKEN = [
     (["surveillance", 1, "id"], "marrow.first_month", "surveillance[1].id", "duplicate"),
     (["rules", "g_csf", "ruleset"], "protocol.gcsf", "rules.g_csf.ruleset", "no rule set"),
     (["rules", "g_csf", "version"], 2019, "rules.g_csf.version", "must be text"),
-    (["rules", "platelet_transfusion"], _DELETE, "rules.platelet_transfusion", "missing"),
     (["rules", "file"], "nowhere.csv", "rules.rbc_transfusion.file", "not found"),
     (["pathway", 0, "when"], "always", "pathway[0].when", "must be one of"),
     (["audit", "transfusion_window_days"], -1, "audit.transfusion_window_days", ">= 0"),
@@ -118,13 +137,13 @@ def test_broken_file_names_field_and_reason(tmp_path: Path, raw: dict, path, val
 
 def test_every_problem_is_reported_at_once(tmp_path: Path, raw: dict) -> None:
     data = copy.deepcopy(raw)
-    data["drugs"]["sorafenib"]["dose_mg"] = "400 mg"
+    data["drugs"][0]["dose"] = "400 mg"
     data["dosing"]["bsa_formula"] = "haycock"
     data["surveillance"][0]["grace_days"] = -2
     with pytest.raises(InputError) as e:
         load_protocol(_dump(tmp_path, data))
     fields = {pr.column for pr in e.value.errors}
-    assert {"drugs.sorafenib.dose_mg", "dosing.bsa_formula", "surveillance[0].grace_days"} <= fields
+    assert {"drugs[0].dose", "dosing.bsa_formula", "surveillance[0].grace_days"} <= fields
 
 
 def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
@@ -165,3 +184,12 @@ def test_rule_file_contract_is_checked(tmp_path: Path, raw: dict) -> None:
     with pytest.raises(InputError) as e:
         load_protocol(_dump(tmp_path, data))
     assert any(pr.column == "rules.g_csf.ruleset" and "does not supply" in pr.reason for pr in e.value.errors)
+
+
+def test_optional_rule_sets_may_be_left_out(tmp_path: Path, raw: dict) -> None:
+    """A protocol without a platelet-transfusion or stopping rule loads; that rule is simply absent."""
+    data = copy.deepcopy(raw)
+    del data["rules"]["platelet_transfusion"], data["rules"]["stopping_rule"]
+    p = load_protocol(_dump(tmp_path, data))
+    assert not p.has_rule("platelet_transfusion") and not p.has_rule("stopping_rule")
+    assert p.has_rule("g_csf")

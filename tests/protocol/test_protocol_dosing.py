@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from amlcohort.protocol import bsa, ldac_dose, load_protocol
-from amlcohort.protocol.dosing import ldac_dose_table, round_half_up
+from amlcohort.protocol import bsa, bsa_dose, load_protocol
+from amlcohort.protocol.dosing import bsa_dose_table, round_half_up
 
 
 def test_bsa_known_values() -> None:
@@ -18,7 +18,8 @@ def test_bsa_known_values() -> None:
 
 
 def test_ldac_dose_rounding_rule() -> None:
-    d = ldac_dose(170, 70)
+    d = bsa_dose(170, 70)  # the protocol's mg/m2 drug: cytarabine 25 mg/m2
+    assert d.drug == "cytarabine"
     assert (d.formula, d.bsa_rounded_m2, d.dose_mg, d.dose_mg_per_m2, d.frequency) == (
         "mosteller",
         1.82,
@@ -27,7 +28,7 @@ def test_ldac_dose_rounding_rule() -> None:
         "bid",
     )
     assert "rounded" in d.rule and d.source
-    assert ldac_dose(170, 70, formula="dubois").dose_mg == 45  # 25 x 1.81 = 45.25
+    assert bsa_dose(170, 70, formula="dubois").dose_mg == 45  # 25 x 1.81 = 45.25
     # half up: BSA 1.50 -> 37.5 mg -> 38 mg
     assert round_half_up(37.5, 1) == 38 and round_half_up(1.815, 0.01) == pytest.approx(1.82)
 
@@ -43,8 +44,15 @@ def test_invalid_inputs() -> None:
 def test_cohort_doses_match_python(study) -> None:
     p = load_protocol()
     for formula in ("mosteller", "dubois"):
-        rows = ldac_dose_table(study.table("patients"), p, formula).to_pyarrow().to_pylist()
+        rows = bsa_dose_table(study.table("patients"), p, formula).to_pyarrow().to_pylist()
         assert len(rows) == 13
         for r in rows:
-            one = ldac_dose(r["height_cm"], r["weight_kg"], p, formula)
-            assert (r["bsa_m2"], r["ldac_dose_mg"]) == (one.bsa_rounded_m2, one.dose_mg), r
+            one = bsa_dose(r["height_cm"], r["weight_kg"], p, formula)
+            assert (r["bsa_m2"], r["dose_mg"]) == (one.bsa_rounded_m2, one.dose_mg), r
+
+
+def test_only_mg_per_m2_drugs_are_dosed_by_bsa() -> None:
+    with pytest.raises(ValueError, match="not by body-surface area"):
+        bsa_dose(170, 70, drug="sorafenib")
+    with pytest.raises(KeyError, match="no drug"):
+        bsa_dose(170, 70, drug="azacitidine")

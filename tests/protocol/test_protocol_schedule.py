@@ -201,3 +201,33 @@ def test_ical_export(study) -> None:
     weekly = [e for e in vevents if e["CATEGORIES"] == "counts.weekly"]
     assert len(weekly) == 9 and weekly[0]["DTSTART;VALUE=DATE"] == "20161226"
     assert "P02: Blood counts (ANC\\, platelets\\, hemoglobin) (due)" in {e["SUMMARY"] for e in vevents}
+
+
+def test_ical_escapes_user_text_rfc5545() -> None:
+    """A patient id with a newline, ';', ',' and '\\' cannot inject properties (issue 9)."""
+    import icalendar
+
+    from amlcohort.protocol.schedule import PlannedEvent
+
+    pid = "P02\nX-INJECTED:1\nATTENDEE:mailto:x@y;a,b\\"
+    e = PlannedEvent(pid, "counts.weekly", "Blood counts, weekly", dt.date(2017, 1, 2), 22, "due", "n", "s")
+    text = to_ical([e], disclaimer="d", protocol_label="L", stamp=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    assert "\nX-INJECTED" not in text and "\nATTENDEE" not in text
+    (ev,) = icalendar.Calendar.from_ical(text).walk("VEVENT")
+    assert "X-INJECTED" not in ev and "ATTENDEE" not in ev
+    assert str(ev["UID"]) == f"{pid}-counts.weekly-20170102@amlcohort"
+    assert str(ev["SUMMARY"]) == f"{pid}: Blood counts, weekly (due)"
+    assert ev.decoded("DTSTART") == dt.date(2017, 1, 2)
+    _parse_ics(text)  # CRLF, folded at 75 octets
+
+
+def test_dates_the_data_cannot_answer_are_refused(study) -> None:
+    from amlcohort.protocol import DateOutOfRange, recommendations
+
+    with pytest.raises(DateOutOfRange, match="patient P02 died on 2018-03-12"):
+        due(study, "P02", dt.date(2099, 1, 1))
+    with pytest.raises(DateOutOfRange, match="after the data cut-off 2019-09-30"):
+        due(study, "P07", dt.date(2019, 10, 1))
+    with pytest.raises(DateOutOfRange, match="died on"):
+        recommendations(study, "P09", dt.date(2017, 4, 5))
+    assert due(study, "P07", dt.date(2019, 9, 30)).on == dt.date(2019, 9, 30)  # the cut-off itself

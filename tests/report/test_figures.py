@@ -26,6 +26,7 @@ from amlcohort.report.figures import (
     blast_trajectories,
     figure_to_data_uri,
     kaplan_meier_plot,
+    kind_styles,
     save_figure,
     swimmer_plot,
 )
@@ -112,7 +113,7 @@ def test_blast_trajectories_lines_labels_and_colours(blasts):
     fig = blast_trajectories(blasts, title="Figure 1", max_day=120, reference_lines=(5, 10))
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
-    assert "Days" in ax.get_xlabel() and "sorafenib" in ax.get_xlabel()
+    assert "Days" in ax.get_xlabel() and "first dose" in ax.get_xlabel()
     assert "%" in ax.get_ylabel() and "blast" in ax.get_ylabel().lower()
     assert ax.get_title(loc="left") == "Figure 1"
 
@@ -268,8 +269,11 @@ def test_kaplan_meier_requires_risk_rows(km_inputs):
 # ---------------------------------------------------------------------------------------------
 def test_swimmer_plot(swimmer_inputs):
     segs, events = swimmer_inputs
-    fig = swimmer_plot(segs, events)
+    fig = swimmer_plot(segs, events, overlays=("low-dose cytarabine",))
     ax = fig.axes[0]
+    order = [k for k in dict.fromkeys(segs["kind"]) if k not in KIND_STYLES]
+    fixed = [k for k in KIND_STYLES if k in set(segs["kind"])]
+    expected = kind_styles([*order, *fixed], ("low-dose cytarabine",))
     assert "Days" in ax.get_xlabel()
     # one lane per patient, longest follow-up on top (y axis inverted: lane 0 at the top)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["P03", "P01", "P02"]
@@ -282,7 +286,8 @@ def test_swimmer_plot(swimmer_inputs):
         assert sorted((p.get_x(), p.get_x() + p.get_width()) for p in patches) == sorted(
             zip(group["start_day"].astype(float), group["end_day"].astype(float), strict=True)
         )
-        assert {hexcolour(p.get_facecolor()) for p in patches} == {KIND_STYLES[kind]["color"]}
+        assert {hexcolour(p.get_facecolor()) for p in patches} == {expected[kind]["color"]}
+        assert {round(p.get_height(), 2) for p in patches} == {expected[kind]["height"]}
     assert {hexcolour(p.get_facecolor()) for p in bars} <= OKABE_HEX
 
     markers = {}
@@ -410,3 +415,22 @@ def test_km_risk_table_labels_do_not_overlap_numbers(km_inputs):
     label_right = max(t.get_window_extent(renderer).x1 for t in ax_risk.get_yticklabels())
     first_left = min(t.get_window_extent(renderer).x0 for t in by_gid(ax_risk.texts, "risk:"))
     assert label_right < first_left
+
+
+def test_swimmer_overlays_are_thin_and_colours_distinct():
+    styles = kind_styles(["azacitidine induction", "venetoclax induction", "off treatment"],
+                         overlays=("venetoclax induction",))
+    assert styles["azacitidine induction"]["height"] == 0.6
+    assert styles["venetoclax induction"]["height"] == 0.22
+    assert styles["off treatment"] == KIND_STYLES["off treatment"]
+    assert styles["azacitidine induction"]["color"] != styles["venetoclax induction"]["color"]
+
+
+def test_not_estimable_placeholder_says_why_literally():
+    from amlcohort.report.figures import not_estimable_figure
+
+    fig = not_estimable_figure("Overall survival by arm", "no deaths: every patient censored ($x$)")
+    (text,) = fig.axes[0].texts
+    assert text.get_text() == "Not estimable: no deaths: every patient censored ($x$)"
+    assert text.get_gid() == "not_estimable"
+    assert fig.axes[0].get_title(loc="left") == "Overall survival by arm"

@@ -232,9 +232,19 @@ def test_summary_and_lifelines_style_accessors(surv_arrays):
 
 
 # --- input errors -------------------------------------------------------------------------------
-def test_zero_length_input_is_rejected():
-    with pytest.raises(ValueError, match="empty"):
-        kaplan_meier([], [])
+def test_zero_length_input_is_not_estimable_not_an_error():
+    km = kaplan_meier([], [])
+    assert not km.estimable and "no subjects" in km.reason
+    assert km.n == 0 and km.n_events == 0 and km.median_ is None and km.median_ci_ == (None, None)
+    assert km.table.empty and list(km.table.columns)[:2] == ["time", "n_risk"]
+    empty = pd.DataFrame({"time": [], "n_event": [], "n_censor": []})
+    assert not kaplan_meier.from_counts(empty).estimable
+
+
+def test_no_events_median_not_reached():
+    km = kaplan_meier([3, 5, 8], [0, 0, 0])
+    assert km.estimable and km.reason == ""
+    assert km.median_ is None and km.table["survival"].tolist() == [1.0, 1.0, 1.0]
 
 
 def test_mismatched_lengths_name_the_argument():

@@ -186,9 +186,12 @@ def test_summary_is_readable(surv_arrays, r_data):
 
 
 # --- input errors -------------------------------------------------------------------------------
-def test_single_group_is_a_clear_error():
-    with pytest.raises(ValueError, match="at least two groups"):
-        logrank_test([1, 2, 3], [1, 1, 0], ["a", "a", "a"])
+def test_single_group_is_not_estimable_with_the_reason():
+    r = logrank_test([1, 2, 3], [1, 1, 0], ["a", "a", "a"])
+    assert not r.estimable and r.p_value is None and r.dof == 0
+    assert "only one group ('a')" in r.reason
+    assert "not estimable" in r.summary()
+    assert r.table.loc["a", "n"] == 3
 
 
 def test_mismatched_lengths_name_the_argument():
@@ -198,11 +201,13 @@ def test_mismatched_lengths_name_the_argument():
         logrank_test([1, 2, 3], [1, 1, 0], ["a", "b", "a"], strata=["s"])
 
 
-def test_zero_length_and_no_events():
-    with pytest.raises(ValueError, match="empty"):
-        logrank_test([], [], [])
-    with pytest.raises(ValueError, match="no events"):
-        logrank_test([1, 2, 3], [0, 0, 0], ["a", "b", "a"])
+def test_zero_length_and_no_events_are_not_estimable():
+    empty = logrank_test([], [], [])
+    assert not empty.estimable and empty.p_value is None and "no subjects" in empty.reason
+    none = logrank_test([1, 2, 3], [0, 0, 0], ["a", "b", "a"])
+    assert not none.estimable and none.p_value is None and "no events" in none.reason
+    ok = logrank_test([1, 2, 3, 4], [1, 0, 1, 1], ["a", "b", "a", "b"])
+    assert ok.estimable and ok.reason == "" and ok.p_value is not None
 
 
 def test_bad_weight_options():

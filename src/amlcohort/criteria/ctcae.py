@@ -18,24 +18,41 @@ information are documented in the rule files' ``note`` column and in ``rules/REA
 
 from __future__ import annotations
 
+import csv
+import functools
+import io
 import math
 import numbers
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
+from importlib import resources
 from typing import Literal
 
 import ibis
 import ibis.expr.types as ir
 
-from amlcohort.criteria.engine import NOT_EVALUABLE, RuleSet, compile_rules, evaluate, ruleset
+from amlcohort.criteria.engine import (
+    NOT_EVALUABLE,
+    RuleSet,
+    compile_rules,
+    evaluate_fast,
+    load_rules,
+    ruleset,
+)
 
 # ---- versions -----------------------------------------------------------------------------------
 
-RULE_FILES: dict[str, str] = {"4.03": "ctcae_4.03.csv", "5.0": "ctcae_5.0.csv"}
+RULE_FILES: dict[str, str] = {"4.03": "ctcae_4.03.csv", "5.0": "ctcae_5.0.csv", "6.0": "ctcae_6.0.csv"}
+# the reported-grade check (term -> allowed grades) exists for these versions
+REPORTED_GRADE_FILES: dict[str, str] = {"4.03": "ctcae_4.03.csv", "5.0": "ctcae_5.0.csv"}
+UNIT_FILE = "ctcae_units.csv"
+CONVENTIONS = ("lab_only", "worst_case")
 # CTCAE v4.0 (2009) is graded with the v4.03 tables (2010 corrections release); the model allows
 # ``ctcae_version = "4.0"`` and the study reports "v 4.0". See rules/README.md.
-VERSION_ALIASES: dict[str, str] = {"4.03": "4.03", "4.0": "4.03", "4": "4.03", "5.0": "5.0", "5": "5.0"}
+VERSION_ALIASES: dict[str, str] = {"4.03": "4.03", "4.0": "4.03", "4": "4.03", "5.0": "5.0", "5": "5.0",
+                                   "6.0": "6.0", "6": "6.0"}
 GRADES = ("0", "1", "2", "3", "4")
 
 
@@ -77,7 +94,52 @@ LAB_TERMS: tuple[LabTerm, ...] = (
     LabTerm("hyperkalemia", "Hyperkalemia", "potassium", "uln", "potassium_uln"),
     LabTerm("hypernatremia", "Hypernatremia", "sodium", "uln", "sodium_uln"),
     LabTerm("hypercalcemia", "Hypercalcemia", "calcium", "uln", "calcium_uln"),
+    # issue 10: the other laboratory terms graded by pharmaverse admiral (v4.03, v5.0, v6.0)
+    LabTerm("leukocytosis", "Leukocytosis", "wbc", "uln", "wbc_uln"),
+    LabTerm("aptt_prolonged", "Activated partial thromboplastin time prolonged", "aptt", "uln", "aptt_uln"),
+    LabTerm("alkaline_phosphatase_increased", "Alkaline phosphatase increased", "alp", "uln", "alp_uln"),
+    LabTerm("cd4_lymphocytes_decreased", "CD4 lymphocytes decreased", "cd4", "lln", "cd4_lln"),
+    LabTerm("cholesterol_high", "Cholesterol high", "cholesterol", "uln", "cholesterol_uln"),
+    LabTerm("cpk_increased", "CPK increased", "cpk", "uln", "cpk_uln"),
+    LabTerm("fibrinogen_decreased", "Fibrinogen decreased", "fibrinogen", "lln", "fibrinogen_lln"),
+    LabTerm("ggt_increased", "GGT increased", "ggt", "uln", "ggt_uln"),
+    LabTerm("haptoglobin_decreased", "Haptoglobin decreased", "haptoglobin", "lln", "haptoglobin_lln"),
+    LabTerm("hemoglobin_increased", "Hemoglobin increased", "hemoglobin", "uln", "hemoglobin_uln"),
+    LabTerm("inr_increased", "INR increased", "inr", "uln", "inr_uln"),
+    LabTerm("lipase_increased", "Lipase increased", "lipase", "uln", "lipase_uln"),
+    LabTerm("lymphocyte_count_decreased", "Lymphocyte count decreased",
+            "lymphocytes", "lln", "lymphocytes_lln"),
+    LabTerm("lymphocyte_count_increased", "Lymphocyte count increased",
+            "lymphocytes", "uln", "lymphocytes_uln"),
+    LabTerm("serum_amylase_increased", "Serum amylase increased", "amylase", "uln", "amylase_uln"),
+    LabTerm("ldh_increased", "Blood lactate dehydrogenase increased", "ldh", "uln", "ldh_uln"),
+    LabTerm("hypercalcemia_ionized", "Hypercalcemia (ionized)",
+            "ionized_calcium", "uln", "ionized_calcium_uln"),
+    LabTerm("hypocalcemia_ionized", "Hypocalcemia (ionized)",
+            "ionized_calcium", "lln", "ionized_calcium_lln"),
+    LabTerm("hyperglycemia", "Hyperglycemia", "glucose", "uln", "glucose_uln"),
+    LabTerm("hyperglycemia_fasting", "Hyperglycemia (fasting)",
+            "fasting_glucose", "uln", "fasting_glucose_uln"),
+    LabTerm("hypoglycemia", "Hypoglycemia", "glucose", "lln", "glucose_lln"),
+    LabTerm("hypermagnesemia", "Hypermagnesemia", "magnesium", "uln", "magnesium_uln"),
+    LabTerm("hypomagnesemia", "Hypomagnesemia", "magnesium", "lln", "magnesium_lln"),
+    LabTerm("hypertriglyceridemia", "Hypertriglyceridemia", "triglycerides", "uln", "triglycerides_uln"),
+    LabTerm("hyperuricemia", "Hyperuricemia", "uric_acid", "uln", "uric_acid_uln"),
+    LabTerm("hypoalbuminemia", "Hypoalbuminemia", "albumin", "lln", "albumin_lln"),
+    LabTerm("hypophosphatemia", "Hypophosphatemia", "phosphate", "lln", "phosphate_lln"),
+    LabTerm("acidosis", "Acidosis", "ph", "lln", "ph_lln"),
+    LabTerm("alkalosis", "Alkalosis", "ph", "uln", "ph_uln"),
+    LabTerm("hdl_decreased", "HDL decreased", "hdl", "lln", "hdl_lln"),
+    LabTerm("ldl_increased", "LDL increased", "ldl", "uln", "ldl_uln"),
+    LabTerm("creatinine_clearance_decreased", "Creatinine clearance decreased", "creatinine_clearance", "lln",
+            "creatinine_clearance_lln"),
 )
+# other names of a term (CTCAE v6.0 renamed platelet count decreased)
+TERM_ALIASES: dict[str, str] = {"thrombocytopenia": "platelet_count_decreased",
+                                "blood_lactate_dehydrogenase_increased": "ldh_increased",
+                                "activated_partial_thromboplastin_time_prolonged": "aptt_prolonged"}
+# clinical facts a grade may need, beyond the laboratory value (see rules/README.md)
+CLINICAL_INPUTS = ("symptomatic", "on_anticoagulation")
 _BY_KEY: dict[str, LabTerm] = {t.key: t for t in LAB_TERMS}
 
 
@@ -85,7 +147,8 @@ def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", str(text).strip().lower()).strip("_")
 
 
-_LOOKUP: dict[str, LabTerm] = {**{_norm(t.term): t for t in LAB_TERMS}, **{t.key: t for t in LAB_TERMS}}
+_LOOKUP: dict[str, LabTerm] = {**{_norm(t.term): t for t in LAB_TERMS}, **{t.key: t for t in LAB_TERMS},
+                               **{a: _BY_KEY[k] for a, k in TERM_ALIASES.items()}}
 
 
 def lab_term(term: str) -> LabTerm:
@@ -95,6 +158,13 @@ def lab_term(term: str) -> LabTerm:
     except KeyError:
         known = ", ".join(f"{t.key} ({t.term})" for t in LAB_TERMS)
         raise ValueError(f"unknown CTCAE laboratory term {term!r}; known: {known}") from None
+
+
+def terms_of(version: str) -> tuple[LabTerm, ...]:
+    """The laboratory terms CTCAE ``version`` grades (those with a rule set in its file)."""
+    v = resolve_version(version)
+    book = load_rules(RULE_FILES[v])
+    return tuple(t for t in LAB_TERMS if (t.key, v) in book)
 
 
 def rules_for(term: str, version: str = "4.03") -> RuleSet:
@@ -144,20 +214,76 @@ def _bad_number(name: str, x: object, *, positive: bool) -> str | None:
     return None
 
 
-def grade(term: str, value: float | None, *, uln: float | None = None, lln: float | None = None,
-          baseline: float | None = None, symptomatic: bool | None = None, version: str = "4.03") -> Grade:
-    """Grade one laboratory value in CTCAE ``version`` (``"4.03"``, ``"4.0"`` = 4.03, ``"5.0"``).
+@functools.cache
+def units() -> dict[tuple[str, str], tuple[Decimal, str, str]]:
+    """(analyte, unit lower-case) -> (factor to the rule unit, rule unit, source): ``ctcae_units.csv``."""
+    text = resources.files("amlcohort.rules").joinpath(UNIT_FILE).read_text(encoding="utf-8")
+    out: dict[tuple[str, str], tuple[Decimal, str, str]] = {}
+    for r in csv.DictReader(io.StringIO(text)):
+        key = (r["analyte"].strip(), r["unit"].strip().lower())
+        out[key] = (Decimal(r["factor"]), r["rule_unit"].strip(), r["source"])
+    return out
 
-    Values are in the cohort model's canonical units (counts x10^9/L, haemoglobin g/dL,
-    electrolytes mmol/L, bilirubin and creatinine umol/L; ``uln``/``lln``/``baseline`` in the
-    same unit as ``value``). ``symptomatic`` is used only by terms whose grades CTCAE separates by
-    symptoms (hypokalemia; v5.0 hyponatremia); when not given, such values get the grade the
-    laboratory value alone proves (see the rule notes). Missing inputs give ``grade=None`` and
-    name what is missing; a wrong input (negative, non-numeric) gives ``grade=None`` and says why.
+
+def convert(analyte: str, x: float | None, unit: str | None) -> float | Decimal | None:
+    """``x`` in ``unit`` to the unit the rules of ``analyte`` use (exact decimal factor; see units())."""
+    if x is None or unit is None:
+        return x
+    try:
+        factor, _, _ = units()[(analyte, unit.strip().lower())]
+    except KeyError:
+        known = sorted(u for a, u in units() if a == analyte)
+        raise ValueError(f"unit {unit!r} not known for {analyte}; known: {known}") from None
+    return Decimal(repr(float(x))) * factor
+
+
+def _derived_inputs(variables: tuple[str, ...], value: object, limit: object,
+                    baseline: object) -> dict[str, object]:
+    """Inputs computed from value, limit and baseline, exactly in decimal (None when an input is)."""
+    def d(x: object) -> Decimal | None:
+        return None if x is None else (x if isinstance(x, Decimal) else Decimal(repr(float(x))))  # type: ignore[arg-type]
+    v, lim, b = d(value), d(limit), d(baseline)
+    out: dict[str, object] = {}
+    if "excess_uln" in variables:
+        out["excess_uln"] = None if v is None or lim is None else v - lim
+    if "excess_baseline" in variables:
+        out["excess_baseline"] = None if v is None or b is None else v - b
+    if "pchg" in variables:
+        out["pchg"] = None if v is None or b is None or b == 0 else (v - b) / b * 100
+    return out
+
+
+def grade(term: str, value: float | None, *, uln: float | None = None, lln: float | None = None,
+          baseline: float | None = None, symptomatic: bool | None = None,
+          on_anticoagulation: bool | None = None, version: str = "4.03", unit: str | None = None,
+          convention: str = "lab_only", percent_change: float | None = None,
+          baseline_below_lln: bool | None = None) -> Grade:
+    """Grade one laboratory value in CTCAE ``version`` (``"4.03"``, ``"4.0"`` = 4.03, ``"5.0"``, ``"6.0"``).
+
+    Values are in the rule unit of the term (``rules/ctcae_units.csv``: counts x10^9/L, haemoglobin
+    g/dL, electrolytes and glucose mmol/L, bilirubin, creatinine and uric acid umol/L, albumin and
+    fibrinogen g/L), or in ``unit`` (e.g. ``"mg/dL"``), converted with the exact factor of the unit
+    file; ``uln``/``lln``/``baseline`` are in the same unit as ``value``.
+
+    ``percent_change`` (change from baseline, %) may be given instead of computed from ``baseline``
+    (fibrinogen decreased); ``baseline_below_lln`` (v6.0 creatinine: the x baseline criteria apply
+    when the baseline was below the LLN). Clinical facts CTCAE grades need besides the value: ``symptomatic``
+    (hypokalemia, v5.0/v6.0 hyponatremia, hyperuricemia, v5.0/v6.0 lipase and amylase) and
+    ``on_anticoagulation`` (INR x
+    baseline). ``convention="lab_only"`` (default) grades what the value proves when a fact is not
+    given; ``convention="worst_case"`` takes a fact not given as present, as pharmaverse admiral's
+    ``derive_var_atoxgr_dir`` grades (see rules/README.md). Missing inputs give ``grade=None`` and
+    name what is missing; a wrong input gives ``grade=None`` and says why. Cached and SQL-free: a
+    call after the first takes well under a millisecond.
     """
     spec = lab_term(term)
     v = resolve_version(version)
-    rules = ruleset(RULE_FILES[v], spec.key, v)
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, not {convention!r}")
+    try:
+        rules = ruleset(RULE_FILES[v], spec.key, v)
+    except KeyError:
+        raise ValueError(f"{spec.term} is not a laboratory term of CTCAE v{v}") from None
     other = "lln" if spec.limit == "uln" else "uln"
     if (uln if other == "uln" else lln) is not None:
         raise ValueError(f"{spec.term} is graded against the {spec.limit.upper()} ({spec.limit}=), "
@@ -172,26 +298,43 @@ def grade(term: str, value: float | None, *, uln: float | None = None, lln: floa
         None if limit is None else _bad_number(spec.limit, limit, positive=True),
         None if baseline is None else _bad_number("baseline", baseline, positive=False),
     ) if p]
-    if symptomatic is not None and not isinstance(symptomatic, bool):
-        problems.append(f"symptomatic must be True, False or None, not {symptomatic!r}")
+    for name, given in (("symptomatic", symptomatic), ("on_anticoagulation", on_anticoagulation),
+                        ("baseline_below_lln", baseline_below_lln)):
+        if given is not None and not isinstance(given, bool):
+            problems.append(f"{name} must be True, False or None, not {given!r}")
     if problems:
         return out(None, "wrong input: " + "; ".join(problems))
+    try:
+        cv, cl, cb = (convert(spec.value_column, x, unit) for x in (value, limit, baseline))
+    except ValueError as e:
+        return out(None, f"wrong input: {e}")
 
-    values: dict[str, object] = {"value": value, spec.limit: limit}
     notes: list[str] = []
-    for name, given in (("baseline", baseline), ("symptomatic", symptomatic)):
-        if name in rules.variables:
+    facts = {"symptomatic": symptomatic, "on_anticoagulation": on_anticoagulation}
+    values: dict[str, object] = {"value": cv, spec.limit: cl, "baseline_below_lln": baseline_below_lln}
+    values.update(_derived_inputs(rules.variables, cv, cl, cb))
+    if percent_change is not None and "pchg" in rules.variables:
+        values["pchg"] = percent_change  # given change from baseline (%), e.g. admiral's PCHG
+    uses_baseline = {"baseline", "excess_baseline", "pchg"} & set(rules.variables)
+    for name, given in (("baseline", cb), *facts.items()):
+        if name in rules.variables or (name == "baseline" and uses_baseline):
+            if given is None and name in facts and convention == "worst_case":
+                given = True
+                notes.append(f"{name} not given: taken as present (worst-case convention, as admiral)")
             values[name] = given
         elif given is not None:
             notes.append(f"{name} ignored: not a criterion of {spec.term} in CTCAE v{v}")
-    ev = evaluate(rules, values)
+    values = {k: x for k, x in values.items() if k in rules.variables}
+    ev = evaluate_fast(rules, values)
     if ev.outcome == NOT_EVALUABLE:
         reason = f"{', '.join(ev.missing)} not given; rule {ev.rule_id} needs it [{ev.source}]"
         return out(None, _join(reason, notes), ev.rule_id, ev.missing)
     if ev.outcome not in GRADES:
-        return out(None, _join(f"no rule applies ({ev.outcome!r})", notes), ev.rule_id)
-    if "symptomatic" in rules.variables and symptomatic is None:
-        notes.append("symptom status not given: graded on the laboratory value alone")
+        why = ev.source or f"no rule applies ({ev.outcome!r})"
+        return out(None, _join(why, notes), ev.rule_id)
+    for name, given in facts.items():
+        if name in rules.variables and given is None and convention == "lab_only":
+            notes.append(f"{name} not given: graded on the laboratory value alone")
     return out(int(ev.outcome), _join(f"{ev.source} (rule {ev.rule_id}: {ev.criterion})", notes), ev.rule_id)
 
 
@@ -209,8 +352,38 @@ def _baseline_table(table: ir.Table, column: str) -> ir.Table:
     return joined.select(bl_patient_id=joined.patient_id, bl_value=joined[column].cast("float64"))
 
 
+_LIMIT_DERIVED = ("excess_uln",)
+_BASELINE_DERIVED = ("baseline", "excess_baseline", "pchg")
+
+
+def _gradable_without_limit(rules: RuleSet, spec: LabTerm) -> bool:
+    """Some grade >0 of ``rules`` is decided without the reference limit (e.g. ANC < 0.5)."""
+    needs = {spec.limit, *_LIMIT_DERIVED}
+    return any(r.outcome in GRADES[1:] and not (needs & set(r.variables)) for r in rules.rules)
+
+
+def table_terms(columns: Sequence[str], version: str = "4.03",
+                default_limits: Mapping[str, float] | None = None) -> tuple[LabTerm, ...]:
+    """The terms :func:`grade_assessments` grades by default for a table with ``columns``.
+
+    A term is graded when CTCAE ``version`` defines it, its value column is present, and either
+    its reference limit is available (column or default) or some grade is decided without it.
+    """
+    v = resolve_version(version)
+    book = load_rules(RULE_FILES[v])
+    out = []
+    for spec in LAB_TERMS:
+        if (spec.key, v) not in book or spec.value_column not in columns:
+            continue
+        has_limit = spec.limit_column in columns or spec.limit_column in (default_limits or {})
+        if has_limit or _gradable_without_limit(book[(spec.key, v)], spec):
+            out.append(spec)
+    return tuple(out)
+
+
 def grade_assessments(table: ir.Table, *, version: str = "4.03", terms: tuple[str, ...] | None = None,
-                      default_limits: Mapping[str, float] | None = None) -> ir.Table:
+                      default_limits: Mapping[str, float] | None = None,
+                      convention: str = "lab_only") -> ir.Table:
     """Grade every laboratory value of an ``assessments`` table; one row per patient, date and term.
 
     Columns: ``patient_id``, ``assessment_date`` (``assessment_study_day`` when the input has it),
@@ -228,10 +401,20 @@ def grade_assessments(table: ir.Table, *, version: str = "4.03", terms: tuple[st
     The baseline (v5.0 liver terms, creatinine in both versions) is each patient's last
     non-missing value before the first dose (``assessment_study_day < 1``, as the model defines
     baseline); without an ``assessment_study_day`` column there is no baseline.
-    Symptom status is not in the assessments, so symptom-dependent grades are lab-only.
+    Clinical facts come from the optional boolean columns ``symptomatic`` and
+    ``on_anticoagulation``; where NULL (or the column is absent) ``convention="lab_only"`` grades
+    what the value proves and ``"worst_case"`` takes the fact as present (admiral's convention).
+    ``terms=None`` grades :func:`table_terms` (the terms the table has the values for).
     """
     v = resolve_version(version)
-    specs = LAB_TERMS if terms is None else tuple(lab_term(t) for t in terms)
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, not {convention!r}")
+    specs = (table_terms(table.columns, v, default_limits) if terms is None
+             else tuple(lab_term(t) for t in terms))
+    book = load_rules(RULE_FILES[v])
+    undefined = [s.key for s in specs if (s.key, v) not in book]
+    if undefined:
+        raise ValueError(f"not laboratory terms of CTCAE v{v}: {undefined}")
     defaults = dict(default_limits or {})
     known_limits = {s.limit_column for s in LAB_TERMS}
     unknown = sorted(set(defaults) - known_limits)
@@ -264,19 +447,27 @@ def grade_assessments(table: ir.Table, *, version: str = "4.03", terms: tuple[st
             "patient_id": t.patient_id, "assessment_date": t.assessment_date,
             spec.value_column: t[spec.value_column].cast("float64"),
             spec.limit_column: limit, "limit_source": limit_source,
-            "symptomatic": ibis.null("boolean"),
         }
+        for fact in CLINICAL_INPUTS:
+            given = t[fact].cast("boolean") if fact in table.columns else ibis.null("boolean")
+            cols[fact] = given.fill_null(True) if convention == "worst_case" else given
         if has_day:
             cols["assessment_study_day"] = t.assessment_study_day
         t = t.select(**cols)
-        if "baseline" in rules.variables and has_day:
+        if set(_BASELINE_DERIVED) & set(rules.variables) and has_day:
             bl = _baseline_table(table, spec.value_column)
             t = t.left_join(bl, t.patient_id == bl.bl_patient_id)
             t = t.mutate(**{base_col: t.bl_value}).drop("bl_patient_id", "bl_value")
         else:
             t = t.mutate(**{base_col: null_f})
+        value, lim, base = t[spec.value_column], t[spec.limit_column], t[base_col]
+        derived = {"excess_uln": value - lim, "excess_baseline": value - base,
+                   "pchg": ibis.ifelse(base == 0, ibis.null("float64"), (value - base) / base * 100)}
+        t = t.mutate(**{f"_{k}": e for k, e in derived.items() if k in rules.variables})
+        t = t.mutate(_baseline_below_lln=ibis.null("boolean"))  # needs a creatinine LLN: not in the model
         mapping = {"value": spec.value_column, spec.limit: spec.limit_column, "baseline": base_col,
-                   "symptomatic": "symptomatic"}
+                   "baseline_below_lln": "_baseline_below_lln",
+                   **{f: f for f in CLINICAL_INPUTS}, **{k: f"_{k}" for k in derived}}
         c = compile_rules(rules, t, {k: n for k, n in mapping.items() if k in rules.variables})
         # materialise the compiled columns once, then derive from them (no copies of the CASE trees)
         t = t.mutate(_outcome=c.outcome, _rule_id=c.rule_id, _missing=c.missing)
@@ -354,14 +545,14 @@ def check_reported_grades(adverse_events: ir.Table) -> ir.Table:
         _term_norm=adverse_events.term.strip().lower(), _grade_text=adverse_events.grade.cast("string"),
         _version=adverse_events.ctcae_version.cast("string").strip(),
     )
-    aliases = {alias: v for alias, v in VERSION_ALIASES.items() if "." in alias}
+    aliases = {alias: v for alias, v in VERSION_ALIASES.items() if "." in alias and v in REPORTED_GRADE_FILES}
     null_s = ibis.null("string")
     t = t.mutate(_version_used=ibis.cases(*[(t._version == a, v) for a, v in aliases.items()], else_=null_s))
     # each version's rules once, as columns; then pick by version and map rule ids to texts
     compiled: dict[str, ir.Value] = {}
     allowed: dict[tuple[str, str], str] = {}
     sources: dict[tuple[str, str], str] = {}
-    for v, filename in RULE_FILES.items():
+    for v, filename in REPORTED_GRADE_FILES.items():
         rules = ruleset(filename, "reported_grade", v)
         c = compile_rules(rules, t, {"term": "_term_norm", "grade": "_grade_text"})
         compiled[f"_outcome_{v}"], compiled[f"_rule_{v}"] = c.outcome, c.rule_id
@@ -369,9 +560,10 @@ def check_reported_grades(adverse_events: ir.Table) -> ir.Table:
         sources.update({(v, r.rule_id): r.source for r in rules.rules})
     t = t.mutate(**{_col(k): e for k, e in compiled.items()})
     t = t.mutate(
-        _outcome=ibis.cases(*[(t._version_used == v, t[_col(f"_outcome_{v}")]) for v in RULE_FILES],
+        _outcome=ibis.cases(*[(t._version_used == v, t[_col(f"_outcome_{v}")]) for v in REPORTED_GRADE_FILES],
                             else_=ibis.literal("version_unknown")),
-        _rule=ibis.cases(*[(t._version_used == v, t[_col(f"_rule_{v}")]) for v in RULE_FILES], else_=null_s),
+        _rule=ibis.cases(*[(t._version_used == v, t[_col(f"_rule_{v}")]) for v in REPORTED_GRADE_FILES],
+                         else_=null_s),
     )
     t = t.mutate(_term_key=t._rule.re_replace(r"\.(allowed|not_allowed)$", ""))
     unknown_version = ibis.literal(f"CTCAE version not known; known: {sorted(aliases)}")

@@ -13,6 +13,11 @@ A rule file has one row per *condition*::
   Operators: ``< <= > >= == != in not_in matches is_true is_false is_null not_null``
   (``in``/``not_in`` take ``|``-separated values; ``matches`` a regular expression searched
   anywhere in the text, e.g. in an ISCN karyotype).
+* Numeric comparisons are decimal-exact: both sides are rounded to ``DECIMAL_PLACES`` (9)
+  decimal places before comparing, so ``factor x limit`` computed in binary floating point
+  (1.5 x 1.2 = 1.7999999999999998) does not move a boundary. pharmaverse admiral rounds both
+  sides to 15 significant digits instead; the two agree for laboratory values (< 10^6, at most
+  6 decimals).
 * Missing inputs follow three-valued logic: a rule whose truth cannot be decided because an
   input is missing, before any earlier rule held, makes the result *not evaluable*, and the
   missing inputs of that rule are named. Nothing is guessed.
@@ -27,8 +32,10 @@ from __future__ import annotations
 import csv
 import functools
 import io
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
 from typing import Any
 
@@ -38,6 +45,12 @@ import ibis.expr.types as ir
 from amlcohort.problems import InputError, Problem
 
 NOT_EVALUABLE = "not_evaluable"
+# Numeric comparisons are made on both sides rounded to this many decimal places (half away from
+# zero), so a value exactly on a "factor x limit" boundary is on it: 1.8 vs 1.5 x 1.2 (binary
+# 1.7999999999999998) compares equal. Single values (:func:`evaluate_fast`) compute factor x limit
+# exactly in decimal and round the same way.
+DECIMAL_PLACES = 9
+_QUANTUM = Decimal(1).scaleb(-DECIMAL_PLACES)
 NUMERIC_OPS = ("<", "<=", ">", ">=")
 OPS = (*NUMERIC_OPS, "==", "!=", "in", "not_in", "matches", "is_true", "is_false", "is_null", "not_null")
 RULE_COLUMNS = (
@@ -265,7 +278,13 @@ def _condition_expr(c: Condition, col: Mapping[str, ir.Value]) -> ir.BooleanValu
     if c.op in ("in", "not_in"):
         options = [s.strip() for s in str(c.value).split("|")]
         return x.isin(options) if c.op == "in" else x.notin(options)
-    rhs: Any = col[c.ref] * c.factor if c.ref else c.value
+    if c.op in NUMERIC_OPS or (c.op in ("==", "!=") and not isinstance(c.value, str)):
+        # decimal-exact boundaries: both sides rounded to DECIMAL_PLACES (see module docstring)
+        x = x.cast("float64").round(DECIMAL_PLACES)
+        rhs: Any = ((col[c.ref] * c.factor).round(DECIMAL_PLACES) if c.ref
+                    else _round_literal(c.value))
+    else:
+        rhs = col[c.ref] * c.factor if c.ref else c.value
     return {
         "<": x < rhs,
         "<=": x <= rhs,
@@ -274,6 +293,12 @@ def _condition_expr(c: Condition, col: Mapping[str, ir.Value]) -> ir.BooleanValu
         "==": x == rhs,
         "!=": x != rhs,
     }[c.op]
+
+
+def _round_literal(value: object) -> object:
+    if isinstance(value, float):
+        return float(Decimal(repr(value)).quantize(_QUANTUM, rounding=ROUND_HALF_UP))
+    return value
 
 
 def _rule_expr(rule: Rule, col: Mapping[str, ir.Value]) -> ir.BooleanValue:
@@ -408,3 +433,102 @@ def evaluate(rules: RuleSet, values: Mapping[str, object]) -> Evaluation:
 
 def _none(x: object) -> Any:
     return None if x is None or (isinstance(x, float) and x != x) else x
+
+
+# ---- single values, in Python (no SQL): the same rules, the same three-valued logic ------------
+
+_Value = Any
+_Check = Callable[[Mapping[str, _Value]], "bool | None"]
+
+
+def _dec(x: object) -> Decimal:
+    return Decimal(repr(float(x))) if not isinstance(x, Decimal) else x  # type: ignore[arg-type]
+
+
+def _q(x: Decimal) -> Decimal:
+    return x.quantize(_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def _py_condition(c: Condition) -> _Check:
+    op, var = c.op, c.variable
+    if op in ("is_true", "is_false"):
+        want = op == "is_true"
+        return lambda v: None if v.get(var) is None else bool(v[var]) == want
+    if op == "is_null":
+        return lambda v: v.get(var) is None
+    if op == "not_null":
+        return lambda v: v.get(var) is not None
+    if op == "matches":
+        pattern = re.compile(str(c.value))
+        return lambda v: None if v.get(var) is None else bool(pattern.search(str(v[var])))
+    if op in ("in", "not_in"):
+        options = {s.strip() for s in str(c.value).split("|")}
+        inside = op == "in"
+        return lambda v: None if v.get(var) is None else (str(v[var]) in options) == inside
+    compare = {"<": Decimal.__lt__, "<=": Decimal.__le__, ">": Decimal.__gt__, ">=": Decimal.__ge__,
+               "==": Decimal.__eq__, "!=": Decimal.__ne__}[op]
+    if isinstance(c.value, str):
+        text = c.value
+        return lambda v: None if v.get(var) is None else (str(v[var]) == text) == (op == "==")
+    ref, factor = c.ref, _dec(c.factor)
+    if ref is None:
+        literal = _q(_dec(c.value))
+
+        def check_literal(v: Mapping[str, _Value]) -> bool | None:
+            x = v.get(var)
+            return None if x is None else compare(_q(_dec(x)), literal)
+        return check_literal
+
+    def check_ref(v: Mapping[str, _Value]) -> bool | None:
+        x, r = v.get(var), v.get(ref)
+        return None if x is None or r is None else compare(_q(_dec(x)), _q(_dec(r) * factor))
+    return check_ref
+
+
+def _and(results: list[bool | None]) -> bool | None:
+    if any(r is False for r in results):
+        return False
+    return None if any(r is None for r in results) else True
+
+
+def _or(results: list[bool | None]) -> bool | None:
+    if any(r is True for r in results):
+        return True
+    return None if any(r is None for r in results) else False
+
+
+@functools.cache
+def _python_rules(rules: RuleSet) -> tuple[tuple[Rule, Callable[[Mapping[str, _Value]], bool | None]], ...]:
+    """``rules`` compiled once to Python predicates (cached per rule set)."""
+    out = []
+    for rule in rules.rules:
+        clauses = [[_py_condition(c) for c in clause] for clause in rule.clauses]
+
+        def holds(v: Mapping[str, _Value], clauses: list[list[_Check]] = clauses) -> bool | None:
+            return _or([_and([check(v) for check in clause]) for clause in clauses])
+        out.append((rule, holds))
+    return tuple(out)
+
+
+def evaluate_fast(rules: RuleSet, values: Mapping[str, object]) -> Evaluation:
+    """:func:`evaluate` in plain Python: same rules, same three-valued logic, same rounding.
+
+    For single lookups (a clinician's value, a test): no SQL engine, the rule set's predicates
+    compiled once and cached. The cohort derivations use :func:`compile_rules`; the tests check
+    both give the same outcome on the same inputs.
+    """
+    unknown = set(values) - set(rules.variables)
+    if unknown:
+        raise KeyError(
+            f"rule set {rules.name} v{rules.version} takes {list(rules.variables)}, not {sorted(unknown)}"
+        )
+    for rule, holds in _python_rules(rules):
+        h = holds(values)
+        if h is True:
+            return Evaluation(rule.outcome, rule.rule_id, (), rules.name, rules.version, rule.source,
+                              rule.describe())
+        if h is None:
+            missing = tuple(v for v in rule.variables if values.get(v) is None)
+            return Evaluation(NOT_EVALUABLE, rule.rule_id, missing, rules.name, rules.version, rule.source,
+                              rule.describe())
+    return Evaluation(None, None, (), rules.name, rules.version, None, None)

@@ -18,15 +18,18 @@ Elderly-unfit patients are those untreated before sorafenib (section 3.1: "unfit
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import ibis
 import ibis.expr.types as ir
 
-from amlcohort.criteria.engine import RuleSet, compile_rules, evaluate, ruleset
+from amlcohort.criteria.engine import RuleSet, compile_rules, evaluate, parse_rules, ruleset
 from amlcohort.criteria.risk import derive_risk
+from amlcohort.problems import InputError, Problem
 
 RULE_FILE = "population.csv"
 VERSION = "2019"
@@ -37,12 +40,48 @@ class CohortLike(Protocol):
     def table(self, name: str) -> ir.Table: ...
 
 
+STATUS_RULESET = "population.status"
+MEMBERSHIP_RULESET = "population.membership"
+
+
 def status_rules() -> RuleSet:
-    return ruleset(RULE_FILE, "population.status", VERSION)
+    return ruleset(RULE_FILE, STATUS_RULESET, VERSION)
 
 
 def membership_rules() -> RuleSet:
-    return ruleset(RULE_FILE, "population.membership", VERSION)
+    return ruleset(RULE_FILE, MEMBERSHIP_RULESET, VERSION)
+
+
+def population_rules_file(path: Path) -> tuple[RuleSet, RuleSet]:
+    """A study's own population rules (``population:`` in ``study.yaml``): the rule sets
+    ``population.status`` and ``population.membership``, one version each, same inputs as ours.
+    Raises :class:`InputError` naming the file when either is missing or ambiguous."""
+    return _population_rules(path.read_text(encoding="utf-8"), path.name)
+
+
+@functools.cache
+def _population_rules(text: str, name: str) -> tuple[RuleSet, RuleSet]:
+    """Parsed once per file content (an edited file is parsed again)."""
+    path = Path(name)
+    book = parse_rules(text, name)
+
+    def one(name: str) -> RuleSet:
+        found = [rs for (n, _), rs in book.items() if n == name]
+        if len(found) != 1:
+            why = "is missing" if not found else f"has {len(found)} versions; keep one"
+            raise InputError(
+                f"population rule file {path.name}",
+                [Problem("error", path.name, f"rule set {name!r} {why}", code="population.rules")],
+            )
+        return found[0]
+
+    return one(STATUS_RULESET), one(MEMBERSHIP_RULESET)
+
+
+def _rules_of(cohort: object) -> tuple[RuleSet, RuleSet]:
+    """The cohort's study's population rules, or the shipped ones (§2.1/§2.4 definitions)."""
+    path = getattr(getattr(cohort, "study", None), "population", None)
+    return population_rules_file(path) if path is not None else (status_rules(), membership_rules())
 
 
 def population_inputs(cohort: CohortLike) -> ir.Table:
@@ -84,11 +123,12 @@ def derive_population(cohort: CohortLike) -> ir.Table:
     """Per patient: ``status`` (relapsed, primary_refractory, elderly_unfit, not_rr_or_unfit or
     not_evaluable), ``rr`` (relapsed or refractory), ``elderly_unfit``, ``flt3_itd_negative``,
     ``membership`` (``in_population`` or the reason for exclusion), the deciding rule ids and the
-    missing inputs."""
+    missing inputs. The rules are the study definition's own (``population:``), else the shipped ones."""
+    status, membership = _rules_of(cohort)
     t = population_inputs(cohort)
-    s = compile_rules(status_rules(), t)
+    s = compile_rules(status, t)
     t = t.mutate(status=s.outcome, status_rule=s.rule_id, status_missing=s.missing)
-    mem = compile_rules(membership_rules(), t)
+    mem = compile_rules(membership, t)
     return t.select(
         "patient_id",
         "status",

@@ -332,7 +332,7 @@ def derive(cohort: CohortLike, criteria: str = "study", *, window_days: int = 7)
     # remission dates and best responses of pass 1 are final)
     remission = remission_categories(rules) or ("",)
     by_day = {"group_by": "patient_id", "order_by": "_day"}
-    t = t.mutate(_episode=t._outcome1.isin(remission).fill_null(False).cast("int64").cumsum(**by_day),
+    t = t.mutate(_episode=t._outcome1.isin(remission).fill_null(False).cast("int32").cumsum(**by_day),
                  _best_so_far=_rank(t._outcome1).cummin(**by_day))
     pb_day = ibis.ifelse(t.peripheral_blasts_pct > 0, t._day, ibis.null("int64"))
     first_pb_day = pb_day.min().over(ibis.window(group_by=["patient_id", "_episode"], order_by="_day",

@@ -6,14 +6,15 @@ The clinical rules are data, read by the rule engine (:mod:`amlcohort.criteria.e
   Blood 2017;129:424, Table 5) and ``2022`` (Döhner et al., Blood 2022;140:1345, Table 6). The
   ``note`` of a clause's first row is the label given in the reasons.
 * ``rules/karyotype_lesions.csv`` -- cytogenetic lesions: id, label, a regular expression searched
-  in the normalised ISCN text, description and source.
+  in the feature text the ISCN reader (:mod:`amlcohort.criteria.iscn`) makes of the karyotype,
+  description and source.
 
 This module only turns the cohort tables into the rules' inputs, with Ibis (any backend), and
 gathers the reasons. Rule variables are named by what they are computed from:
 
 * ``k_<lesion_id>`` -- the karyotype has that lesion (``karyotype_lesions.csv``);
   ``k_n_abnormalities``, ``k_n_structural``, ``k_n_gains``, ``k_n_autosomal_monosomies``,
-  ``k_modal_number`` -- counts read from the ISCN text (see :func:`karyotype_features`).
+  ``k_modal_number`` -- counts read from the ISCN text (see :func:`karyotype_table`).
 * ``<gene>`` -- the gene (symbol lower-cased, ``-`` written ``_``: ``flt3_itd`` is FLT3-ITD) is
   mutated (True) or wild type (False); NULL when not tested or absent.
 * ``<gene>_allelic_ratio``, ``<gene>_vaf_percent``, ``<gene>_biallelic``, ``<gene>_bzip_inframe`` --
@@ -31,7 +32,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -40,6 +41,7 @@ import ibis
 import ibis.expr.types as ir
 
 from amlcohort.criteria.engine import NOT_EVALUABLE, Rule, RuleSet, compile_rules, ruleset
+from amlcohort.criteria.iscn import read_karyotype
 from amlcohort.schema.model import MUTATION_RESULTS
 
 RULE_FILE = "eln_risk.csv"
@@ -59,10 +61,6 @@ _BOOL_ATTRIBUTES = {"cebpa_biallelic", "cebpa_bzip_inframe"}
 KARYOTYPE_COUNTS = (
     "k_n_abnormalities", "k_n_structural", "k_n_gains", "k_n_autosomal_monosomies", "k_modal_number",
 )
-# one clone: "<count>,<sex chromosomes | idem | sl | sdlN>[,<abnormality>...]" (lower case, no spaces)
-_CLONE = r"[0-9][0-9~]*(<[0-9]n>)?,([xy]+c?|idem|sl|sdl[0-9]*)(,[^,/]+)*"
-_VALID_KARYOTYPE = rf"^{_CLONE}(/{_CLONE})*$"
-
 
 # ---- rule data -------------------------------------------------------------------------------
 
@@ -123,52 +121,69 @@ def _versions(version: str | Sequence[str]) -> tuple[str, ...]:
 
 # ---- karyotype -------------------------------------------------------------------------------
 
-def _count(text: ir.StringValue, pattern: str) -> ir.IntegerValue:
-    """Non-overlapping matches of ``pattern`` in ``text`` (regex replace + length, any backend)."""
-    return (text.re_replace(pattern, "#").length() - text.re_replace(pattern, "#").re_replace("#", "")
-            .length())
+_LOOKUP_SCHEMA = {
+    "_k_key": "string", "k_text": "string", "k_problem": "string", "k_incomplete": "boolean",
+    **dict.fromkeys(KARYOTYPE_COUNTS, "int64"),
+}
 
 
-def normalized_karyotype(karyotype: ir.StringValue) -> ir.StringValue:
-    """The ISCN text as the lesion patterns see it; NULL when absent or not parseable.
+def karyotype_lookup(karyotypes: Iterable[str | None]) -> ir.Table:
+    """One row per distinct ISCN text: what :func:`amlcohort.criteria.iscn.read_karyotype` read.
 
-    Lower case, whitespace removed, clone sizes ``[20]`` and a trailing FISH part (``.nuc ish``,
-    ``.ish``) dropped. Text that is not ``<count>,<sex chromosomes>[,<abnormality>...]`` clones
-    separated by ``/`` (sidelines may use ``idem``/``sl``/``sdlN``) counts as missing.
+    Columns: ``_k_key`` (the text as given), ``k_text`` (feature text the lesion patterns search;
+    NULL when unreadable), ``k_problem`` (why it is not evaluable), ``k_incomplete`` and the
+    counts of ``KARYOTYPE_COUNTS`` (NULL when unreadable or incomplete). A small table built
+    at the edge (distinct karyotypes only) and joined back in Ibis.
     """
-    k = (karyotype.lower().re_replace(r"\s+", "").re_replace(r"\[[^\]]*\]", "")
-         .re_replace(r"\.(nuc|ish).*$", ""))
-    return ibis.ifelse(k.re_search(_VALID_KARYOTYPE).fill_null(False), k, ibis.null("string"))
-
-
-def _tokenized(k: ir.StringValue) -> ir.StringValue:
-    """``46,xy,-7/46,xy`` -> ``,46,,xy,,-7,,46,,xy,``: every token enclosed in its own commas."""
-    return ibis.literal(",").concat(k.re_replace("/", ",").re_replace(",", ",,")).concat(",")
-
-
-def karyotype_features(karyotype: ir.StringValue) -> dict[str, ir.Value]:
-    """Ibis expressions for every karyotype-derived rule input (``k_...``), NULL if unreadable.
-
-    Counting, documented in ``rules/README.md``: every comma-separated token of a clone after
-    the chromosome count and the sex chromosomes (or ``idem``/``sl``/``sdlN``) is one abnormality,
-    summed over the clones separated by ``/`` (sidelines list only what they add to ``idem``; a
-    normal clone adds 0). ``+8,+8`` is two gains; ``-Y``/``-X`` count as abnormalities but not as
-    autosomal monosomies. A token with ``(`` or a marker (``mar``, ``dmin``) is structural.
-    """
-    k = normalized_karyotype(karyotype)
-    kt = _tokenized(k)
-    n_commas = k.length() - k.re_replace(",", "").length()
-    n_slashes = k.length() - k.re_replace("/", "").length()
-    out: dict[str, ir.Value] = {
-        "k_n_abnormalities": (n_commas - n_slashes - 1).cast("int64"),
-        "k_n_structural": _count(kt, r",[^,]*(\(|mar|dmin)[^,]*,").cast("int64"),
-        "k_n_gains": _count(kt, r",\+([0-9]+|x|y),").cast("int64"),
-        "k_n_autosomal_monosomies": _count(kt, r",-[0-9]+,").cast("int64"),
-        "k_modal_number": k.re_extract(r"^([0-9]+)", 1).cast("int64"),
+    keys = sorted({k for k in karyotypes if k is not None})
+    rows = [read_karyotype(k) for k in keys]
+    data: dict[str, list[Any]] = {
+        "_k_key": keys,
+        "k_text": [r.feature_text for r in rows],
+        "k_problem": [r.reason for r in rows],
+        "k_incomplete": [r.incomplete if r.readable else None for r in rows],
+        "k_n_abnormalities": [r.n_abnormalities for r in rows],
+        "k_n_structural": [r.n_structural for r in rows],
+        "k_n_gains": [r.n_gains for r in rows],
+        "k_n_autosomal_monosomies": [r.n_autosomal_monosomies for r in rows],
+        "k_modal_number": [r.modal_number if r.readable else None for r in rows],
     }
+    return ibis.memtable(data, schema=ibis.schema(_LOOKUP_SCHEMA))
+
+
+def karyotype_table(table: ir.Table, column: str = "karyotype") -> ir.Table:
+    """``table`` with every karyotype-derived rule input (``k_...``) and ``k_problem`` added.
+
+    The distinct karyotype texts are read once, in Python, by the ISCN reader (a grammar the
+    SQL engines cannot express: clones, ``idem``, constitutional ``c``, derivatives, FISH); the
+    result is joined back, so the derivation stays one Ibis expression over the cohort. Lesion
+    flags are the patterns of ``karyotype_lesions.csv`` searched in the feature text; in an
+    incomplete karyotype (``inc``) a lesion not seen is unknown (NULL), not absent.
+    Counting, documented in ``rules/README.md``: the abnormalities are the union over the clones
+    (a sideline written in full counts its stemline abnormalities once), constitutional
+    abnormalities (``c``) are not counted, ``+8,+8`` is two gains, ``-Y``/``-X`` count as
+    abnormalities but not as autosomal monosomies, a token with ``(`` or a marker is structural.
+    """
+    text = table[column].cast("string")
+    texts = table.select(_k=text).distinct().to_pyarrow().column("_k").to_pylist()
+    lookup = karyotype_lookup(texts)
+    joined = table.left_join(lookup, text == lookup._k_key)
+    joined = joined.drop("_k_key")
+    k_text = joined.k_text
+    problem = ibis.cases((joined[column].isnull(), ibis.literal("no karyotype")),
+                         else_=joined.k_problem)
+    flags: dict[str, ir.Value] = {}
     for lesion in lesions():
-        out[lesion.variable] = kt.re_search(lesion.pattern)
-    return out
+        found = k_text.re_search(lesion.pattern)
+        flags[lesion.variable] = ibis.ifelse(joined.k_incomplete.fill_null(False) & ~found.fill_null(False),
+                                             ibis.null("boolean"), found)
+    return joined.mutate(k_problem=problem, **flags)
+
+
+def karyotype_features(table: ir.Table, column: str = "karyotype") -> dict[str, ir.Value]:
+    """The ``k_...`` rule inputs of :func:`karyotype_table`, as a name -> column mapping."""
+    t = karyotype_table(table, column)
+    return {name: t[name] for name in t.columns if name.startswith("k_") and name != "k_text"}
 
 
 def _lesion_list(features: Mapping[str, ir.Value]) -> ir.StringValue:
@@ -177,7 +192,7 @@ def _lesion_list(features: Mapping[str, ir.Value]) -> ir.StringValue:
     for lesion in lesions():
         flag = features[lesion.variable].fill_null(False)
         text = text.concat(ibis.ifelse(flag, ibis.literal(lesion.label + "; "), ibis.literal("")))
-    text = ibis.ifelse((features["k_n_abnormalities"] == 0).fill_null(False),
+    text = ibis.ifelse(((features["k_n_abnormalities"] == 0) & (text == "")).fill_null(False),
                        ibis.literal("normal karyotype; "), text)
     text = text.re_replace("; $", "")
     return ibis.ifelse(features["k_n_abnormalities"].isnull(), ibis.null("string"), text)
@@ -230,12 +245,13 @@ def mutation_inputs(mutations: ir.Table, variables: Sequence[str]) -> ir.Table:
 def _inputs(patients: ir.Table, mutations: ir.Table, variables: Sequence[str]) -> ir.Table:
     karyo = {v for v in variables if v.startswith("k_")}
     genes = [v for v in variables if v not in karyo]
-    features = karyotype_features(patients.karyotype)
-    base = patients.select(
+    t = karyotype_table(patients.select("patient_id", "karyotype"))
+    features = {n: t[n] for n in t.columns if n.startswith("k_") and n not in ("k_text", "k_incomplete")}
+    base = t.select(
         "patient_id",
         karyotype_lesions=_lesion_list(features),
         n_abnormalities=features["k_n_abnormalities"],
-        **{v: features[v] for v in features},
+        **features,
     )
     if not genes:
         return base
@@ -293,8 +309,11 @@ def derive_risk(patients: ir.Table, mutations: ir.Table, *,
     out: dict[str, ir.Value] = {}
     for v, rs in zip(versions, sets, strict=True):
         missing, rule_id = _missing(table[f"{v}_missing"]), table[f"{v}_rule"]
+        problem = table.k_problem
+        why = ibis.ifelse(missing.re_search("karyotype").fill_null(False) & problem.notnull(),
+                          ibis.literal(" [").concat(problem.fill_null("")).concat("]"), ibis.literal(""))
         not_evaluable = (ibis.literal("not evaluable: missing ").concat(missing.re_replace(";", ", "))
-                         .concat(" (rule ").concat(rule_id).concat(")"))
+                         .concat(why).concat(" (rule ").concat(rule_id).concat(")"))
         out[v] = table[v]
         out[f"{v}_rule"] = rule_id
         out[f"{v}_reasons"] = ibis.ifelse(table[v] == NOT_EVALUABLE, not_evaluable,

@@ -34,6 +34,7 @@ import ibis.expr.types as ir
 from amlcohort.criteria import response as resp
 from amlcohort.criteria.engine import NOT_EVALUABLE, compile_rules, ruleset
 from amlcohort.endpoints.blast_patterns import WEEKS_2_3, baseline_marrow, marrows
+from amlcohort.endpoints.key_dates import key_dates
 from amlcohort.io.cohort import Cohort
 
 COLUMNS = {
@@ -70,26 +71,6 @@ def _days(a: ir.DateValue, b: ir.DateValue) -> ir.FloatingValue:
     return a.delta(b, unit="day").cast("float64")
 
 
-def _event(cohort: Cohort, kind: str, cutoff: ir.DateValue) -> ir.Table:
-    """First event of ``kind`` per patient, on or before the cut-off."""
-    ev = cohort.table("events")
-    ev = ev.filter((ev.event_type == kind) & (ev.event_date <= cutoff))
-    return ev.group_by("patient_id").aggregate(**{f"{kind}_date": ev.event_date.min()})
-
-
-def last_known_alive(cohort: Cohort) -> ir.Table:
-    """Per patient: the latest date of any record (events, assessments, exposures), capped at the cut-off."""
-    cutoff = ibis.literal(cohort.metadata.cutoff_date, "date")
-    ev, a, ex = cohort.table("events"), cohort.table("assessments"), cohort.table("exposures")
-    dates = (
-        ev.select("patient_id", d=ev.event_date)
-        .union(a.select("patient_id", d=a.assessment_date))
-        .union(ex.select("patient_id", d=ex.end_date.fill_null(ex.start_date)))
-    )
-    last = dates.group_by("patient_id").aggregate(last=dates.d.max())
-    return last.select("patient_id", last_alive=ibis.least(last["last"], cutoff))
-
-
 def analysis_table(cohort: Cohort, criteria: str | None = None) -> ir.Table:
     """The per-patient analysis table (see the module docstring), as one Ibis expression.
 
@@ -101,40 +82,28 @@ def analysis_table(cohort: Cohort, criteria: str | None = None) -> ir.Table:
     # Materialised (a temporary table on the backend): the response derivation is a deep query,
     # and SQLite cannot parse it nested again under every parameter.
     responses = resp.derive(cohort, criteria).cache()
-    first = cohort.first_dose()
     landmark = study.response_landmark_days
     by_landmark = (
         responses if landmark is None else responses.filter(responses.assessment_study_day <= landmark)
     )
-    fcr = resp.first_cr(by_landmark).select("patient_id", "first_cr_date")
+    # the per-patient key dates are the protocol's too (one definition: endpoints.key_dates)
+    kd = key_dates(cohort, criteria=criteria, responses=by_landmark)
     best = resp.best_response(by_landmark)
     last_assess = responses.group_by("patient_id").aggregate(last_assessment=responses.assessment_date.max())
-    alive = last_known_alive(cohort)
-    death = _event(cohort, "death", cutoff)
-
-    ev = cohort.table("events")
-    rel = ev.filter((ev.event_type == "relapse") & (ev.event_date <= cutoff))
-    rel = rel.join(fcr, "patient_id")
-    rel = (
-        rel.filter(rel.event_date > rel.first_cr_date)
-        .group_by("patient_id")
-        .aggregate(relapse_date=rel.event_date.min())
-    )
     # One flat join (no nested projections: SQLite's parser has a depth limit).
-    parts = (fcr, best, last_assess, alive, death, rel)
-    base = first
-    for t in parts:
-        base = base.left_join(t, first.patient_id == t.patient_id)
+    base = kd
+    for t in (best, last_assess):
+        base = base.left_join(t, kd.patient_id == t.patient_id)
     base = base.select(
-        first.patient_id,
-        first.first_dose,
-        fcr.first_cr_date,
+        kd.patient_id,
+        kd.first_dose,
+        kd.first_cr_date,
         best.best_response,
         best.best_response_date,
         last_assess.last_assessment,
-        alive.last_alive,
-        death.death_date,
-        rel.relapse_date,
+        kd.last_alive,
+        kd.death_date,
+        kd.relapse_date,
     )
     b = base.cache()  # one row per patient with every date the parameters need
     had_cr = b.first_cr_date.notnull()

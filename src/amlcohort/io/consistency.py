@@ -14,7 +14,7 @@ import ibis
 import ibis.expr.types as ir
 
 from amlcohort.io.readers import ROW
-from amlcohort.io.validate import _report
+from amlcohort.io.validate import Finding, report_findings
 from amlcohort.problems import Problem
 from amlcohort.schema import TABLES
 from amlcohort.schema.model import DIAGNOSIS_COLUMNS
@@ -92,48 +92,51 @@ def consistency_problems(
     ``study``: the declared study definition (arms, regimens, index drug), if the bundle has one.
     """
     index_drug = study.index_drug if study is not None else None
-    if study is not None:
-        yield from study_problems(tables, study)
-    yield from diagnosis_problems(tables["patients"])
+    found = study_findings(tables, study) if study is not None else []
+    found += diagnosis_findings(tables["patients"])
     patients = tables["patients"].select("patient_id")
     for model in TABLES:
         t = tables.get(model.name)
         if t is None or not model.patient_scoped:
             continue
         orphan = t.anti_join(patients, "patient_id")
-        yield from _report(
-            orphan,
-            [ROW, "patient_id"],
-            lambda r, n=model.name: Problem(
-                "error",
-                n,
-                "references a patient not in `patients`",
-                r[ROW],
-                "patient_id",
-                r["patient_id"],
+        found.append(
+            Finding(
+                orphan,
+                [ROW, "patient_id"],
+                lambda r, n=model.name: Problem(
+                    "error",
+                    n,
+                    "references a patient not in `patients`",
+                    r[ROW],
+                    "patient_id",
+                    r["patient_id"],
+                    "key.unknown_patient",
+                ),
+                model.name,
                 "key.unknown_patient",
-            ),
-            model.name,
-            "key.unknown_patient",
+            )
         )
 
     a = anchors(tables, index_drug)
     no_anchor = tables["patients"].join(a.filter(a.first_dose.isnull()).select("patient_id"), "patient_id")
     what = f"no {index_drug} exposure" if index_drug else "no exposure to any drug"
-    yield from _report(
-        no_anchor,
-        [ROW, "patient_id"],
-        lambda r: Problem(
-            "error",
+    found.append(
+        Finding(
+            no_anchor,
+            [ROW, "patient_id"],
+            lambda r: Problem(
+                "error",
+                "patients",
+                f"{what} in `exposures`: study day 1 is undefined",
+                r[ROW],
+                "patient_id",
+                r["patient_id"],
+                "anchor.missing",
+            ),
             "patients",
-            f"{what} in `exposures`: study day 1 is undefined",
-            r[ROW],
-            "patient_id",
-            r["patient_id"],
             "anchor.missing",
-        ),
-        "patients",
-        "anchor.missing",
+        )
     )
 
     for rule in DATE_ORDER_RULES:
@@ -146,20 +149,22 @@ def consistency_problems(
         bad = j.filter(j[rule.column] < j[rule.anchor]).mutate(
             _anchor=j[rule.anchor].cast("string"), _val=j[rule.column].cast("string")
         )
-        yield from _report(
-            bad,
-            [ROW, "_val", "_anchor"],
-            lambda r, rule=rule: Problem(
-                "error",
+        found.append(
+            Finding(
+                bad,
+                [ROW, "_val", "_anchor"],
+                lambda r, rule=rule: Problem(
+                    "error",
+                    rule.table,
+                    f"{rule.reason} ({rule.anchor.replace('_', ' ')} {r['_anchor']})",
+                    r[ROW],
+                    rule.column,
+                    r["_val"],
+                    "date.order",
+                ),
                 rule.table,
-                f"{rule.reason} ({rule.anchor.replace('_', ' ')} {r['_anchor']})",
-                r[ROW],
-                rule.column,
-                r["_val"],
                 "date.order",
-            ),
-            rule.table,
-            "date.order",
+            )
         )
 
     for model in TABLES:
@@ -169,30 +174,40 @@ def consistency_problems(
         j = t.join(a.select("patient_id", "death"), "patient_id")
         for col in model.date_columns:
             bad = j.filter(j[col] > j.death).mutate(_val=j[col].cast("string"), _d=j.death.cast("string"))
-            yield from _report(
-                bad,
-                [ROW, "_val", "_d"],
-                lambda r, n=model.name, col=col: Problem(
-                    "error", n, f"after the patient's death ({r['_d']})", r[ROW], col, r["_val"], "date.order"
-                ),
-                model.name,
-                "date.order",
+            found.append(
+                Finding(
+                    bad,
+                    [ROW, "_val", "_d"],
+                    lambda r, n=model.name, col=col: Problem(
+                        "error",
+                        n,
+                        f"after the patient's death ({r['_d']})",
+                        r[ROW],
+                        col,
+                        r["_val"],
+                        "date.order",
+                    ),
+                    model.name,
+                    "date.order",
+                )
             )
             late = t.filter(t[col] > ibis.literal(cutoff, "date")).mutate(_val=t[col].cast("string"))
-            yield from _report(
-                late,
-                [ROW, "_val"],
-                lambda r, n=model.name, col=col: Problem(
-                    "warning",
-                    n,
-                    f"after the data cut-off {cutoff}",
-                    r[ROW],
-                    col,
-                    r["_val"],
+            found.append(
+                Finding(
+                    late,
+                    [ROW, "_val"],
+                    lambda r, n=model.name, col=col: Problem(
+                        "warning",
+                        n,
+                        f"after the data cut-off {cutoff}",
+                        r[ROW],
+                        col,
+                        r["_val"],
+                        "date.after_cutoff",
+                    ),
+                    model.name,
                     "date.after_cutoff",
-                ),
-                model.name,
-                "date.after_cutoff",
+                )
             )
 
     for name, later, earlier in ROW_ORDER_RULES:
@@ -202,36 +217,48 @@ def consistency_problems(
         bad = t.filter(t[later] < t[earlier]).mutate(
             _val=t[later].cast("string"), _e=t[earlier].cast("string")
         )
-        yield from _report(
-            bad,
-            [ROW, "_val", "_e"],
-            lambda r, n=name, later=later, earlier=earlier: Problem(
-                "error", n, f"{later} is before {earlier} ({r['_e']})", r[ROW], later, r["_val"], "date.order"
-            ),
-            name,
-            "date.order",
+        found.append(
+            Finding(
+                bad,
+                [ROW, "_val", "_e"],
+                lambda r, n=name, later=later, earlier=earlier: Problem(
+                    "error",
+                    n,
+                    f"{later} is before {earlier} ({r['_e']})",
+                    r[ROW],
+                    later,
+                    r["_val"],
+                    "date.order",
+                ),
+                name,
+                "date.order",
+            )
         )
+    yield from report_findings(found)
 
 
-def study_problems(tables: dict[str, ir.Table], study: StudyDefinition) -> Iterator[Problem]:
-    """The data against the declared study definition: arms, regimens, diagnosis categories."""
+def study_findings(tables: dict[str, ir.Table], study: StudyDefinition) -> list[Finding]:
+    """The data against the declared study definition: arms and regimens."""
+    found: list[Finding] = []
     p = tables["patients"]
     if study.arms:
         bad = p.filter(p.study_arm.notnull() & ~p.study_arm.isin(study.arm_codes))
-        yield from _report(
-            bad,
-            [ROW, "study_arm"],
-            lambda r: Problem(
-                "error",
+        found.append(
+            Finding(
+                bad,
+                [ROW, "study_arm"],
+                lambda r: Problem(
+                    "error",
+                    "patients",
+                    f"arm not declared in study.yaml; arms: {list(study.arm_codes)}",
+                    r[ROW],
+                    "study_arm",
+                    r["study_arm"],
+                    "arm.unknown",
+                ),
                 "patients",
-                f"arm not declared in study.yaml; arms: {list(study.arm_codes)}",
-                r[ROW],
-                "study_arm",
-                r["study_arm"],
                 "arm.unknown",
-            ),
-            "patients",
-            "arm.unknown",
+            )
         )
     pairs = [(a.code, d) for a in study.arms for d in a.drugs]
     if pairs:
@@ -241,40 +268,47 @@ def study_problems(tables: dict[str, ir.Table], study: StudyDefinition) -> Itera
         j = ex.join(p.select("patient_id", "study_arm"), "patient_id")
         j = j.filter(j.study_arm.isin(arms_with_regimen))
         off = j.anti_join(regimen, ["study_arm", "drug"])
-        yield from _report(
-            off,
-            [ROW, "drug", "study_arm"],
-            lambda r: Problem(
-                "warning",
+        found.append(
+            Finding(
+                off,
+                [ROW, "drug", "study_arm"],
+                lambda r: Problem(
+                    "warning",
+                    "exposures",
+                    f"drug not in the regimen of arm {r['study_arm']!r} (study.yaml); kept as given",
+                    r[ROW],
+                    "drug",
+                    r["drug"],
+                    "drug.not_in_regimen",
+                ),
                 "exposures",
-                f"drug not in the regimen of arm {r['study_arm']!r} (study.yaml); kept as given",
-                r[ROW],
-                "drug",
-                r["drug"],
                 "drug.not_in_regimen",
-            ),
-            "exposures",
-            "drug.not_in_regimen",
+            )
         )
+    return found
 
 
-def diagnosis_problems(patients: ir.Table) -> Iterator[Problem]:
+def diagnosis_findings(patients: ir.Table) -> list[Finding]:
     """A patient without a diagnosis category in any of the model's classifications."""
+    found: list[Finding] = []
     none = patients
     for c in DIAGNOSIS_COLUMNS:
         none = none.filter(none[c].isnull())
-    yield from _report(
-        none,
-        [ROW, "patient_id"],
-        lambda r: Problem(
-            "warning",
+    found.append(
+        Finding(
+            none,
+            [ROW, "patient_id"],
+            lambda r: Problem(
+                "warning",
+                "patients",
+                f"no diagnosis category in any classification ({', '.join(DIAGNOSIS_COLUMNS)})",
+                r[ROW],
+                "patient_id",
+                r["patient_id"],
+                "diagnosis.missing",
+            ),
             "patients",
-            f"no diagnosis category in any classification ({', '.join(DIAGNOSIS_COLUMNS)})",
-            r[ROW],
-            "patient_id",
-            r["patient_id"],
             "diagnosis.missing",
-        ),
-        "patients",
-        "diagnosis.missing",
+        )
     )
+    return found

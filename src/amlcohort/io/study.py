@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from amlcohort.problems import Problem
+from amlcohort.problems import InputError, Problem
 from amlcohort.schema import TABLES_BY_NAME
 from amlcohort.schema.study import (
     CRITERIA_SETS,
@@ -207,8 +207,21 @@ def parse_study(raw: object, folder: Path) -> tuple[StudyDefinition | None, list
         claims=c.inside(folder, raw, "claims"),
         declared=True,
     )
+    if study.population is not None:
+        _check_population(c, study.population)
     errors = [p for p in c.problems if p.severity == "error"]
     return (None if errors else study), c.problems
+
+
+def _check_population(c: _Checker, path: Path) -> None:
+    """The population file must hold the two rule sets the population derivation compiles."""
+    from amlcohort.criteria.population import population_rules_file
+
+    try:
+        population_rules_file(path)
+    except InputError as exc:
+        for p in exc.errors:
+            c.bad("population", f"{p.table}: {p.reason}" + (f" (row {p.row})" if p.row else ""), p.value)
 
 
 def read_study(folder: Path) -> tuple[StudyDefinition | None, list[Problem], bool]:

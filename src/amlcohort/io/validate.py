@@ -62,32 +62,55 @@ class Staged:
     tables: dict[str, ir.Table]
 
 
-def _rows(expr: ir.Table, columns: list[str]) -> tuple[list[dict], int]:
-    """The first offending rows (to report) and how many there are in all."""
-    n = int(expr.count().execute())
-    if n == 0:
-        return [], 0
-    sample = expr.order_by(ROW).limit(MAX_ROWS_REPORTED).select(*columns).to_pyarrow().to_pylist()
-    return sample, n
+@dataclass(frozen=True)
+class Finding:
+    """One check as a query: ``expr`` returns the offending rows, ``make`` turns one (its ``columns``)
+    into a :class:`Problem`."""
+
+    expr: ir.Table
+    columns: list[str]
+    make: Callable[[dict], Problem]
+    table: str
+    code: str
+
+
+def report_findings(findings: list[Finding]) -> Iterator[Problem]:
+    """Run many checks at once: ONE query counts the offending rows of every check (shared
+    sub-expressions compiled once), then only the checks that found something fetch their rows."""
+    if not findings:
+        return
+    counts = ibis.union(
+        *(f.expr.aggregate(_n=f.expr.count(), _i=ibis.literal(i, "int64")) for i, f in enumerate(findings))
+    )
+    n_by = {r["_i"]: r["_n"] for r in counts.to_pyarrow().to_pylist()}
+    for i, f in enumerate(findings):
+        n = int(n_by.get(i) or 0)
+        if n:
+            yield from _problems(f, n)
+
+
+def _problems(f: Finding, n: int) -> Iterator[Problem]:
+    sample = f.expr.order_by(ROW).limit(MAX_ROWS_REPORTED).select(*f.columns).to_pyarrow().to_pylist()
+    for r in sample:
+        yield f.make(r)
+    if n > len(sample):
+        first = f.make(sample[0])
+        yield Problem(
+            first.severity,
+            f.table,
+            f"... and {n - len(sample)} more row(s) with the same problem",
+            None,
+            first.column,
+            None,
+            f.code,
+        )
 
 
 def _report(
     expr: ir.Table, columns: list[str], make: Callable[[dict], Problem], table: str, code: str
 ) -> Iterator[Problem]:
-    sample, n = _rows(expr, columns)
-    for r in sample:
-        yield make(r)
-    if n > len(sample):
-        first = make(sample[0])
-        yield Problem(
-            first.severity,
-            table,
-            f"... and {n - len(sample)} more row(s) with the same problem",
-            None,
-            first.column,
-            None,
-            code,
-        )
+    """One check on its own (see :func:`report_findings` to run many in one query)."""
+    yield from report_findings([Finding(expr, columns, make, table, code)])
 
 
 # ---- parsing: text → typed value, as Ibis expressions -----------------------------------------
@@ -289,6 +312,7 @@ def _cell_problems(t: ir.Table, model: Table, checks: list[Check]) -> Iterator[P
 
 def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
     """Presence, columns, types, allowed values, units, ranges and keys of each table."""
+    duplicates: list[Finding] = []
     for name in sorted(set(staged.tables) - {t.name for t in TABLES}):
         yield Problem("warning", name, "unknown table; ignored", code="table.unknown")
     for model in TABLES:
@@ -317,16 +341,17 @@ def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
         checks = [ck for c in model.columns if c.name in present for ck in column_checks(t, meta, model, c)]
         yield from _cell_problems(t, model, checks)
         if all(k in present for k in model.key):
-            yield from _duplicate_keys(t, model)
+            duplicates.append(_duplicate_keys(t, model))
+    yield from report_findings(duplicates)
 
 
-def _duplicate_keys(t: ir.Table, model: Table) -> Iterator[Problem]:
+def _duplicate_keys(t: ir.Table, model: Table) -> Finding:
     keys = list(model.key)
     lower = {c.name for c in model.columns if c.lower_case}
     norm = t.mutate(**{k: t[k].strip().lower() if k in lower else t[k].strip() for k in keys})
     counts = norm.group_by(keys).aggregate(_n=norm.count(), _first=norm[ROW].min())
     dup = norm.join(counts.filter(counts._n > 1), keys).filter(lambda x: x[ROW] != x._first)
-    yield from _report(
+    return Finding(
         dup,
         [ROW, "_first", *keys],
         lambda r: Problem(

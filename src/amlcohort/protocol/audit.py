@@ -9,18 +9,24 @@ the protocol's (thresholds in its rule CSV, windows in its ``audit`` section). C
   end at the data cut-off). One row per gap; ``date`` = the due date, ``days_late`` = days from
   the due date to the next assessment (or the phase end, when there was none).
 * ``stopping_rule`` -- the stopping rule fired (first weeks 2-3 marrow with blasts above the
-  pre-treatment marrow) and sorafenib went on beyond ``stopping_rule_grace_days``.
+  pre-treatment marrow) and the index drug went on beyond ``stopping_rule_grace_days``.
 * ``rbc_transfusion`` / ``platelet_transfusion`` -- an on-protocol count crossing the threshold
   with no transfusion of that product on the day or within ``transfusion_window_days`` after.
 * ``g_csf`` / ``antifungal_prophylaxis`` -- an on-protocol ANC below the rule's threshold with no
   such supportive care active on the day (or started within ``supportive_care_window_days``).
-* ``dose.cytarabine_bsa`` (recorded dose not 25 mg/m², or an absolute dose off 25 mg/m² x BSA by
-  more than ``dose_tolerance_pct``), ``dose.cytarabine_frequency``, ``dose.cytarabine_duration``
-  (not 10-14 days), ``dose.cytarabine_missing`` (LDAC arm without cytarabine),
-  ``dose.sorafenib_level`` (daily dose not a protocol dose level).
-* ``dose_modification.skin_continued`` (sorafenib not interrupted/discontinued after the skin rule
-  fired) and ``dose_modification.skin_not_reduced`` (resumed without going one level lower).
+* per drug of the protocol (``<drug>`` its name): ``dose.<drug>_bsa`` (an mg/m² drug: recorded
+  dose not the protocol's mg/m², or an absolute dose off dose x BSA by more than
+  ``dose_tolerance_pct``), ``dose.<drug>_level`` (a flat dose with dose levels: daily dose not a
+  level), ``dose.<drug>_dose`` (a flat dose without levels: off by more than the tolerance),
+  ``dose.<drug>_frequency`` (drugs without dose levels), ``dose.<drug>_duration`` (days given
+  outside ``duration_days``), ``dose.<drug>_missing`` (a patient of the drug's arms without it).
+  For the embedded study: ``dose.cytarabine_bsa`` (25 mg/m²), ``dose.cytarabine_duration``
+  (10-14 days), ``dose.sorafenib_level``, ...
+* ``dose_modification.skin_continued`` (the dose-modification drug not interrupted/discontinued
+  after the skin rule fired) and ``dose_modification.skin_not_reduced`` (resumed without going one
+  level lower).
 
+Checks whose rule set the protocol file does not name are not run.
 On-protocol = study day 1 to the end of the patient's protocol (last phase end, or the cut-off).
 This is research software for protocol documentation: not a medical device.
 """
@@ -36,11 +42,19 @@ import pandas as pd
 
 from amlcohort.criteria.engine import compile_rules
 from amlcohort.io.cohort import Cohort
-from amlcohort.protocol.definition import FREQUENCIES, Protocol, SurveillanceItem, load_protocol
-from amlcohort.protocol.dosing import ldac_dose_table
-from amlcohort.protocol.recommend import skin_events, stopping_rule_marrows
-from amlcohort.protocol.schedule import abnormal_counts, done_expr
-from amlcohort.protocol.timeline import bound, days_between, interval_expr, periods, phase_window
+from amlcohort.protocol.definition import FREQUENCIES, Drug, Protocol, SurveillanceItem, study_protocol
+from amlcohort.protocol.dosing import bsa_dose_table
+from amlcohort.protocol.recommend import ANY_DRUG, skin_events, stopping_rule_marrows
+from amlcohort.protocol.surveillance import abnormal_counts, done_expr
+from amlcohort.protocol.timeline import (
+    bound,
+    days_between,
+    index_drug,
+    index_exposures,
+    interval_expr,
+    periods,
+    phase_window,
+)
 
 DEVIATION_COLUMNS = {
     "patient_id": "string",
@@ -173,9 +187,9 @@ def _stopping_rule(cohort: Cohort, p: Protocol) -> ir.Table:
         baseline=fired.baseline_marrow_blasts_pct.min(),
     )
     end = ibis.literal(bound(cohort), "date")
-    ex = cohort.table("exposures")
-    sor = ex.filter(ex.drug == "sorafenib")
-    last = sor.group_by("patient_id").aggregate(last_dose=sor.end_date.fill_null(end).max())
+    ix = index_exposures(cohort, p)
+    drug = index_drug(cohort, p) or ANY_DRUG
+    last = ix.group_by("patient_id").aggregate(last_dose=ix.end_date.fill_null(end).max())
     j = first.join(last, "patient_id")
     grace = p.audit.stopping_rule_grace_days
     j = j.filter(j.last_dose > interval_expr(j.fired, days=grace))
@@ -189,7 +203,7 @@ def _stopping_rule(cohort: Cohort, p: Protocol) -> ir.Table:
         _s(j.day),
         ") > pre-treatment ",
         _num(j.baseline),
-        "%; sorafenib continued to ",
+        f"%; {drug} continued to ",
         _s(j.last_dose),
         " (",
         _s(days_between(j.last_dose, j.fired)),
@@ -203,7 +217,7 @@ def _stopping_rule(cohort: Cohort, p: Protocol) -> ir.Table:
         study_day=j.day,
         rule_id="stopping_rule",
         category="stopping_rule",
-        expected=f"stop sorafenib within {grace} day(s) ({rs.name} v{rs.version}: {rs.rules[0].describe()})",
+        expected=f"stop {drug} within {grace} day(s) ({rs.name} v{rs.version}: {rs.rules[0].describe()})",
         evidence=evidence,
         days_late=days_between(j.last_dose, j.fired),
         source=rs.rules[0].source,
@@ -320,134 +334,175 @@ def _freq_daily(frequency: ir.StringValue) -> ir.IntegerValue:
     return ibis.cases(*[(frequency == k, v) for k, v in FREQUENCIES.items()], else_=ibis.null("int64"))
 
 
-def _doses(cohort: Cohort, per: ir.Table, p: Protocol) -> ir.Table:
+def _doses(cohort: Cohort, per: ir.Table, p: Protocol) -> ir.Table | None:
+    parts = [t for drug in p.drugs for t in _drug_doses(cohort, per, p, drug)]
+    return ibis.union(*parts) if parts else None
+
+
+def _drug_doses(cohort: Cohort, per: ir.Table, p: Protocol, drug: Drug) -> list[ir.Table]:
+    """The dose checks of one drug: dose (BSA, flat or dose level), frequency, duration, missing."""
     end = ibis.literal(bound(cohort), "date")
     ex = cohort.table("exposures")
     pts = cohort.table("patients")
     fd = per.select("patient_id", "first_dose")
-    cy = ex.filter(ex.drug == "cytarabine")
-    doses = ldac_dose_table(pts, p)
-    j = cy.join(doses, "patient_id").join(fd, "patient_id")
-    per_m2 = p.cytarabine.dose_mg_per_m2
+    name = drug.name
+    dx = ex.filter(ex.drug == name)
     tol = p.dosing.dose_tolerance_pct
-    off = ibis.cases(
-        (j.dose_unit == "mg/m2", (j.dose - per_m2).abs() > 1e-9),
-        (j.dose_unit == "mg", (j.dose - j.ldac_dose_mg).abs() > j.ldac_dose_mg * tol / 100.0),
-        else_=True,
-    ).fill_null(True)
-    bad = j.filter(off)
-    parts = [
-        _shape(
-            bad,
-            bad.first_dose,
-            patient_id=bad.patient_id,
-            date=bad.start_date,
-            rule_id="dose.cytarabine_bsa",
-            category="dose",
-            expected=f"{per_m2:g} mg/m² x BSA ({p.dosing.bsa_formula}, {p.dosing.bsa_decimals} decimals), "
-            f"rounded to {p.dosing.dose_rounding_mg:g} mg; absolute doses within {tol:g}%",
-            evidence=_concat(
-                "recorded ",
-                _num(bad.dose),
-                " ",
-                bad.dose_unit,
-                "; height ",
-                _num(bad.height_cm),
-                " cm, weight ",
-                _num(bad.weight_kg),
-                " kg: BSA ",
-                _s(bad.bsa_m2),
-                " m², dose ",
-                _num(bad.ldac_dose_mg),
-                " mg",
-            ),
-            source=f"{p.cytarabine.source}; {p.dosing.source}",
+    parts: list[ir.Table] = []
+    if drug.bsa_dosed:
+        doses = bsa_dose_table(pts, p, drug=name)
+        j = dx.join(doses, "patient_id").join(fd, "patient_id")
+        off = ibis.cases(
+            (j.dose_unit == "mg/m2", (j.dose - drug.dose).abs() > 1e-9),
+            (j.dose_unit == "mg", (j.dose - j.dose_mg).abs() > j.dose_mg * tol / 100.0),
+            else_=True,
+        ).fill_null(True)
+        bad = j.filter(off)
+        parts.append(
+            _shape(
+                bad,
+                bad.first_dose,
+                patient_id=bad.patient_id,
+                date=bad.start_date,
+                rule_id=f"dose.{name}_bsa",
+                category="dose",
+                expected=f"{drug.dose:g} mg/m² x BSA ({p.dosing.bsa_formula}, {p.dosing.bsa_decimals} "
+                f"decimals), rounded to {p.dosing.dose_rounding_mg:g} mg; absolute doses within {tol:g}%",
+                evidence=_concat(
+                    "recorded ",
+                    _num(bad.dose),
+                    " ",
+                    bad.dose_unit,
+                    "; height ",
+                    _num(bad.height_cm),
+                    " cm, weight ",
+                    _num(bad.weight_kg),
+                    " kg: BSA ",
+                    _s(bad.bsa_m2),
+                    " m², dose ",
+                    _num(bad.dose_mg),
+                    " mg",
+                ),
+                source=f"{drug.source}; {p.dosing.source}",
+            )
         )
-    ]
-    badf = j.filter(j.frequency != p.cytarabine.frequency)
-    parts.append(
-        _shape(
-            badf,
-            badf.first_dose,
-            patient_id=badf.patient_id,
-            date=badf.start_date,
-            rule_id="dose.cytarabine_frequency",
-            category="dose",
-            expected=f"cytarabine {p.cytarabine.frequency}",
-            evidence=_concat("recorded frequency ", badf.frequency),
-            source=p.cytarabine.source,
+    elif drug.dose_levels:
+        lv = dx.join(fd, "patient_id")
+        daily = lv.dose * _freq_daily(lv.frequency)
+        levels = [x.daily_mg for x in drug.dose_levels]
+        bads = lv.mutate(daily=daily).filter(
+            (lv.dose_unit != drug.unit) | ~daily.isin(levels).fill_null(False)
         )
-    )
-    cyd = cy.mutate(days=days_between(cy.end_date.fill_null(end), cy.start_date) + 1)
-    dur = (
-        cyd.group_by("patient_id")
-        .aggregate(days=cyd.days.sum(), start=cyd.start_date.min())
-        .join(fd, "patient_id")
-    )
-    badd = dur.filter((dur.days < p.cytarabine.min_days) | (dur.days > p.cytarabine.max_days))
-    parts.append(
-        _shape(
-            badd,
-            badd.first_dose,
-            patient_id=badd.patient_id,
-            date=badd.start,
-            rule_id="dose.cytarabine_duration",
-            category="dose",
-            expected=f"cytarabine for {p.cytarabine.min_days}-{p.cytarabine.max_days} days",
-            evidence=_concat("cytarabine given on ", _s(badd.days), " days"),
-            source=p.cytarabine.source,
+        parts.append(
+            _shape(
+                bads,
+                bads.first_dose,
+                patient_id=bads.patient_id,
+                date=bads.start_date,
+                rule_id=f"dose.{name}_level",
+                category="dose",
+                expected=f"{name} at a dose level: "
+                + "; ".join(f"{x.text} ({x.daily_mg:g} mg/day)" for x in drug.dose_levels),
+                evidence=_concat(
+                    "recorded ",
+                    _num(bads.dose),
+                    " ",
+                    bads.dose_unit,
+                    " ",
+                    bads.frequency,
+                    " (",
+                    _num(bads.daily),
+                    " mg/day)",
+                ),
+                source=f"{drug.source}; {drug.dose_levels_source}",
+            )
         )
-    )
-    arm = pts.filter(pts.study_arm.isin(p.cytarabine.arms)).join(fd, "patient_id")
-    missing = arm.anti_join(cy, "patient_id")
+    else:
+        fx = dx.join(fd, "patient_id")
+        off = ibis.ifelse(
+            fx.dose_unit == drug.unit, (fx.dose - drug.dose).abs() > drug.dose * tol / 100.0, True
+        ).fill_null(True)
+        badx = fx.filter(off)
+        parts.append(
+            _shape(
+                badx,
+                badx.first_dose,
+                patient_id=badx.patient_id,
+                date=badx.start_date,
+                rule_id=f"dose.{name}_dose",
+                category="dose",
+                expected=f"{name} {drug.dose:g} {drug.unit_text} per administration (within {tol:g}%)",
+                evidence=_concat("recorded ", _num(badx.dose), " ", badx.dose_unit),
+                source=drug.source,
+            )
+        )
+    if not drug.dose_levels:
+        fq = dx.join(fd, "patient_id")
+        badf = fq.filter(fq.frequency != drug.frequency)
+        parts.append(
+            _shape(
+                badf,
+                badf.first_dose,
+                patient_id=badf.patient_id,
+                date=badf.start_date,
+                rule_id=f"dose.{name}_frequency",
+                category="dose",
+                expected=f"{name} {drug.frequency}",
+                evidence=_concat("recorded frequency ", badf.frequency),
+                source=drug.source,
+            )
+        )
+    if drug.min_days is not None or drug.max_days is not None:
+        cyd = dx.mutate(days=days_between(dx.end_date.fill_null(end), dx.start_date) + 1)
+        dur = (
+            cyd.group_by("patient_id")
+            .aggregate(days=cyd.days.sum(), start=cyd.start_date.min())
+            .join(fd, "patient_id")
+        )
+        out_of_range = ibis.literal(False)
+        if drug.min_days is not None:
+            out_of_range = out_of_range | (dur.days < drug.min_days)
+        if drug.max_days is not None:
+            out_of_range = out_of_range | (dur.days > drug.max_days)
+        badd = dur.filter(out_of_range)
+        parts.append(
+            _shape(
+                badd,
+                badd.first_dose,
+                patient_id=badd.patient_id,
+                date=badd.start,
+                rule_id=f"dose.{name}_duration",
+                category="dose",
+                expected=f"{name} for {drug.duration_text}",
+                evidence=_concat(f"{name} given on ", _s(badd.days), " days"),
+                source=drug.source,
+            )
+        )
+    arm = pts.filter(pts.study_arm.isin(drug.arms)) if drug.arms else pts
+    arm = arm.join(fd, "patient_id")
+    missing = arm.anti_join(dx, "patient_id")
+    arms_text = f"arm(s) {', '.join(drug.arms)}" if drug.arms else "every arm"
     parts.append(
         _shape(
             missing,
             missing.first_dose,
             patient_id=missing.patient_id,
             date=missing.first_dose,
-            rule_id="dose.cytarabine_missing",
+            rule_id=f"dose.{name}_missing",
             category="dose",
-            expected=f"cytarabine in arm(s) {', '.join(p.cytarabine.arms)}",
-            evidence=_concat("arm ", missing.study_arm, "; no cytarabine exposure recorded"),
-            source=p.cytarabine.source,
+            expected=f"{name} in {arms_text}",
+            evidence=_concat("arm ", missing.study_arm, f"; no {name} exposure recorded"),
+            source=drug.source,
         )
     )
-    sor = ex.filter(ex.drug == "sorafenib").join(fd, "patient_id")
-    daily = sor.dose * _freq_daily(sor.frequency)
-    levels = [lv.daily_mg for lv in p.sorafenib.dose_levels]
-    bads = sor.mutate(daily=daily).filter((sor.dose_unit != "mg") | ~daily.isin(levels).fill_null(False))
-    parts.append(
-        _shape(
-            bads,
-            bads.first_dose,
-            patient_id=bads.patient_id,
-            date=bads.start_date,
-            rule_id="dose.sorafenib_level",
-            category="dose",
-            expected="sorafenib at a dose level: "
-            + "; ".join(f"{lv.text} ({lv.daily_mg:g} mg/day)" for lv in p.sorafenib.dose_levels),
-            evidence=_concat(
-                "recorded ",
-                _num(bads.dose),
-                " ",
-                bads.dose_unit,
-                " ",
-                bads.frequency,
-                " (",
-                _num(bads.daily),
-                " mg/day)",
-            ),
-            source=f"{p.sorafenib.source}; {p.sorafenib.dose_levels_source}",
-        )
-    )
-    return ibis.union(*parts)
+    return parts
 
 
 # ---- skin toxicity dose modification ----------------------------------------------------------------
 
 
 def _skin(cohort: Cohort, per: ir.Table, p: Protocol) -> ir.Table:
+    assert p.dose_modification is not None
     rs = p.ruleset("skin_dose_modification")
     actions = ("interrupt_then_reduce", "discontinue")
     se = skin_events(cohort, p)
@@ -474,9 +529,10 @@ def _skin(cohort: Cohort, per: ir.Table, p: Protocol) -> ir.Table:
     )
     ev = ev.filter(ev.fire.notnull()).join(per.select("patient_id", "first_dose"), "patient_id")
     end = ibis.literal(bound(cohort), "date")
-    grace = p.dose_modification.interruption_grace_days
+    dm = p.dose_modification
+    grace = dm.interruption_grace_days
     ex = cohort.table("exposures")
-    sor = ex.filter(ex.drug == "sorafenib")
+    sor = ex.filter(ex.drug == dm.drug)
     sor = sor.mutate(daily=sor.dose * _freq_daily(sor.frequency), stop=sor.end_date.fill_null(end))
     until = ibis.ifelse(ev.act == "discontinue", end, ev.resolution_date.fill_null(end))
     ev = ev.mutate(until=until, after=interval_expr(ev.fire, days=grace))
@@ -505,7 +561,7 @@ def _skin(cohort: Cohort, per: ir.Table, p: Protocol) -> ir.Table:
     cont = j.group_by(
         ["patient_id", "first_dose", "term", "skin_grade", "occurrence", "fire", "act", "act_rule", "until"]
     ).aggregate(on_drug_to=j.stop.max(), daily=j.daily.max())
-    src = p.dose_modification.source
+    src = dm.source
     continued = _shape(
         cont,
         cont.first_dose,
@@ -522,7 +578,7 @@ def _skin(cohort: Cohort, per: ir.Table, p: Protocol) -> ir.Table:
             _num(cont.occurrence),
             "): rule fired on ",
             _s(cont.fire),
-            "; sorafenib ",
+            f"; {dm.drug} ",
             _num(cont.daily),
             " mg/day continued to ",
             _s(cont.on_drug_to),
@@ -530,7 +586,7 @@ def _skin(cohort: Cohort, per: ir.Table, p: Protocol) -> ir.Table:
         days_late=days_between(ibis.least(cont.on_drug_to, cont.until), cont.fire),
         source=src,
     )
-    # resumed without going one level lower (only where sorafenib was interrupted)
+    # resumed without going one level lower (only where the drug was interrupted)
     ok = ev.filter(ev.act == "interrupt_then_reduce").anti_join(
         cont, [ev.patient_id == cont.patient_id, ev.term == cont.term, ev.fire == cont.fire]
     )
@@ -586,25 +642,42 @@ def _supplied(cohort: Cohort, name: str) -> bool:
 
 
 def audit(cohort: Cohort, protocol: Protocol | None = None) -> ir.Table:
-    """Every deviation (columns ``DEVIATION_COLUMNS``), ordered by patient, date and rule."""
-    p = protocol or load_protocol()
-    per = periods(cohort).cache()
+    """Every deviation (columns ``DEVIATION_COLUMNS``), ordered by patient, date and rule.
+
+    ``protocol`` default: the study definition's (:func:`study_protocol`); a study without one has
+    nothing to audit (an empty table).
+    """
+    p = protocol or study_protocol(cohort)
+    if p is None:
+        return _empty()
+    per = periods(cohort, p).cache()
     parts = [_surveillance(cohort, per, p, item) for item in p.surveillance]
-    parts.append(_stopping_rule(cohort, p))
+    if p.has_rule("stopping_rule"):
+        parts.append(_stopping_rule(cohort, p))
     # A table the bundle did not supply is unknown, not empty: its checks are not run.
     if _supplied(cohort, "transfusions"):
-        parts.append(_transfusion(cohort, per, p, "rbc_transfusion", "rbc", "hemoglobin", "g/dL", "red-cell"))
-        parts.append(
-            _transfusion(
-                cohort, per, p, "platelet_transfusion", "platelets", "platelets", "x10^9/L", "platelet"
-            )
-        )
+        for key, product, value, unit, label in (
+            ("rbc_transfusion", "rbc", "hemoglobin", "g/dL", "red-cell"),
+            ("platelet_transfusion", "platelets", "platelets", "x10^9/L", "platelet"),
+        ):
+            if p.has_rule(key):
+                parts.append(_transfusion(cohort, per, p, key, product, value, unit, label))
     if _supplied(cohort, "supportive_care"):
-        parts.append(_supportive(cohort, per, p, "g_csf", "G-CSF"))
-        parts.append(_supportive(cohort, per, p, "antifungal_prophylaxis", "antifungal prophylaxis"))
-    parts.append(_doses(cohort, per, p))
-    parts.append(_skin(cohort, per, p))
+        for key, label in (("g_csf", "G-CSF"), ("antifungal_prophylaxis", "antifungal prophylaxis")):
+            if p.has_rule(key):
+                parts.append(_supportive(cohort, per, p, key, label))
+    doses = _doses(cohort, per, p)
+    if doses is not None:
+        parts.append(doses)
+    if p.dose_modification is not None and p.has_rule("skin_dose_modification"):
+        parts.append(_skin(cohort, per, p))
+    if not parts:
+        return _empty()
     return ibis.union(*parts).order_by(["patient_id", "date", "rule_id"])
+
+
+def _empty() -> ir.Table:
+    return ibis.memtable(ibis.schema(DEVIATION_COLUMNS).to_pyarrow().empty_table())
 
 
 @dataclass(frozen=True)
@@ -636,9 +709,14 @@ def audit_summary(deviations: ir.Table) -> AuditSummary:
     return AuditSummary(by_rule, by_patient)
 
 
-def audit_section(cohort: Cohort, protocol: Protocol | None = None) -> dict:
-    """The audit as a report section: small pandas tables and one paragraph of text."""
-    p = protocol or load_protocol()
+def audit_section(cohort: Cohort, protocol: Protocol | None = None) -> dict | None:
+    """The audit as a report section: small pandas tables and one paragraph of text.
+
+    ``protocol`` default: the study definition's; None (no section) when the study has no protocol.
+    """
+    p = protocol or study_protocol(cohort)
+    if p is None:
+        return None
     dev = audit(cohort, p).cache()
     s = audit_summary(dev)
     deviations = dev.to_pandas()
@@ -649,6 +727,10 @@ def audit_section(cohort: Cohort, protocol: Protocol | None = None) -> dict:
     n_pat = int(cohort.table("patients").count().execute())
     stop = deviations[deviations.rule_id == "stopping_rule"]
     stop_text = "; ".join(f"{r.patient_id} ({r.evidence})" for r in stop.itertuples()) or "none"
+    drug = index_drug(cohort, p) or ANY_DRUG
+    stop_sentence = (
+        f" Stopping rule fired while {drug} continued: {stop_text}." if p.has_rule("stopping_rule") else ""
+    )
     counts = ", ".join(
         f"{r.rule_id} {r.deviations} ({r.patients} patient{'s' if r.patients != 1 else ''})"
         for r in by_rule.itertuples()
@@ -656,8 +738,8 @@ def audit_section(cohort: Cohort, protocol: Protocol | None = None) -> dict:
     text = (
         f"Adherence to protocol {p.label} ({p.title}; {p.source}) was audited on the cohort's data up to the "
         f"cut-off {cohort.metadata.cutoff_date}: {len(deviations)} deviation(s) in {by_patient.shape[0]} of "
-        f"{n_pat} patients. By rule: {counts or 'none'}. Stopping rule fired while sorafenib continued: "
-        f"{stop_text}. Windows: transfusion on the day of the count or within "
+        f"{n_pat} patients. By rule: {counts or 'none'}.{stop_sentence} "
+        "Windows: transfusion on the day of the count or within "
         f"{p.audit.transfusion_window_days} day(s); G-CSF/antifungal active or started within "
         f"{p.audit.supportive_care_window_days} day(s); surveillance gaps beyond each item's interval "
         "plus grace. "

@@ -14,12 +14,14 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from amlcohort.io.cohort import load_cohort
 from amlcohort.problems import InputError
 from amlcohort.protocol.audit import audit_section
-from amlcohort.protocol.definition import Protocol, load_protocol
+from amlcohort.protocol.definition import Protocol, load_protocol, study_protocol
 from amlcohort.protocol.schedule import DueReport, due, plan, to_ical
+from amlcohort.protocol.surveillance import DateOutOfRange, UnknownPatient
 
 protocol_app = typer.Typer(
     add_completion=False,
@@ -28,30 +30,93 @@ protocol_app = typer.Typer(
     "documentation only; not a medical device.",
 )
 console = Console(width=160)
+err_console = Console(stderr=True, width=160)
 
-PROTOCOL_OPT = typer.Option(None, "--protocol", help="Protocol file (default: the study's xu2019.yaml).")
+PROTOCOL_OPT = typer.Option(
+    None, "--protocol", help="Protocol file (default: the one the bundle's study definition names)."
+)
 PATH_OPT = typer.Option(None, "--path", help="Cohort bundle folder (default: the embedded study).")
 DATE_FORMATS = ["%Y-%m-%d"]
+USAGE, DATA = 2, 1  # exit codes: a wrong argument / data or files that cannot be used
 
 
-def _protocol(path: Path | None) -> Protocol:
+def _fail(message: str, code: int) -> typer.Exit:
+    """Print one line (user text is never read as markup) and give the exit to raise."""
+    err_console.print(Text(" ".join(str(message).split()), style="red"))
+    return typer.Exit(code)
+
+
+def _load_protocol(path: Path) -> Protocol:
     try:
         return load_protocol(path)
     except InputError as e:
-        console.print(f"[red]{e}[/red]")
-        raise typer.Exit(1) from None
+        raise _fail(str(e), DATA) from None
+
+
+def _protocol(path: Path | None, cohort=None) -> Protocol:
+    """``--protocol`` if given, else the study definition's protocol, else the embedded study's."""
+    if path is not None:
+        return _load_protocol(path)
+    try:
+        p = study_protocol(cohort) if cohort is not None else load_protocol()
+    except InputError as e:
+        raise _fail(str(e), DATA) from None
+    if p is None:
+        study = getattr(cohort, "study", None)
+        raise _fail(
+            f"the study {getattr(study, 'name', '')!r} declares no protocol: pass one with --protocol FILE",
+            USAGE,
+        )
+    return p
 
 
 def _cohort(path: Path | None):
     try:
         return load_cohort(path)
     except InputError as e:
-        console.print(f"[red]{e}[/red]")
-        raise typer.Exit(1) from None
+        raise _fail(str(e), DATA) from None
+    except OSError as e:
+        raise _fail(f"cannot read the bundle {path}: {e.strerror or e}", DATA) from None
+
+
+def _due(cohort, patient: str, on: dt.date, p: Protocol, observations: dict | None = None) -> DueReport:
+    try:
+        return due(cohort, patient, on, p, observations)
+    except UnknownPatient as e:
+        raise _fail(str(e), USAGE) from None
+    except DateOutOfRange as e:
+        raise _fail(str(e), USAGE) from None
+
+
+def _write(path: Path, write) -> None:
+    """Write an output file; a folder that is missing, read-only or not a folder is one message."""
+    try:
+        write(path)
+    except IsADirectoryError:
+        raise _fail(f"cannot write {path}: it is a folder; give a file name", USAGE) from None
+    except OSError as e:
+        raise _fail(
+            f"cannot write {path}: {e.strerror or e} (check that the folder exists and is writable)", DATA
+        ) from None
+
+
+def _cell(x: object) -> Text:
+    """A table cell: data and user text shown as written, never interpreted as Rich markup."""
+    return Text(_v(x))
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _safe_csv_text(x: object) -> object:
+    """OWASP CSV injection: text starting like a formula is prefixed with ``'`` (numbers unchanged)."""
+    if isinstance(x, str) and x.startswith(FORMULA_START):
+        return "'" + x
+    return x
 
 
 def _disclaimer(p: Protocol) -> None:
-    console.print(Panel(p.disclaimer, title="Not a medical device", style="yellow"))
+    console.print(Panel(Text(p.disclaimer), title="Not a medical device", style="yellow"))
 
 
 def _v(x: object) -> str:
@@ -64,46 +129,54 @@ def _v(x: object) -> str:
     return str(x)
 
 
+def _row(t: Table, *cells: object, style: str | None = None) -> None:
+    t.add_row(*(c if isinstance(c, Text) else _cell(c) for c in cells), style=style)
+
+
 @protocol_app.command()
-def show(protocol: Path = PROTOCOL_OPT) -> None:
+def show(protocol: Path = PROTOCOL_OPT, path: Path = PATH_OPT) -> None:
     """Show the protocol definition: regimen, dosing, rules, schedule, with their sources."""
-    p = _protocol(protocol)
-    console.print(f"[bold]{p.title}[/bold]\nprotocol {p.label} — {p.path}\nsource: {p.source}")
+    p = _protocol(protocol, _cohort(path) if path is not None else None)
+    console.print(Text(f"{p.title}", style="bold"))
+    console.print(Text(f"protocol {p.label} — {p.path}\nsource: {p.source}"))
     _disclaimer(p)
     t = Table(title="Regimen")
     for c in ("drug", "dose", "route", "when", "source"):
         t.add_column(c)
-    s, y = p.sorafenib, p.cytarabine
-    t.add_row("sorafenib", f"{s.dose_mg:g} mg {s.frequency}", s.route, ", ".join(s.phases), s.source)
-    t.add_row(
-        "",
-        "dose levels: " + "; ".join(f"{lv.level}: {lv.text}" for lv in s.dose_levels),
-        "",
-        "",
-        s.dose_levels_source,
-    )
-    t.add_row(
-        "cytarabine",
-        f"{y.dose_mg_per_m2:g} mg/m² {y.frequency}",
-        y.route,
-        f"{y.min_days}-{y.max_days} days, arm(s) {', '.join(y.arms)}",
-        y.source,
-    )
-    t.add_row(
-        "",
-        f"BSA {p.dosing.bsa_formula} (allowed: {', '.join(p.dosing.bsa_formulas)}), rounded to "
-        f"{p.dosing.bsa_decimals} decimals; dose rounded half up to {p.dosing.dose_rounding_mg:g} mg",
-        "",
-        "",
-        p.dosing.source,
-    )
+    for d in p.drugs:
+        when = ", ".join(d.phases)
+        if d.duration_text:
+            when = f"{when}, {d.duration_text}" if when else d.duration_text
+        when += f", arm(s) {', '.join(d.arms)}" if d.arms else ""
+        index = " (index drug)" if d.name == p.index_drug else ""
+        _row(t, d.name + index, d.dose_text, d.route, when, d.source)
+        if d.dose_levels:
+            _row(
+                t,
+                "",
+                "dose levels: " + "; ".join(f"{lv.level}: {lv.text}" for lv in d.dose_levels),
+                "",
+                "",
+                d.dose_levels_source,
+            )
+    if p.bsa_drugs:
+        _row(
+            t,
+            "",
+            f"BSA {p.dosing.bsa_formula} (allowed: {', '.join(p.dosing.bsa_formulas)}), rounded to "
+            f"{p.dosing.bsa_decimals} decimals; dose rounded half up to {p.dosing.dose_rounding_mg:g} mg",
+            "",
+            "",
+            p.dosing.source,
+        )
     console.print(t)
     r = Table(title="Rules (thresholds from the rule file)")
     for c in ("rule set", "rule", "outcome", "criterion", "source"):
         r.add_column(c)
     for key, ref in p.rules.items():
         for rule in ref.rules.rules:
-            r.add_row(
+            _row(
+                r,
                 f"{key}\n{ref.ruleset} v{ref.version}",
                 rule.rule_id,
                 rule.outcome,
@@ -118,7 +191,8 @@ def show(protocol: Path = PROTOCOL_OPT) -> None:
         anchor = it.trigger or (
             f"study day {it.anchor_study_day_min or 1}-{it.anchor_study_day_max or '...'}"
         )
-        sv.add_row(
+        _row(
+            sv,
             it.id,
             it.phase,
             it.what,
@@ -132,35 +206,36 @@ def show(protocol: Path = PROTOCOL_OPT) -> None:
     for c in ("step", "when", "text", "source"):
         pw.add_column(c)
     for st in p.pathway:
-        pw.add_row(st.id, st.when, st.text, st.source)
-    pw.add_row(
-        "dose modification",
-        "skin toxicity",
-        "; ".join(p.dose_modification.skin_terms),
-        p.dose_modification.source,
-    )
+        _row(pw, st.id, st.when, st.text, st.source)
+    dm = p.dose_modification
+    if dm is not None:
+        _row(pw, f"dose modification ({dm.drug})", "skin toxicity", "; ".join(dm.skin_terms), dm.source)
     console.print(pw)
     a = p.audit
+    skin = f", skin interruption +{dm.interruption_grace_days} d" if dm is not None else ""
     console.print(
-        f"Audit windows: transfusion +{a.transfusion_window_days} d, supportive care "
-        f"+{a.supportive_care_window_days} d, stopping rule +{a.stopping_rule_grace_days} d, skin "
-        f"interruption +{p.dose_modification.interruption_grace_days} d."
+        Text(
+            f"Audit windows: transfusion +{a.transfusion_window_days} d, supportive care "
+            f"+{a.supportive_care_window_days} d, stopping rule +{a.stopping_rule_grace_days} d{skin}."
+        )
     )
 
 
 def print_due(report: DueReport, p: Protocol) -> None:
     sd = "" if report.study_day is None else f", study day {report.study_day}"
     off = f" ({report.off_reason})" if report.off_reason else ""
-    console.print(
-        f"[bold]{report.patient_id}[/bold] on {report.on}{sd}: phase {report.phase}{off} — "
-        f"protocol {report.protocol}; data on or before {report.on} only"
+    head = Text(report.patient_id, style="bold")
+    head.append(
+        f" on {report.on}{sd}: phase {report.phase}{off} — protocol {report.protocol}; "
+        f"data on or before {report.on} only"
     )
+    console.print(head)
     t = Table(title="Surveillance")
     for c in ("item", "what", "status", "due date", "window", "overdue (days)", "recorded today", "source"):
         t.add_column(c)
     for i in report.items:
-        style = {"overdue": "red", "due": "yellow"}.get(i.status)
-        t.add_row(
+        _row(
+            t,
             i.item_id,
             i.what,
             i.status,
@@ -169,10 +244,10 @@ def print_due(report: DueReport, p: Protocol) -> None:
             str(i.days_overdue) if i.status == "overdue" else "",
             "yes" if i.done_on_date else "",
             i.source,
-            style=style,
+            style={"overdue": "red", "due": "yellow"}.get(i.status),
         )
     if not report.items:
-        t.add_row("-", f"nothing scheduled (phase {report.phase})", "", "", "", "", "", "")
+        _row(t, "-", f"nothing scheduled (phase {report.phase})", "", "", "", "", "", "")
     console.print(t)
     r = Table(title="Rules on the data up to this date")
     for c in ("", "topic", "recommendation", "rule", "values", "source"):
@@ -181,8 +256,9 @@ def print_due(report: DueReport, p: Protocol) -> None:
         vals = ", ".join(f"{k}={_v(v)}" for k, v in x.values.items())
         if x.missing:
             vals += f"; missing: {', '.join(x.missing)}"
-        r.add_row(
-            "[bold red]FIRES[/bold red]" if x.fires else "",
+        _row(
+            r,
+            Text("FIRES", style="bold red") if x.fires else Text(""),
             x.topic,
             x.action,
             f"{x.rule}\n{x.criterion or ''}",
@@ -208,16 +284,14 @@ def due_cmd(
         None, "--bleeding/--no-bleeding", help="Signs of bleeding (not in the data)."
     ),
 ) -> None:
-    """What is due for PATIENT on DATE (overdue by how many days) and which protocol rules fire."""
-    p = _protocol(protocol)
+    """What is due for PATIENT on DATE (overdue by how many days) and which protocol rules fire.
+
+    A date after the data cut-off, or after the patient's death, is refused (exit 2)."""
     cohort = _cohort(path)
-    try:
-        report = due(
-            cohort, patient, on.date(), p, {"symptomatic_anemia": symptomatic_anemia, "bleeding": bleeding}
-        )
-    except KeyError as e:
-        console.print(f"[red]{e.args[0]}[/red]")
-        raise typer.Exit(2) from None
+    p = _protocol(protocol, cohort)
+    report = _due(
+        cohort, patient, on.date(), p, {"symptomatic_anemia": symptomatic_anemia, "bleeding": bleeding}
+    )
     print_due(report, p)
 
 
@@ -225,35 +299,41 @@ def due_cmd(
 def audit_cmd(
     path: Path = typer.Argument(None, help="Cohort bundle folder (default: the embedded study)."),
     protocol: Path = PROTOCOL_OPT,
-    csv: Path = typer.Option(None, "--csv", help="Also write the deviations to this CSV file."),
+    csv: Path = typer.Option(
+        None,
+        "--csv",
+        help="Also write the deviations to this CSV file (formula-like text is prefixed with ').",
+    ),
 ) -> None:
     """Adherence audit: every deviation with patient, date, rule and evidence, and a summary."""
-    p = _protocol(protocol)
     cohort = _cohort(path)
+    p = _protocol(protocol, cohort)
     sec = audit_section(cohort, p)
-    console.print(f"[bold]{sec['title']}[/bold]")
+    assert sec is not None  # a protocol was given
+    console.print(Text(sec["title"], style="bold"))
     t = Table(title="Deviations")
     for c in ("patient", "date", "day", "rule", "evidence", "expected", "source"):
         t.add_column(c)
     for r in sec["deviations"].itertuples():
-        t.add_row(r.patient_id, str(r.date), _v(r.study_day), r.rule_id, r.evidence, r.expected, r.source)
+        _row(t, r.patient_id, str(r.date), _v(r.study_day), r.rule_id, r.evidence, r.expected, r.source)
     console.print(t)
     s = Table(title="Deviations per rule")
     for c in ("category", "rule", "deviations", "patients", "source"):
         s.add_column(c)
     for r in sec["summary"].itertuples():
-        s.add_row(r.category, r.rule_id, str(r.deviations), str(r.patients), r.source)
+        _row(s, r.category, r.rule_id, str(r.deviations), str(r.patients), r.source)
     console.print(s)
     b = Table(title="Deviations per patient")
     for c in ("patient", "deviations", "rules"):
         b.add_column(c)
     for r in sec["by_patient"].itertuples():
-        b.add_row(r.patient_id, str(r.deviations), r.rules)
+        _row(b, r.patient_id, str(r.deviations), r.rules)
     console.print(b)
-    console.print(sec["text"])
+    console.print(Text(sec["text"]))
     if csv is not None:
-        sec["deviations"].to_csv(csv, index=False)
-        console.print(f"deviations written to {csv}")
+        frame = sec["deviations"].map(_safe_csv_text)
+        _write(csv, lambda f: frame.to_csv(f, index=False))
+        console.print(Text(f"deviations written to {csv}"))
     _disclaimer(p)
 
 
@@ -269,17 +349,14 @@ def ical(
     protocol: Path = PROTOCOL_OPT,
 ) -> None:
     """Write PATIENT's planned surveillance schedule as an iCalendar (RFC 5545) file for the ward."""
-    p = _protocol(protocol)
     cohort = _cohort(path)
+    p = _protocol(protocol, cohort)
     day = on.date() if on is not None else dt.date.today()
-    try:
-        report = due(cohort, patient, day, p)
-    except KeyError as e:
-        console.print(f"[red]{e.args[0]}[/red]")
-        raise typer.Exit(2) from None
+    report = _due(cohort, patient, day, p)
     events = plan(report, p, horizon)
-    out.write_text(
-        to_ical(events, disclaimer=p.disclaimer, protocol_label=p.label), encoding="utf-8", newline=""
+    text = to_ical(events, disclaimer=p.disclaimer, protocol_label=p.label)
+    _write(out, lambda f: f.write_text(text, encoding="utf-8", newline=""))
+    console.print(
+        Text(f"{len(events)} event(s) for {patient} from {day} (phase {report.phase}) written to {out}")
     )
-    console.print(f"{len(events)} event(s) for {patient} from {day} (phase {report.phase}) written to {out}")
     _disclaimer(p)

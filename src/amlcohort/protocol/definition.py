@@ -1,6 +1,6 @@
 """The protocol definition file: load, validate, and the typed view the rest of the package reads.
 
-A protocol file (YAML, e.g. ``amlcohort/data/protocol/xu2019.yaml``) declares the regimen, BSA
+A protocol file (YAML, e.g. ``amlcohort/data/study/protocol.yaml``) declares the regimen, BSA
 dosing, the dose-modification rules, the treatment pathway, the surveillance schedule and the
 audit windows; its threshold rules live in a rule-engine CSV that the file names. Loading
 validates everything and raises :class:`~amlcohort.problems.InputError` listing every problem,
@@ -25,8 +25,10 @@ from amlcohort.schema import table as model_table
 
 FORMAT = "amlcohort.protocol/1"
 DEFAULT_PROTOCOL = "protocol.yaml"  # the embedded study's protocol (data/study/)
-FREQUENCIES = {"qd": 1, "bid": 2, "tid": 3}
-ROUTES = ("oral", "sc", "iv")
+# Administrations per day of the model's frequencies that repeat daily or less often.
+FREQUENCIES: dict[str, float] = {"qd": 1, "bid": 2, "tid": 3, "qid": 4, "q48h": 0.5, "weekly": 1 / 7}
+ROUTES = ("oral", "sc", "iv", "im", "intrathecal", "inhaled", "topical")
+DOSE_UNITS = ("mg", "mg/m2")
 PHASES = ("induction", "post_cr")
 BSA_FORMULAS = ("mosteller", "dubois")
 PATHWAY_WHEN = ("cr", "failure")
@@ -78,29 +80,52 @@ class DoseLevel:
 
 
 @dataclass(frozen=True)
-class Sorafenib:
-    dose_mg: float
+class Drug:
+    """One drug of the regimen, as the protocol file declares it (``drugs[i]``).
+
+    ``unit`` is ``mg`` (a flat dose) or ``mg/m2`` (dosed by body-surface area, see ``dosing``);
+    ``arms`` empty = every arm; ``min_days``/``max_days`` (optional) bound the days the drug is
+    given per patient; ``dose_levels`` (flat doses only) are the allowed total daily doses, level 0
+    the full dose, used by the dose audit and the dose-modification rule.
+    """
+
+    name: str
+    dose: float
+    unit: str
     frequency: str
     route: str
     phases: tuple[str, ...]
+    arms: tuple[str, ...]
+    min_days: int | None
+    max_days: int | None
     dose_levels: tuple[DoseLevel, ...]
     source: str
-    dose_levels_source: str
+    dose_levels_source: str = ""
 
     @property
-    def daily_mg(self) -> float:
-        return self.dose_mg * FREQUENCIES[self.frequency]
+    def per_day(self) -> float:
+        return self.dose * FREQUENCIES.get(self.frequency, 0)
 
+    @property
+    def bsa_dosed(self) -> bool:
+        return self.unit == "mg/m2"
 
-@dataclass(frozen=True)
-class Cytarabine:
-    dose_mg_per_m2: float
-    frequency: str
-    route: str
-    arms: tuple[str, ...]
-    min_days: int
-    max_days: int
-    source: str
+    @property
+    def unit_text(self) -> str:
+        return "mg/m²" if self.bsa_dosed else self.unit
+
+    @property
+    def dose_text(self) -> str:
+        return f"{self.dose:g} {self.unit_text} {self.frequency}"
+
+    @property
+    def duration_text(self) -> str:
+        if self.min_days is None and self.max_days is None:
+            return ""
+        return f"{self.min_days or 1}-{self.max_days if self.max_days is not None else '...'} days"
+
+    def in_arm(self, arm: str) -> bool:
+        return not self.arms or arm in self.arms
 
 
 @dataclass(frozen=True)
@@ -111,6 +136,9 @@ class Dosing:
     dose_rounding_mg: float
     dose_tolerance_pct: float
     source: str
+
+
+DEFAULT_DOSING = Dosing("mosteller", BSA_FORMULAS, 2, 1, 5, "")
 
 
 @dataclass(frozen=True)
@@ -178,17 +206,35 @@ class Protocol:
     disclaimer: str
     path: str
     rules: Mapping[str, RuleRef]
-    sorafenib: Sorafenib
-    cytarabine: Cytarabine
+    drugs: tuple[Drug, ...]
+    index_drug: str | None
     dosing: Dosing
-    dose_modification: DoseModification
+    dose_modification: DoseModification | None
     pathway: tuple[PathwayStep, ...]
     surveillance: tuple[SurveillanceItem, ...]
     audit: AuditSettings
     raw: Mapping[str, Any]
+    response_criteria_source: str = ""
 
     def ruleset(self, key: str) -> RuleSet:
         return self.rules[key].rules
+
+    def has_rule(self, key: str) -> bool:
+        return key in self.rules
+
+    def drug(self, name: str) -> Drug:
+        for d in self.drugs:
+            if d.name == name:
+                return d
+        raise KeyError(f"protocol {self.id} has no drug {name!r}; drugs: {', '.join(self.drug_names)}")
+
+    @property
+    def drug_names(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.drugs)
+
+    @property
+    def bsa_drugs(self) -> tuple[Drug, ...]:
+        return tuple(d for d in self.drugs if d.bsa_dosed)
 
     def item(self, item_id: str) -> SurveillanceItem:
         for it in self.surveillance:
@@ -340,13 +386,11 @@ def validate_protocol(
         "disclaimer",
         "rules",
         "drugs",
-        "dosing",
-        "dose_modification",
-        "pathway",
         "surveillance",
         "audit",
     )
-    d = c.mapping(data, "", top_keys)
+    optional_keys = ("index_drug", "response_criteria_source", "dosing", "dose_modification", "pathway")
+    d = c.mapping(data, "", top_keys, optional_keys)
     if not d:
         return None, c.problems
     if d.get("format") != FORMAT and "format" in d:
@@ -370,8 +414,7 @@ def validate_protocol(
                 c.bad(f"rules.{k}", f"unknown rule key; known: {', '.join(RULE_CONTRACTS)}", r[k])
         for key in RULE_CONTRACTS:
             if key not in r:
-                c.bad(f"rules.{key}", "required rule reference is missing")
-                continue
+                continue  # optional: what needs it says so below
             ref = _load_ruleset(c, key, r[key], default_file, base)
             if ref is not None:
                 rules[key] = ref
@@ -379,106 +422,68 @@ def validate_protocol(
         c.bad("rules", "must be a mapping of rule references", r)
 
     # drugs
-    drugs = c.mapping(d.get("drugs", {}), "drugs", ("sorafenib", "cytarabine"))
-    s = c.mapping(
-        drugs.get("sorafenib", {}),
-        "drugs.sorafenib",
-        ("dose_mg", "frequency", "route", "phases", "source", "dose_levels", "dose_levels_source"),
-    )
-    levels: list[DoseLevel] = []
-    raw_levels = s.get("dose_levels")
-    if not isinstance(raw_levels, list) or not raw_levels:
-        c.bad("drugs.sorafenib.dose_levels", "must be a non-empty list of dose levels", raw_levels)
-    else:
-        for i, lv in enumerate(raw_levels):
-            f = f"drugs.sorafenib.dose_levels[{i}]"
-            lv = c.mapping(lv, f, ("level", "text", "daily_mg"))
-            if lv:
-                levels.append(
-                    DoseLevel(
-                        int(c.number(lv, "level", f, minimum=-10, strict=False, integer=True)),
-                        c.text(lv, "text", f),
-                        c.number(lv, "daily_mg", f),
-                    )
-                )
-    sorafenib = Sorafenib(
-        c.number(s, "dose_mg", "drugs.sorafenib"),
-        c.text(s, "frequency", "drugs.sorafenib", choices=tuple(FREQUENCIES)),
-        c.text(s, "route", "drugs.sorafenib", choices=ROUTES),
-        c.texts(s, "phases", "drugs.sorafenib", choices=("induction", "maintenance")),
-        tuple(levels),
-        c.text(s, "source", "drugs.sorafenib"),
-        c.text(s, "dose_levels_source", "drugs.sorafenib"),
-    )
-    if (
-        levels
-        and sorafenib.frequency in FREQUENCIES
-        and sorafenib.dose_mg
-        and not any(lv.level == 0 and lv.daily_mg == sorafenib.daily_mg for lv in levels)
-    ):
-        c.bad(
-            "drugs.sorafenib.dose_levels",
-            f"needs level 0 with daily_mg = dose x frequency = {sorafenib.daily_mg:g}",
-            raw_levels,
+    drugs = _drugs(c, d.get("drugs"), "drugs" in d)
+    names = tuple(x.name for x in drugs)
+    index_drug = None
+    if "index_drug" in d:
+        index_drug = c.text(d, "index_drug", "", choices=names or None)
+    response_criteria_source = c.text(d, "response_criteria_source", "")
+
+    # dosing (required when a drug is dosed by body-surface area)
+    dosing = DEFAULT_DOSING
+    if "dosing" in d:
+        g = c.mapping(
+            d.get("dosing", {}),
+            "dosing",
+            (
+                "bsa_formula",
+                "bsa_formulas",
+                "bsa_decimals",
+                "dose_rounding_mg",
+                "dose_tolerance_pct",
+                "source",
+            ),
         )
-    y = c.mapping(
-        drugs.get("cytarabine", {}),
-        "drugs.cytarabine",
-        ("dose_mg_per_m2", "frequency", "route", "arms", "duration_days", "source"),
-    )
-    dur = c.mapping(y.get("duration_days", {}), "drugs.cytarabine.duration_days", ("min", "max"))
-    dmin = int(c.number(dur, "min", "drugs.cytarabine.duration_days", integer=True))
-    dmax = int(c.number(dur, "max", "drugs.cytarabine.duration_days", integer=True))
-    if dmin and dmax and dmin > dmax:
-        c.bad("drugs.cytarabine.duration_days", "min must not exceed max", dur)
-    cytarabine = Cytarabine(
-        c.number(y, "dose_mg_per_m2", "drugs.cytarabine"),
-        c.text(y, "frequency", "drugs.cytarabine", choices=tuple(FREQUENCIES)),
-        c.text(y, "route", "drugs.cytarabine", choices=ROUTES),
-        c.texts(y, "arms", "drugs.cytarabine", choices=model_table("patients").column("study_arm").allowed),
-        dmin,
-        dmax,
-        c.text(y, "source", "drugs.cytarabine"),
-    )
+        formulas = c.texts(g, "bsa_formulas", "dosing", choices=BSA_FORMULAS)
+        dosing = Dosing(
+            c.text(g, "bsa_formula", "dosing", choices=formulas or BSA_FORMULAS),
+            formulas,
+            int(c.number(g, "bsa_decimals", "dosing", strict=False, integer=True)),
+            c.number(g, "dose_rounding_mg", "dosing"),
+            c.number(g, "dose_tolerance_pct", "dosing", strict=False),
+            c.text(g, "source", "dosing"),
+        )
+        if dosing.bsa_decimals > 4:
+            c.bad("dosing.bsa_decimals", "must be between 0 and 4", dosing.bsa_decimals)
+    elif any(x.bsa_dosed for x in drugs):
+        c.bad("dosing", "required field is missing (a drug is dosed in mg/m2: BSA formula and rounding)")
 
-    # dosing
-    g = c.mapping(
-        d.get("dosing", {}),
-        "dosing",
-        ("bsa_formula", "bsa_formulas", "bsa_decimals", "dose_rounding_mg", "dose_tolerance_pct", "source"),
-    )
-    formulas = c.texts(g, "bsa_formulas", "dosing", choices=BSA_FORMULAS)
-    dosing = Dosing(
-        c.text(g, "bsa_formula", "dosing", choices=formulas or BSA_FORMULAS),
-        formulas,
-        int(c.number(g, "bsa_decimals", "dosing", strict=False, integer=True)),
-        c.number(g, "dose_rounding_mg", "dosing"),
-        c.number(g, "dose_tolerance_pct", "dosing", strict=False),
-        c.text(g, "source", "dosing"),
-    )
-    if dosing.bsa_decimals > 4:
-        c.bad("dosing.bsa_decimals", "must be between 0 and 4", dosing.bsa_decimals)
-
-    # dose modification
-    m = c.mapping(
-        d.get("dose_modification", {}),
-        "dose_modification",
-        ("drug", "skin_terms", "rules", "interruption_grace_days", "source"),
-    )
-    dm = DoseModification(
-        c.text(m, "drug", "dose_modification", choices=("sorafenib",)),
-        c.texts(m, "skin_terms", "dose_modification"),
-        c.text(m, "rules", "dose_modification", choices=("skin_dose_modification",)),
-        int(c.number(m, "interruption_grace_days", "dose_modification", strict=False, integer=True)),
-        c.text(m, "source", "dose_modification"),
-    )
+    # dose modification (optional)
+    dm = None
+    if "dose_modification" in d:
+        m = c.mapping(
+            d.get("dose_modification", {}),
+            "dose_modification",
+            ("drug", "skin_terms", "rules", "interruption_grace_days", "source"),
+        )
+        dm = DoseModification(
+            c.text(m, "drug", "dose_modification", choices=names or None),
+            c.texts(m, "skin_terms", "dose_modification"),
+            c.text(m, "rules", "dose_modification", choices=("skin_dose_modification",)),
+            int(c.number(m, "interruption_grace_days", "dose_modification", strict=False, integer=True)),
+            c.text(m, "source", "dose_modification"),
+        )
+        if dm.drug in names and not next(x for x in drugs if x.name == dm.drug).dose_levels:
+            c.bad("dose_modification.drug", "the drug needs dose_levels to be reduced one level", dm.drug)
+        if isinstance(r, dict) and "skin_dose_modification" not in r:
+            c.bad("rules.skin_dose_modification", "required by dose_modification: rule reference is missing")
 
     # pathway
     steps: list[PathwayStep] = []
     pw = d.get("pathway")
-    if not isinstance(pw, list) or not pw:
+    if not isinstance(pw, list):
         if "pathway" in d:
-            c.bad("pathway", "must be a non-empty list of steps", pw)
+            c.bad("pathway", "must be a list of steps", pw)
     else:
         for i, st in enumerate(pw):
             f = f"pathway[{i}]"
@@ -506,6 +511,11 @@ def validate_protocol(
             items_i = _surveillance_item(c, it, f"surveillance[{i}]", columns, seen)
             if items_i is not None:
                 items.append(items_i)
+                if items_i.trigger and isinstance(r, dict) and items_i.trigger not in r:
+                    c.bad(
+                        f"rules.{items_i.trigger}",
+                        f"required by surveillance[{i}].trigger: rule reference is missing",
+                    )
 
     a = c.mapping(
         d.get("audit", {}),
@@ -529,15 +539,96 @@ def validate_protocol(
         disclaimer,
         origin,
         rules,
-        sorafenib,
-        cytarabine,
+        drugs,
+        index_drug or None,
         dosing,
         dm,
         tuple(steps),
         tuple(items),
         audit,
         d,
+        response_criteria_source,
     ), c.problems
+
+
+def _drugs(c: _Checker, raw: Any, present: bool) -> tuple[Drug, ...]:
+    if not isinstance(raw, list) or not raw:
+        if present:
+            c.bad("drugs", "must be a non-empty list of drugs (name, dose, unit, frequency, route, ...)", raw)
+        return ()
+    out: list[Drug] = []
+    for i, x in enumerate(raw):
+        f = f"drugs[{i}]"
+        x = c.mapping(
+            x,
+            f,
+            ("name", "dose", "unit", "frequency", "route", "source"),
+            ("phases", "arms", "duration_days", "dose_levels", "dose_levels_source"),
+        )
+        if not x:
+            continue
+        name = c.text(x, "name", f).lower()
+        if name and name in {y.name for y in out}:
+            c.bad(f"{f}.name", "duplicate drug name", name)
+        unit = c.text(x, "unit", f, choices=(*DOSE_UNITS, "mg/m²"))
+        unit = "mg/m2" if unit == "mg/m²" else unit
+        dmin = dmax = None
+        if "duration_days" in x:
+            dur = c.mapping(x.get("duration_days"), f"{f}.duration_days", (), ("min", "max"))
+            if "min" in dur:
+                dmin = int(c.number(dur, "min", f"{f}.duration_days", integer=True))
+            if "max" in dur:
+                dmax = int(c.number(dur, "max", f"{f}.duration_days", integer=True))
+            if dmin and dmax and dmin > dmax:
+                c.bad(f"{f}.duration_days", "min must not exceed max", dur)
+        levels: list[DoseLevel] = []
+        raw_levels = x.get("dose_levels")
+        if "dose_levels" in x:
+            if not isinstance(raw_levels, list) or not raw_levels:
+                c.bad(f"{f}.dose_levels", "must be a non-empty list", raw_levels)
+            else:
+                for j, lv in enumerate(raw_levels):
+                    g = f"{f}.dose_levels[{j}]"
+                    lv = c.mapping(lv, g, ("level", "text", "daily_mg"))
+                    if lv:
+                        levels.append(
+                            DoseLevel(
+                                int(c.number(lv, "level", g, minimum=-10, strict=False, integer=True)),
+                                c.text(lv, "text", g),
+                                c.number(lv, "daily_mg", g),
+                            )
+                        )
+            if "dose_levels_source" not in x:
+                c.bad(f"{f}.dose_levels_source", "required with dose_levels: where the levels come from")
+        drug = Drug(
+            name,
+            c.number(x, "dose", f),
+            unit,
+            c.text(x, "frequency", f, choices=tuple(FREQUENCIES)),
+            c.text(x, "route", f, choices=ROUTES),
+            c.texts(x, "phases", f),
+            c.texts(x, "arms", f),
+            dmin,
+            dmax,
+            tuple(levels),
+            c.text(x, "source", f),
+            c.text(x, "dose_levels_source", f),
+        )
+        if levels and drug.bsa_dosed:
+            c.bad(f"{f}.dose_levels", "dose levels are supported for flat (mg) doses only", raw_levels)
+        elif (
+            levels
+            and drug.frequency in FREQUENCIES
+            and drug.dose
+            and not any(lv.level == 0 and lv.daily_mg == drug.per_day for lv in levels)
+        ):
+            c.bad(
+                f"{f}.dose_levels",
+                f"needs level 0 with daily_mg = dose x frequency = {drug.per_day:g}",
+                raw_levels,
+            )
+        out.append(drug)
+    return tuple(out)
 
 
 def _surveillance_item(
@@ -641,7 +732,7 @@ def parse_protocol(text: str, origin: str = "<protocol>", base: Path | None = No
 
 
 def load_protocol(path: str | Path | None = None) -> Protocol:
-    """Load and validate a protocol file (default: the study's ``xu2019.yaml``, shipped with amlcohort)."""
+    """Load and validate a protocol file (default: the embedded study's ``data/study/protocol.yaml``)."""
     if path is None:
         return _default_protocol()
     p = Path(path)
@@ -660,3 +751,55 @@ def _default_protocol() -> Protocol:
 
 def default_protocol_path() -> Path:
     return Path(str(resources.files("amlcohort.data").joinpath("study", DEFAULT_PROTOCOL)))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def resolve_protocol_path(path: str | Path, bundle: str | Path | None = None) -> Path:
+    """Where a study definition's ``protocol`` file is: as given if absolute (the study loader
+    resolves it inside the bundle), else inside the bundle folder, else beside the embedded
+    study's protocol."""
+    p = Path(path)
+    if p.is_absolute():
+        return p
+    candidates = []
+    if bundle is not None:
+        b = Path(bundle)
+        candidates.append((b if b.is_dir() else b.parent) / p)
+    candidates.append(default_protocol_path().parent / p.name)
+    return next((c for c in candidates if c.is_file()), candidates[0])
+
+
+def study_protocol(cohort: Any) -> Protocol | None:
+    """The protocol of the cohort's study definition (``cohort.study.protocol``), loaded and validated;
+    None when the study declares no protocol. A cohort without a study definition (a bundle read
+    before study definitions existed) gets the embedded study's protocol."""
+    base = getattr(cohort, "cohort", cohort)  # an as-of view asks the cohort it wraps
+    study = getattr(base, "study", None)
+    if study is None:
+        return _default_protocol()
+    declared = getattr(study, "protocol", None)
+    if declared is None:
+        return None
+    report = getattr(base, "report", None)
+    path = resolve_protocol_path(declared, getattr(report, "path", None))
+    if _same_file(path, default_protocol_path()):
+        return _default_protocol()
+    return load_protocol(path)
+
+
+def cohort_protocol(cohort: Any, protocol: Protocol | None = None) -> Protocol:
+    """``protocol`` if given, else the study definition's; a study without one is an error here
+    (per-patient schedules and rules need a protocol)."""
+    if protocol is not None:
+        return protocol
+    p = study_protocol(cohort)
+    if p is None:
+        study = getattr(getattr(cohort, "cohort", cohort), "study", None)
+        raise ValueError(f"the study {getattr(study, 'name', '')!r} declares no protocol; pass one")
+    return p

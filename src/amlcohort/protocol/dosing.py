@@ -1,4 +1,5 @@
-"""Body-surface area and the low-dose cytarabine dose, in Python (one patient) and Ibis (a cohort).
+"""Body-surface area and BSA-based doses (``mg/m2`` drugs of the protocol), in Python (one patient)
+and Ibis (a cohort).
 
 * Mosteller (default): ``BSA = sqrt(height_cm x weight_kg / 3600)`` (N Engl J Med 1987;317:1098).
 * DuBois: ``BSA = 0.007184 x weight_kg^0.425 x height_cm^0.725`` (Arch Intern Med 1916;17:863).
@@ -7,7 +8,8 @@
   half up to ``dose_rounding_mg`` (1 mg). Python and Ibis use the same arithmetic
   (``floor(x / step + 0.5) x step``), so one patient and the cohort get the same numbers.
 
-170 cm, 70 kg: Mosteller 1.818 m² (1.82), DuBois 1.810 m² (1.81); LDAC 25 mg/m² → 46 mg / 45 mg.
+170 cm, 70 kg: Mosteller 1.818 m² (1.82), DuBois 1.810 m² (1.81); 25 mg/m² (the study's low-dose
+cytarabine) → 46 mg / 45 mg.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 
 import ibis.expr.types as ir
 
-from amlcohort.protocol.definition import BSA_FORMULAS, Protocol, load_protocol
+from amlcohort.protocol.definition import BSA_FORMULAS, Drug, Protocol, load_protocol
 
 
 def _check(height_cm: float, weight_kg: float) -> None:
@@ -42,7 +44,8 @@ def round_half_up(x: float, step: float) -> float:
 
 
 @dataclass(frozen=True)
-class LdacDose:
+class BsaDose:
+    drug: str
     height_cm: float
     weight_kg: float
     formula: str
@@ -55,11 +58,28 @@ class LdacDose:
     source: str
 
 
-def ldac_dose(
-    height_cm: float, weight_kg: float, protocol: Protocol | None = None, formula: str | None = None
-) -> LdacDose:
-    """The LDAC dose per administration for one patient, with how it was computed."""
+def bsa_drug(protocol: Protocol, drug: str | None = None) -> Drug:
+    """The protocol's BSA-dosed drug ``drug`` (default: its first ``mg/m2`` drug)."""
+    if drug is not None:
+        d = protocol.drug(drug)
+        if not d.bsa_dosed:
+            raise ValueError(f"{d.name} is dosed in {d.unit}, not by body-surface area (mg/m2)")
+        return d
+    if not protocol.bsa_drugs:
+        raise ValueError(f"protocol {protocol.label} has no drug dosed by body-surface area (mg/m2)")
+    return protocol.bsa_drugs[0]
+
+
+def bsa_dose(
+    height_cm: float,
+    weight_kg: float,
+    protocol: Protocol | None = None,
+    formula: str | None = None,
+    drug: str | None = None,
+) -> BsaDose:
+    """The dose per administration of a ``mg/m2`` drug for one patient, with how it was computed."""
     p = protocol or load_protocol()
+    d = bsa_drug(p, drug)
     formula = formula or p.dosing.bsa_formula
     if formula not in p.dosing.bsa_formulas:
         raise ValueError(
@@ -67,22 +87,23 @@ def ldac_dose(
         )
     raw = bsa(height_cm, weight_kg, formula)
     b = round_half_up(raw, 10.0**-p.dosing.bsa_decimals)
-    dose = round_half_up(p.cytarabine.dose_mg_per_m2 * b, p.dosing.dose_rounding_mg)
+    dose = round_half_up(d.dose * b, p.dosing.dose_rounding_mg)
     rule = (
-        f"{p.cytarabine.dose_mg_per_m2:g} mg/m² x BSA ({formula}, rounded to "
+        f"{d.dose:g} mg/m² x BSA ({formula}, rounded to "
         f"{p.dosing.bsa_decimals} decimals), dose rounded half up to {p.dosing.dose_rounding_mg:g} mg"
     )
-    return LdacDose(
+    return BsaDose(
+        d.name,
         height_cm,
         weight_kg,
         formula,
         raw,
         b,
-        p.cytarabine.dose_mg_per_m2,
+        d.dose,
         dose,
-        p.cytarabine.frequency,
+        d.frequency,
         rule,
-        f"{p.cytarabine.source}; {p.dosing.source}",
+        f"{d.source}; {p.dosing.source}",
     )
 
 
@@ -103,14 +124,15 @@ def round_half_up_expr(x: ir.NumericValue, step: float) -> ir.FloatingValue:
     return ((x / step + 0.5).floor() * step).round(10)
 
 
-def ldac_dose_table(
-    patients: ir.Table, protocol: Protocol | None = None, formula: str | None = None
+def bsa_dose_table(
+    patients: ir.Table, protocol: Protocol | None = None, formula: str | None = None, drug: str | None = None
 ) -> ir.Table:
-    """Per patient: ``bsa_m2`` (rounded) and ``ldac_dose_mg`` per administration.
+    """Per patient: ``bsa_m2`` (rounded) and ``dose_mg`` per administration of a ``mg/m2`` drug.
 
     NULL without height or weight.
     """
     p = protocol or load_protocol()
+    d = bsa_drug(p, drug)
     formula = formula or p.dosing.bsa_formula
     b = round_half_up_expr(
         bsa_expr(patients.height_cm, patients.weight_kg, formula), 10.0**-p.dosing.bsa_decimals
@@ -120,5 +142,5 @@ def ldac_dose_table(
         "height_cm",
         "weight_kg",
         bsa_m2=b,
-        ldac_dose_mg=round_half_up_expr(b * p.cytarabine.dose_mg_per_m2, p.dosing.dose_rounding_mg),
+        dose_mg=round_half_up_expr(b * d.dose, p.dosing.dose_rounding_mg),
     )

@@ -7,6 +7,8 @@ Only data on or before the date is read (:func:`~amlcohort.protocol.timeline.as_
 
 Rules (thresholds in the protocol's rule CSV, read by :mod:`amlcohort.criteria.engine`):
 
+Each rule set is optional in a protocol file; only those it names are evaluated.
+
 * ``stopping_rule`` -- the study's stopping rule, rule set ``protocol.stopping_rule`` shared with
   :func:`amlcohort.endpoints.analysis.stopping_rule` (weeks 2-3 = study days 9-22; before day 22
   the maximum so far);
@@ -35,22 +37,25 @@ from amlcohort.criteria import response as resp
 from amlcohort.criteria.engine import NOT_EVALUABLE, RuleSet, compile_rules, evaluate
 from amlcohort.endpoints.blast_patterns import WEEKS_2_3, baseline_marrow, marrows
 from amlcohort.io.cohort import Cohort
-from amlcohort.protocol.definition import Protocol, load_protocol
-from amlcohort.protocol.timeline import AsOf, as_of, bound, days_between
+from amlcohort.protocol.definition import Protocol, cohort_protocol
+from amlcohort.protocol.surveillance import check_date, check_patient, due_items, patient_state
+from amlcohort.protocol.timeline import AsOf, as_of, bound, days_between, index_drug
 
 OBSERVATIONS = ("symptomatic_anemia", "bleeding")
+# Recommendation texts; ``{drug}`` is the drug the rule acts on, from the protocol file (the index
+# drug for the stopping rule, ``dose_modification.drug`` for the skin rule).
 ACTIONS: dict[str, str] = {
-    "stop": "Stop sorafenib (stopping rule: marrow blasts in weeks 2-3 above the pre-treatment marrow)",
-    "continue": "Stopping rule not met: sorafenib may continue",
+    "stop": "Stop {drug} (stopping rule: marrow blasts in weeks 2-3 above the pre-treatment marrow)",
+    "continue": "Stopping rule not met: {drug} may continue",
     "transfuse_rbc": "Red-cell transfusion indicated",
     "transfuse_platelets": "Platelet transfusion indicated",
     "give_g_csf": "G-CSF indicated (neutrophils below threshold)",
     "give_antifungal_prophylaxis": (
         "Antifungal prophylaxis (voriconazole or posaconazole) indicated: neutropenic"
     ),
-    "continue_topical": "Continue sorafenib; consider topical therapy for symptomatic relief",
-    "interrupt_then_reduce": "Interrupt sorafenib until grade 0-1, then resume one dose level lower",
-    "discontinue": "Discontinue sorafenib",
+    "continue_topical": "Continue {drug}; consider topical therapy for symptomatic relief",
+    "interrupt_then_reduce": "Interrupt {drug} until grade 0-1, then resume one dose level lower",
+    "discontinue": "Discontinue {drug}",
     "not_indicated": "Not indicated by this rule",
     "marrow_due": "Bone-marrow aspirate due (abnormal blood counts after CR)",
     "no_marrow_due": "Blood counts within the CR criteria",
@@ -59,6 +64,12 @@ ACTIONS: dict[str, str] = {
     NOT_EVALUABLE: "Not evaluable: an input is missing",
 }
 NO_ACTION = frozenset({"continue", "not_indicated", "no_marrow_due", NOT_EVALUABLE})
+ANY_DRUG = "the study drugs"
+
+
+def action_text(outcome: str, drug: str | None = None) -> str:
+    """The recommendation text of ``outcome``, naming ``drug`` (any study drug when None)."""
+    return ACTIONS.get(outcome, "No rule applies").format(drug=drug or ANY_DRUG)
 
 
 @dataclass(frozen=True)
@@ -119,7 +130,7 @@ def stopping_rule_marrows(cohort: Cohort | AsOf, protocol: Protocol | None = Non
     (running maximum), outcome, rule_id, missing. The rule set is ``protocol.stopping_rule``, the one
     :func:`amlcohort.endpoints.analysis.stopping_rule` runs.
     """
-    p = protocol or load_protocol()
+    p = cohort_protocol(cohort, protocol)
     base = baseline_marrow(cohort)
     m = marrows(cohort)
     w = m.filter(m.assessment_study_day.between(*WEEKS_2_3))
@@ -146,10 +157,11 @@ def skin_events(cohort: Cohort | AsOf, protocol: Protocol | None = None) -> ir.T
     ``days_unresolved`` = days from onset to resolution (or to the bound, when unresolved);
     ``skin_grade`` = the reported worst grade, known from its date on (NULL before).
     """
-    p = protocol or load_protocol()
+    p = cohort_protocol(cohort, protocol)
     end = ibis.literal(bound(cohort), "date")
     ae = cohort.table("adverse_events")
-    ae = ae.filter(ae.term.isin(p.dose_modification.skin_terms))
+    terms = p.dose_modification.skin_terms if p.dose_modification is not None else ()
+    ae = ae.filter(ae.term.isin(terms))
     win = ibis.window(group_by="patient_id", order_by=["onset_date", "term"], preceding=None, following=0)
     ae = ae.mutate(
         skin_grade=ae.grade.cast("float64"),
@@ -165,10 +177,16 @@ def skin_events(cohort: Cohort | AsOf, protocol: Protocol | None = None) -> ir.T
 
 
 def _rec(
-    pid: str, on: dt.date, topic: str, rs: RuleSet, values: dict, shown: dict | None = None
+    pid: str,
+    on: dt.date,
+    topic: str,
+    rs: RuleSet,
+    values: dict,
+    shown: dict | None = None,
+    drug: str | None = None,
 ) -> Recommendation:
     ev = evaluate(rs, {k: v for k, v in values.items() if k in rs.variables})
-    action = ACTIONS.get(ev.outcome or "", "No rule applies") if ev.outcome else "No rule applies"
+    action = action_text(ev.outcome, drug) if ev.outcome else "No rule applies"
     if ev.outcome == NOT_EVALUABLE:
         action = f"Not evaluable: {', '.join(ev.missing)} not recorded"
     rule = rs.rule(ev.rule_id) if ev.rule_id else None
@@ -199,16 +217,15 @@ def recommendations(
     _state: dict | None = None,
 ) -> list[Recommendation]:
     """Every protocol rule evaluated for ``patient_id`` on the data known on ``on`` (firing or not)."""
-    from amlcohort.protocol.schedule import _check_patient, due_items, patient_state
-
-    p = protocol or load_protocol()
+    p = cohort_protocol(cohort, protocol)
     obs = dict(observations or {})
     unknown = set(obs) - set(OBSERVATIONS)
     if unknown:
         raise KeyError(f"unknown observation(s) {sorted(unknown)}; known: {', '.join(OBSERVATIONS)}")
-    _check_patient(cohort, patient_id)
+    check_patient(cohort, patient_id)
+    check_date(cohort, patient_id, on)
     view = as_of(cohort, on)
-    state = _state if _state is not None else patient_state(cohort, patient_id, on)
+    state = _state if _state is not None else patient_state(cohort, patient_id, on, p)
     pid, out = patient_id, []
     if state["first_dose"] is None:
         return out
@@ -217,27 +234,23 @@ def recommendations(
     lv = latest_values(view, ("hemoglobin", "platelets", "anc"))
     row = (lv.filter(lv.patient_id == pid).to_pyarrow().to_pylist() or [{}])[0]
     hb = {"hemoglobin": row.get("hemoglobin"), "symptomatic_anemia": obs.get("symptomatic_anemia")}
-    out.append(
-        _rec(
-            pid,
-            on,
+    plt = {"platelets": row.get("platelets"), "bleeding": obs.get("bleeding")}
+    for key, topic, vals, shown in (
+        (
+            "rbc_transfusion",
             "Red-cell transfusion",
-            p.ruleset("rbc_transfusion"),
             hb,
             {**hb, "hemoglobin_date": row.get("hemoglobin_date")},
-        )
-    )
-    plt = {"platelets": row.get("platelets"), "bleeding": obs.get("bleeding")}
-    out.append(
-        _rec(
-            pid,
-            on,
+        ),
+        (
+            "platelet_transfusion",
             "Platelet transfusion",
-            p.ruleset("platelet_transfusion"),
             plt,
             {**plt, "platelets_date": row.get("platelets_date")},
-        )
-    )
+        ),
+    ):
+        if p.has_rule(key):
+            out.append(_rec(pid, on, topic, p.ruleset(key), vals, shown))
     sc = view.table("supportive_care")
     on_lit = ibis.literal(on, "date")
     active = sc.filter(
@@ -249,6 +262,8 @@ def recommendations(
         ("g_csf", "G-CSF", "g_csf"),
         ("antifungal_prophylaxis", "Antifungal prophylaxis", "antifungal_prophylaxis"),
     ):
+        if not p.has_rule(key):
+            continue
         out.append(
             _rec(
                 pid,
@@ -261,10 +276,14 @@ def recommendations(
         )
 
     # stopping rule (during induction, or once it has fired)
-    sr = stopping_rule_marrows(view, p)
-    marrows = sr.filter(sr.patient_id == pid).order_by("assessment_date").to_pyarrow().to_pylist()
-    base = _baseline(view, pid)
-    if state["phase"] == "induction" or any(m["outcome"] == "stop" for m in marrows):
+    marrows: list[dict] = []
+    if p.has_rule("stopping_rule"):
+        sr = stopping_rule_marrows(view, p)
+        marrows = sr.filter(sr.patient_id == pid).order_by("assessment_date").to_pyarrow().to_pylist()
+    if p.has_rule("stopping_rule") and (
+        state["phase"] == "induction" or any(m["outcome"] == "stop" for m in marrows)
+    ):
+        base = _baseline(view, pid)
         last = marrows[-1] if marrows else {}
         fired = next((m for m in marrows if m["outcome"] == "stop"), None)
         vals = {
@@ -276,13 +295,29 @@ def recommendations(
             "weeks_2_3": f"study days {WEEKS_2_3[0]}-{WEEKS_2_3[1]}",
             "fired_on": fired["assessment_date"] if fired else None,
         }
-        out.append(_rec(pid, on, "Stopping rule", p.ruleset("stopping_rule"), vals, shown))
+        out.append(
+            _rec(
+                pid,
+                on,
+                "Stopping rule",
+                p.ruleset("stopping_rule"),
+                vals,
+                shown,
+                index_drug(cohort, p),
+            )
+        )
 
     # skin toxicity dose modification
-    se = skin_events(view, p)
-    week_ago = ibis.literal(on - dt.timedelta(days=7), "date")
-    se = se.filter((se.patient_id == pid) & (se.resolution_date.isnull() | (se.resolution_date >= week_ago)))
-    for ev in se.order_by("onset_date").to_pyarrow().to_pylist():
+    dm = p.dose_modification
+    skin: list[dict] = []
+    if dm is not None and p.has_rule("skin_dose_modification"):
+        se = skin_events(view, p)
+        week_ago = ibis.literal(on - dt.timedelta(days=7), "date")
+        se = se.filter(
+            (se.patient_id == pid) & (se.resolution_date.isnull() | (se.resolution_date >= week_ago))
+        )
+        skin = se.order_by("onset_date").to_pyarrow().to_pylist()
+    for ev in skin:
         vals = {
             "skin_grade": ev["skin_grade"],
             "occurrence": ev["occurrence"],
@@ -297,10 +332,11 @@ def recommendations(
         r = _rec(
             pid,
             on,
-            "Skin toxicity: sorafenib dose modification",
+            f"Skin toxicity: {dm.drug} dose modification",
             p.ruleset("skin_dose_modification"),
             vals,
             shown,
+            dm.drug,
         )
         out.append(r)
 
@@ -322,7 +358,7 @@ def recommendations(
                     f"protocol.{p.id}.surveillance",
                     p.version,
                     "response_assessment_due",
-                    ACTIONS["response_assessment_due"],
+                    action_text("response_assessment_due"),
                     {
                         "due_date": it.due_date,
                         "status": it.status,
@@ -331,7 +367,9 @@ def recommendations(
                         **latest,
                     },
                     (),
-                    f"{it.source}; response criteria: Xu 2019 §2.2",
+                    f"{it.source}; response criteria: {p.response_criteria_source}"
+                    if p.response_criteria_source
+                    else it.source,
                     f"every {it.interval} (schedule)",
                 )
             )

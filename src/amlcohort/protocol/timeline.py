@@ -7,9 +7,9 @@
 * Intervals are days or calendar months. A month is the same day of the next month, clipped to
   that month's last day (31 Jan → 28 Feb, or 29 Feb in a leap year; 31 Mar → 30 Apr), as DuckDB
   adds ``INTERVAL 1 MONTH``; :func:`add_interval` is the Python twin, tested against it.
-* Phases (:func:`periods`): *induction* from study day 1 (first sorafenib dose) to the first CR
-  (study response criteria, :mod:`amlcohort.criteria.response`) or leaving the protocol (the last
-  sorafenib dose when sorafenib stopped for a reason other than interruption or dose change, HSCT,
+* Phases (:func:`periods`): *induction* from study day 1 (first dose) to the first CR
+  (response criteria, :mod:`amlcohort.criteria.response`) or leaving the protocol (the last
+  dose of the index drug when it stopped for a reason other than interruption or dose change, HSCT,
   death); *post_cr* from the first CR to relapse, HSCT or death. Open phases end at the bound
   (the data cut-off, or the date of an as-of view).
 """
@@ -18,15 +18,26 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from dataclasses import dataclass, replace
 
 import ibis
 import ibis.expr.types as ir
 
-from amlcohort.criteria import response as resp
+from amlcohort.endpoints.key_dates import AsOf, as_of, bound, key_dates
 from amlcohort.io.cohort import Cohort
-from amlcohort.io.consistency import first_doses
-from amlcohort.io.metadata import BundleMetadata
+
+__all__ = [
+    "CONTINUING_END_REASONS",
+    "AsOf",
+    "add_interval",
+    "add_months",
+    "as_of",
+    "bound",
+    "days_between",
+    "index_drug",
+    "interval_expr",
+    "periods",
+    "phase_window",
+]
 
 CONTINUING_END_REASONS = ("interruption", "dose_reduction")
 
@@ -55,130 +66,69 @@ def days_between(later: ir.DateValue, earlier: ir.DateValue) -> ir.IntegerValue:
     return later.delta(earlier, unit="day")
 
 
-# ---- the data as known on a date --------------------------------------------------------------
-
-
-@dataclass
-class AsOf:
-    """A cohort view with only the data known on ``on`` (see the module docstring)."""
-
-    cohort: Cohort
-    on: dt.date
-
-    @property
-    def metadata(self) -> BundleMetadata:
-        return replace(self.cohort.metadata, cutoff_date=min(self.cohort.metadata.cutoff_date, self.on))
-
-    @property
-    def con(self) -> ibis.BaseBackend:
-        return self.cohort.con
-
-    def _blank(self, t: ir.Table, col: str, also: tuple[str, ...] = ()) -> ir.Table:
-        on = ibis.literal(self.on, "date")
-        late = t[col].notnull() & (t[col] > on)
-        out = {col: ibis.ifelse(late, ibis.null("date"), t[col])}
-        day = col[: -len("_date")] + "_study_day"
-        if day in t.columns:
-            out[day] = ibis.ifelse(late, ibis.null(t[day].type()), t[day])
-        for c in also:
-            out[c] = ibis.ifelse(late, ibis.null(t[c].type()), t[c])
-        return t.mutate(**out)
-
-    def table(self, name: str) -> ir.Table:
-        t = self.cohort.table(name)
-        on = ibis.literal(self.on, "date")
-        if name == "assessments":
-            return t.filter(t.assessment_date <= on)
-        if name == "transfusions":
-            return t.filter(t.transfusion_date <= on)
-        if name == "events":
-            return t.filter(t.event_date <= on)
-        if name == "exposures":
-            return self._blank(t.filter(t.start_date <= on), "end_date", ("end_reason",))
-        if name == "supportive_care":
-            return self._blank(t.filter(t.start_date <= on), "end_date")
-        if name == "adverse_events":
-            t = t.filter(t.onset_date <= on)
-            t = self._blank(t, "worst_grade_date", ("grade",))
-            return self._blank(t, "resolution_date", ("outcome",))
-        return t
-
-    def first_dose(self) -> ir.Table:
-        return first_doses(self.table("exposures"))
-
-
-def as_of(cohort: Cohort | AsOf, on: dt.date) -> AsOf:
-    if isinstance(cohort, AsOf):
-        return AsOf(cohort.cohort, min(cohort.on, on))
-    return AsOf(cohort, on)
-
-
-def bound(cohort: Cohort | AsOf) -> dt.date:
-    """The last date a cohort (or view) knows: its cut-off, or the view's date."""
-    return cohort.metadata.cutoff_date
+# ---- the data as known on a date: amlcohort.endpoints.key_dates (AsOf, as_of, bound) ------------
 
 
 # ---- phases ---------------------------------------------------------------------------------
 
 
-def periods(cohort: Cohort | AsOf) -> ir.Table:
-    """One row per patient who started sorafenib (on or before the bound), with the phase dates.
+def index_drug(cohort: Cohort | AsOf, protocol: object | None = None) -> str | None:
+    """The drug the protocol's day 1, maintenance and stopping rule refer to: the protocol file's
+    ``index_drug``, else the study definition's; None = any drug of the regimen."""
+    named = getattr(protocol, "index_drug", None)
+    if named:
+        return named
+    study = getattr(cohort, "study", None)
+    return getattr(study, "index_drug", None)
 
-    Columns: patient_id, first_dose, first_cr_date, relapse_date (after the first CR), hsct_date,
-    death_date, last_sorafenib_date (NULL while sorafenib goes on), sorafenib_end_reason,
-    induction_end, post_cr_end, protocol_end (NULL: open at the bound), bound, phase (at the bound:
-    ``induction``, ``post_cr``, ``off_protocol``), off_reason.
-    """
-    end = ibis.literal(bound(cohort), "date")
-    first = cohort.first_dose()
-    responses = resp.derive(cohort)
-    fcr = resp.first_cr(responses).select("patient_id", "first_cr_date")
-    ev = cohort.table("events")
-    evs = ev.group_by("patient_id").aggregate(
-        hsct_date=ev.event_date.min(where=ev.event_type == "hsct"),
-        death_date=ev.event_date.min(where=ev.event_type == "death"),
-    )
-    rel = ev.filter(ev.event_type == "relapse").inner_join(fcr, "patient_id")
-    rel = rel.filter(rel.event_date > rel.first_cr_date)
-    rel = rel.group_by("patient_id").aggregate(relapse_date=rel.event_date.min())
+
+def index_exposures(cohort: Cohort | AsOf, protocol: object | None = None) -> ir.Table:
+    """Exposures of the index drug (every exposure when there is none)."""
     ex = cohort.table("exposures")
-    sor = ex.filter(ex.drug == "sorafenib")
+    drug = index_drug(cohort, protocol)
+    return ex if drug is None else ex.filter(ex.drug == drug)
+
+
+def periods(cohort: Cohort | AsOf, protocol: object | None = None) -> ir.Table:
+    """One row per patient who started treatment (on or before the bound), with the phase dates.
+
+    Columns: the key dates (:func:`amlcohort.endpoints.key_dates.key_dates`: patient_id,
+    first_dose, first_cr_date, relapse_date after the first CR, death_date, hsct_date,
+    last_alive, bound), last_index_date (last dose of the index drug; NULL while it goes on),
+    index_end_reason, induction_end, post_cr_end, protocol_end (NULL: open at the bound), phase
+    (at the bound: ``induction``, ``post_cr``, ``off_protocol``), off_reason.
+    """
+    kd = key_dates(cohort)
+    drug = index_drug(cohort, protocol)
+    ix = index_exposures(cohort, protocol)
     far = ibis.literal(dt.date(9999, 12, 31), "date")
-    sor_end = sor.group_by("patient_id").aggregate(
-        ongoing=sor.end_date.isnull().any(),
-        last_end=sor.end_date.max(),
-        last_reason=sor.end_reason.argmax(sor.end_date.fill_null(far)),
+    ix_end = ix.group_by("patient_id").aggregate(
+        ongoing=ix.end_date.isnull().any(),
+        last_end=ix.end_date.max(),
+        last_reason=ix.end_reason.argmax(ix.end_date.fill_null(far)),
     )
-    j = first
-    for t in (fcr, evs, rel, sor_end):
-        j = j.left_join(t, first.patient_id == t.patient_id)
+    j = kd.left_join(ix_end, kd.patient_id == ix_end.patient_id)
     j = j.select(
-        first.patient_id,
-        first.first_dose,
-        fcr.first_cr_date,
-        rel.relapse_date,
-        evs.hsct_date,
-        evs.death_date,
-        last_sorafenib_date=ibis.ifelse(sor_end.ongoing, ibis.null("date"), sor_end.last_end),
-        sorafenib_end_reason=ibis.ifelse(sor_end.ongoing, ibis.null("string"), sor_end.last_reason),
+        kd,
+        last_index_date=ibis.ifelse(ix_end.ongoing, ibis.null("date"), ix_end.last_end),
+        index_end_reason=ibis.ifelse(ix_end.ongoing, ibis.null("string"), ix_end.last_reason),
     )
-    stopped = j.last_sorafenib_date.notnull() & ~j.sorafenib_end_reason.isin(
-        CONTINUING_END_REASONS
-    ).fill_null(False)
-    stop_date = ibis.ifelse(stopped, j.last_sorafenib_date, ibis.null("date"))
+    stopped = j.last_index_date.notnull() & ~j.index_end_reason.isin(CONTINUING_END_REASONS).fill_null(False)
+    stop_date = ibis.ifelse(stopped, j.last_index_date, ibis.null("date"))
     leave = _least(stop_date, j.hsct_date, j.death_date)
     induction_end = _least(j.first_cr_date, leave)
     post_cr_end = ibis.ifelse(
         j.first_cr_date.notnull(), _least(j.relapse_date, j.hsct_date, j.death_date), ibis.null("date")
     )
     protocol_end = ibis.ifelse(j.first_cr_date.notnull(), post_cr_end, induction_end)
+    stopped_text = f"{drug} stopped: " if drug else "treatment stopped: "
     off_reason = ibis.cases(
         (j.first_cr_date.notnull() & (j.relapse_date == post_cr_end), "relapse"),
         (j.death_date.notnull() & (j.death_date == protocol_end), "death"),
         (j.hsct_date.notnull() & (j.hsct_date == protocol_end), "hsct"),
         (
             j.first_cr_date.isnull() & stopped & (stop_date == induction_end),
-            ibis.literal("sorafenib stopped: ").concat(j.sorafenib_end_reason),
+            ibis.literal(stopped_text).concat(j.index_end_reason),
         ),
         else_=ibis.null("string"),
     )
@@ -187,11 +137,10 @@ def periods(cohort: Cohort | AsOf) -> ir.Table:
         (j.first_cr_date.isnull() & induction_end.isnull(), "induction"),
         else_="off_protocol",
     )
-    return j.filter(j.first_dose <= end).mutate(
+    return j.filter(j.first_dose <= j.bound).mutate(
         induction_end=induction_end,
         post_cr_end=post_cr_end,
         protocol_end=protocol_end,
-        bound=end,
         phase=phase,
         off_reason=ibis.ifelse(phase == "off_protocol", off_reason, ibis.null("string")),
     )

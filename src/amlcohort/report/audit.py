@@ -4,7 +4,9 @@ A claim names the figure it states (``figure``, default its ``name``) and a ``re
 ``equal`` (within ``tolerance``; a stated value with fewer decimals is compared at its own
 precision), ``range`` (computed [min, max] equal to the stated [low, high] at the stated
 precision), ``within`` (computed range inside the stated one), ``gt`` / ``lt``, or
-``literature`` (about other studies: quoted, not auditable). Each claim comes out
+``literature`` (about other studies: quoted, not auditable). ``figure`` may be a list of figure
+names (e.g. one per patient the sentence names): ``equal``, ``gt`` and ``lt`` must then hold for
+every one of them. Each claim comes out
 ``reproduced``, ``discrepant``, ``not computed`` (no such figure) or ``not auditable``.
 Contradictions inside the paper show up as claims about the same figure with different
 verdicts; nothing here lists them by hand.
@@ -36,12 +38,25 @@ class Claim:
     relation: str
     unit: str = ""
     tolerance: float | None = None
-    figure: str | None = None
+    figure: str | list[str] | None = None
     scope: str = ""
 
     @property
     def figure_name(self) -> str:
-        return self.figure or self.name
+        f = self.figure or self.name
+        return ", ".join(f) if isinstance(f, list) else f
+
+    @property
+    def figure_names(self) -> tuple[str, ...]:
+        f = self.figure or self.name
+        return tuple(f) if isinstance(f, list) else (f,)
+
+    def computed(self, figures: dict[str, Any]) -> Any:
+        """The figure(s) the claim states, from ``figures`` (a list when it names several)."""
+        if isinstance(self.figure, list):
+            values = [figures.get(n) for n in self.figure]
+            return None if any(v is None for v in values) else values
+        return figures.get(self.figure_name)
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,14 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
                 )
             )
             continue
+        if isinstance(c.get("figure"), list) and (
+            c["relation"] not in ("equal", "gt", "lt") or not all(isinstance(x, str) for x in c["figure"])
+        ):
+            problems.append(
+                Problem("error", path.name, "a list of figures needs relation equal, gt or lt and names",
+                        i, "figure", c["figure"], "claims")
+            )
+            continue
         if c["name"] in seen:
             problems.append(
                 Problem("error", path.name, "duplicate claim name", i, "name", c["name"], "claims")
@@ -127,6 +150,10 @@ def judge(claim: Claim, computed: Any) -> Verdict:
     if computed is None:
         return Verdict(claim, None, "not computed", f"no figure named {claim.figure_name!r}")
     v, rel = claim.value, claim.relation
+    if isinstance(claim.figure, list):
+        ok = all(judge(Claim(claim.name, claim.section, claim.sentence, v, rel, tolerance=claim.tolerance), c)
+                 .status == "reproduced" for c in computed)
+        return Verdict(claim, computed, "reproduced" if ok else "discrepant", _describe(claim, computed))
     if rel == "equal":
         ok = _close(v, computed, claim.tolerance)
     elif rel == "gt":
@@ -161,9 +188,19 @@ def _describe(claim: Claim, computed: Any) -> str:
     return f"paper: {op} {_fmt(claim.value)} {claim.unit}; data: {_fmt(computed)}".strip()
 
 
-def audit(figures: dict[str, Any], claims: list[Claim] | None = None) -> list[Verdict]:
-    """Every claim judged against ``figures`` (the ``figures`` of ``results.json``)."""
-    return [judge(c, figures.get(c.figure_name)) for c in (claims if claims is not None else load_claims())]
+def audit(
+    figures: dict[str, Any], claims: list[Claim] | None = None, not_estimable: dict[str, str] | None = None
+) -> list[Verdict]:
+    """Every claim judged against ``figures`` (the ``figures`` of ``results.json``); a figure that is
+    not estimable on this cohort gives ``not computed`` with the reason (``not_estimable``)."""
+    out = []
+    for c in claims if claims is not None else load_claims():
+        v = judge(c, c.computed(figures))
+        why = [f"{n}: {not_estimable[n]}" for n in c.figure_names if not_estimable and n in not_estimable]
+        if v.status == "not computed" and why:
+            v = Verdict(c, None, "not computed", "not estimable: " + "; ".join(why))
+        out.append(v)
+    return out
 
 
 def contradictions(verdicts: list[Verdict]) -> list[tuple[Verdict, Verdict]]:

@@ -1,5 +1,5 @@
-"""Build the study report: HTML (self-contained), figures (PNG 300 dpi + SVG), tables (CSV + one
-XLSX), ``results.json`` and, on request, a PDF.
+"""Build the study report: HTML (self-contained), figures (SVG; PNG on request), tables (CSV + one
+XLSX), ``results.json``, ``manifest.json`` and, on request, a typeset PDF; written atomically.
 
 >>> from amlcohort import load_cohort
 >>> from amlcohort.report.build import build_report
@@ -8,11 +8,14 @@ XLSX), ``results.json`` and, on request, a PDF.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -21,20 +24,34 @@ from amlcohort.report import figures as fig
 from amlcohort.report import tables as tab
 from amlcohort.report.audit import Verdict, audit, contradictions, load_claims
 from amlcohort.report.html import render_html
-from amlcohort.report.results import ARM_LABELS, StudyAnalysis, analyse
+from amlcohort.report.results import ALL, EFS_DAY1_NOTE, StudyAnalysis, analyse, no_marrow_reason, protocol_of
+from amlcohort.report.tables import p_text
+
+if TYPE_CHECKING:
+    from amlcohort.report.output import OutputWarnings, Staging
 
 Progress = Callable[[str], None]
 
 
 @dataclass
 class Report:
-    """Everything the report shows, before it is written."""
+    """Everything the report shows, before it is written.
+
+    ``captions`` (figure name -> caption), ``table_titles`` (table name -> title), ``summary`` and
+    ``methods`` are written from the study definition and the analysis (no study is named in code);
+    ``verdicts`` is empty when no claims file was given, ``protocol`` None without a protocol.
+    """
 
     analysis: StudyAnalysis
     tables: dict[str, pd.DataFrame]
     figures: dict[str, Figure]
     verdicts: list[Verdict]
     protocol: dict | None
+    captions: dict[str, str] = field(default_factory=dict)
+    table_titles: dict[str, str] = field(default_factory=dict)
+    summary: str = ""
+    methods: str = ""
+    claims_path: Path | None = None
 
 
 def _blasts(a: StudyAnalysis, cr: bool) -> pd.DataFrame:
@@ -46,71 +63,202 @@ def _blasts(a: StudyAnalysis, cr: bool) -> pd.DataFrame:
     )
     keep = a.patients.index[a.patients.cr == cr]
     m = m[m.patient_id.isin(keep)]
-    m["group"] = m.patient_id.map(a.patients.study_arm.map(ARM_LABELS))
+    m["group"] = m.patient_id.map(a.patients.study_arm).map(a.arm_label)
     return m
 
 
-def _km_figure(a: StudyAnalysis, name: str, ylabel: str, times: list[float]) -> Figure:
-    curves = {g: km.table for g, km in a.km[name].items() if g != "All patients"}
-    risk = pd.DataFrame(
-        {g: a.km[name][g].survival_at(times)["n_risk"].to_numpy() for g in curves}, index=times
-    ).T
-    meds = {g: a.km[name][g].median_ for g in curves if a.km[name][g].median_ is not None}
-    med_text = " vs ".join(f"{g} {m:g} d" for g, m in meds.items())
-    note = f"Log-rank p = {a.logrank[name].p_value:.3f}" + (f"; median {med_text}" if med_text else "")
+def _risk_times(fits: dict, horizon: float) -> list[float]:
+    step = 30.0 if horizon <= 240 else 90.0 if horizon <= 720 else 180.0 if horizon <= 1800 else 365.0
+    return [float(t) for t in np.arange(0.0, max(horizon, step) + 1.0, step)]
+
+
+def _km_figure(a: StudyAnalysis, name: str, title: str, ylabel: str, day1: str) -> Figure:
+    fits = {g: km for g, km in a.km.get(name, {}).items() if g != ALL}
+    if not fits:
+        why = "no patients with a follow-up time"
+        return fig.not_estimable_figure(title, why)
+    horizon = max(float(km.table.time.max()) if len(km.table) else 0.0 for km in fits.values())
+    times = _risk_times(fits, max(horizon, 1.0))
+    at_risk = {g: km.survival_at(times)["n_risk"].to_numpy() for g, km in fits.items()}
+    risk = pd.DataFrame(at_risk, index=times).T
+    meds = {g: km.median_ for g, km in fits.items() if km.median_ is not None}
+    lr = a.logrank.get(name)
+    if lr is not None:
+        note = f"Log-rank p {p_text(lr.p_value)} ({lr.dof} df)"
+    else:
+        note = f"Log-rank: not estimable ({a.reason(f'logrank.{name}.p_value')})"
+    med_text = "; ".join(f"{g} {m:g} d" for g, m in meds.items())
+    not_reached = [g for g, km in fits.items() if km.median_ is None]
+    if med_text:
+        note += f"; median {med_text}"
+    if not_reached:
+        note += f"; median not reached: {', '.join(not_reached)}"
     return fig.kaplan_meier_plot(
-        curves, risk_table=risk, ylabel=ylabel, annotation=note, times=times, medians=meds
+        {g: km.table for g, km in fits.items()}, risk_table=risk, ylabel=ylabel, annotation=note, times=times,
+        medians=meds, title=title, xlabel=f"Days since the {day1}",
     )
 
 
-def _swimmer(a: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame]:
-    ex = a.cohort.table("exposures").execute()
-    first = a.patients.first_dose
-    ex["start_day"] = [(s - first[p]).days for p, s in zip(ex.patient_id, ex.start_date, strict=True)]
-    end = ex.end_date.fillna(pd.Timestamp(a.cohort.metadata.cutoff_date).date())
-    ex["end_day"] = [(e - first[p]).days for p, e in zip(ex.patient_id, end, strict=True)]
-    ex["kind"] = [
-        ("low-dose cytarabine" if d == "cytarabine" else f"sorafenib {ph}")
-        for d, ph in zip(ex.drug, ex.phase, strict=True)
+def _swimmer(a: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    p = a.patients
+    ex = a.cohort.table("exposures")
+    ex = ex.select("patient_id", "drug", "phase", "start_date", "end_date").execute()
+    first = ex.patient_id.map(p.first_dose)
+    cutoff = pd.Timestamp(a.cohort.metadata.cutoff_date)
+    ex["start_day"] = [
+        (s - f).days if pd.notna(f) else np.nan for s, f in zip(ex.start_date, first, strict=True)
     ]
+    end = pd.to_datetime(ex.end_date).fillna(cutoff)
+    ex["end_day"] = [(e - f).days if pd.notna(f) else np.nan for e, f in zip(end, first, strict=True)]
+    ex["kind"] = [f"{d} {ph}" if isinstance(ph, str) and ph else str(d) for d, ph in zip(ex.drug, ex.phase,
+                                                                                         strict=True)]
+    ex = ex.dropna(subset=["start_day", "end_day"])
+    totals = (ex.end_day - ex.start_day).groupby(ex.drug).sum().sort_values(ascending=False)
+    backbone = totals.index[0] if len(totals) else None
+    overlays = sorted(set(ex.kind[ex.drug != backbone]))
     bars = ex[["patient_id", "start_day", "end_day", "kind"]]
-    last = a.patients.os_days
+    last = p.os_days.dropna()
     off = pd.DataFrame(
-        {"patient_id": last.index, "start_day": 0, "end_day": last.values, "kind": "off treatment"}
+        {"patient_id": last.index, "start_day": 0.0, "end_day": last.values, "kind": "off treatment"}
     )
-    ev = a.cohort.table("events").execute()
-    names = {
-        "cr_reported": "CR",
-        "hsct": "HSCT",
-        "relapse": "relapse",
-        "death": "death",
-        "last_contact": "last contact",
-    }
-    ev = ev[ev.event_type.isin(names)]
+    names = {"cr_reported": "CR", "hsct": "HSCT", "relapse": "relapse", "death": "death",
+             "last_contact": "last contact"}
+    ev = a.cohort.table("events")
+    ev = ev.filter(ev.event_type.isin(list(names))).select("patient_id", "event_type", "event_date").execute()
+    fd = ev.patient_id.map(p.first_dose)
     events = pd.DataFrame(
         {
             "patient_id": ev.patient_id,
             "event": ev.event_type.map(names),
-            "day": [(d - first[p]).days for p, d in zip(ev.patient_id, ev.event_date, strict=True)],
+            "day": [(d - f).days if pd.notna(f) else np.nan for d, f in zip(ev.event_date, fd, strict=True)],
         }
+    ).dropna(subset=["day"])
+    return pd.concat([off, bars], ignore_index=True), events, overlays
+
+
+def _ae_figure_frame(ae_table: pd.DataFrame) -> pd.DataFrame:
+    cols = [f"Grade {g}" for g in range(1, 6)]
+    if ae_table.empty or not set(cols) <= set(ae_table.columns):
+        return pd.DataFrame(columns=["term", "grade", "n_patients"])
+    long = ae_table.melt(id_vars=["Term"], value_vars=cols, var_name="grade", value_name="n_patients")
+    long = long.assign(term=long.Term, grade=long.grade.str[-1].astype(int))[["term", "grade", "n_patients"]]
+    return long[long.n_patients > 0]
+
+
+def _captions(a: StudyAnalysis, day1: str) -> dict[str, str]:
+    efs_day1 = any(
+        km.median_ == 0 for name in ("efs_by_cr", "efs_by_arm") for km in a.km.get(name, {}).values()
     )
-    return pd.concat([off, bars], ignore_index=True), events
+    efs_note = f" Note: {EFS_DAY1_NOTE}." if efs_day1 else ""
+    return {
+        "figure1_blasts_cr": "Marrow blasts (%) over time in the patients who reached CR "
+        "(reference lines at 5 % and 10 %).",
+        "figure2_blasts_no_cr": "Marrow blasts (%) over time in the patients without CR.",
+        "figure3_os_by_cr": f"Overall survival from the {day1} by CR status "
+        "(Kaplan–Meier; + censored; log-transformed pointwise 95% CI as R's survfit; number at risk below).",
+        "figure4_efs_by_cr": "Event-free survival by CR status "
+        "(induction failure is an event on day 1)."
+        + efs_note,
+        "figure5_swimmer": "Each patient's course: treatment periods, CR, HSCT, relapse, "
+        "death or last contact.",
+        "figure6_adverse_events": "Adverse events as reported, patients by worst CTCAE grade.",
+        "figure7_os_by_arm": f"Overall survival from the {day1} by arm "
+        "(Kaplan–Meier; number at risk below; log-rank test with k-1 degrees of freedom).",
+        "figure8_efs_by_arm": "Event-free survival by arm (induction failure is an event on day 1)."
+        + efs_note,
+    }
+
+
+def _table_titles(a: StudyAnalysis) -> dict[str, str]:
+    from amlcohort.report.tables import lab_version
+
+    return {
+        "table1_baseline": "Baseline characteristics by arm",
+        "response_by_arm": f"Best response by arm ({a.criteria} criteria)",
+        "response_tests": "CR rate by arm: tests",
+        "days_to_cr": "Days from the first dose to CR",
+        "survival": "Survival medians and log-rank tests",
+        "adverse_events": "Adverse events as reported (patients by worst grade, by arm)",
+        "lab_ctcae_grades": f"Laboratory adverse events graded by CTCAE v{lab_version(a)} from the "
+        "assessments",
+        "dose_modifications": "Dose modifications and treatment stops",
+        "protocol_summary": "Protocol deviations by rule",
+        "protocol_deviations": "Protocol deviations",
+        "claims_audit": "The claims file's statements against the data",
+    }
+
+
+def _summary(a: StudyAnalysis) -> str:
+    f = a.figures
+    parts = [f"{f.get('cohort.n_patients', 0)} patients in {len(a.arms)} arm(s)."]
+    arm_bits = []
+    for arm, b in (f.get("cr.by_arm") or {}).items():
+        arm_bits.append(f"{b['cr']}/{b['n']} with {a.arm_label(arm)}")
+    if arm_bits:
+        parts.append("CR in " + ", ".join(arm_bits) + ".")
+    fp = f.get("fisher.p_value")
+    parts.append(
+        f"Fisher's exact test (two-sided) p {p_text(fp)}."
+        if fp is not None else f"Fisher's exact test: not estimable ({a.reason('fisher.p_value')})."
+    )
+    med = f.get("days_to_cr.median")
+    parts.append(f"Days to CR median {med:g}." if med is not None else
+                 f"Days to CR: not estimable ({a.reason('days_to_cr.median')}).")
+    for key, text in (("cr", "with CR"), ("no_cr", "without CR")):
+        v = f.get(f"os.median_days.{key}")
+        parts.append(f"Median overall survival {text}: " + (f"{v:g} days." if v is not None else
+                     f"{a.reason(f'os.median_days.{key}')}."))
+    lp = f.get("logrank.os_by_cr.p_value")
+    parts.append(f"Log-rank (OS by CR) p {p_text(lp)}." if lp is not None else
+                 f"Log-rank (OS by CR): not estimable ({a.reason('logrank.os_by_cr.p_value')}).")
+    fu = f.get("followup.median_days")
+    parts.append(f"Median follow-up {fu:g} days by reverse Kaplan–Meier." if fu is not None else
+                 f"Median follow-up: not estimable ({a.reason('followup.median_days')}).")
+    return " ".join(parts)
+
+
+def _methods(a: StudyAnalysis, day1: str) -> str:
+    from amlcohort.report.tables import lab_version
+
+    cite = getattr(a.study, "citation", None)
+    return (
+        f"Response by the {a.criteria} criteria; laboratory values graded by CTCAE v{lab_version(a)}. "
+        "Kaplan–Meier estimates with Greenwood standard errors and log-transformed intervals, medians by R's "
+        "rule (midpoint where S = 0.5 exactly), log-rank tests as R's survdiff (k-1 degrees of freedom for k "
+        "groups), Fisher's exact test as R's fisher.test (r×c for more than two arms), chi-square as R's "
+        "chisq.test, exact (Clopper–Pearson) and Wilson intervals; every statistic is verified against R in "
+        f"the test suite. Days are counted from the {day1}; months are days / 30.4375. "
+        "Median follow-up is by reverse Kaplan–Meier. Figures that cannot be computed on this cohort "
+        "are reported as not estimable with the reason." + (f" Study: {cite}." if cite else "")
+    )
+
+
+def _claims_path(a: StudyAnalysis, claims_path: str | Path | None) -> Path | None:
+    if claims_path:
+        return Path(claims_path)
+    p = getattr(a.study, "claims", None)
+    return Path(p) if p else None
 
 
 def assemble(
     cohort: Cohort,
     *,
     claims_path: str | Path | None = None,
-    criteria: str = "study",
+    criteria: str | None = None,
     progress: Progress | None = None,
+    p_values: bool = False,
 ) -> Report:
-    """Compute the analysis, the tables, the figures, the claims audit and the protocol section."""
+    """Compute the analysis, the tables, the figures, the claims audit (only with a claims file:
+    ``claims_path`` or the study's) and the protocol section (only when the study has a protocol).
+
+    ``criteria`` defaults to the study definition's response criteria."""
     step = progress or (lambda _s: None)
     step("deriving responses, endpoints and statistics")
     a = analyse(cohort, criteria)
+    day1 = str(getattr(a.study, "day1_text", "first dose"))
     step("building tables")
     tables = {
-        "table1_baseline": tab.table1(a),
+        "table1_baseline": tab.table1(a, p_values=p_values),
         "response_by_arm": tab.response_table(a),
         "response_tests": tab.tests_table(a),
         "days_to_cr": tab.days_to_cr_table(a),
@@ -119,83 +267,198 @@ def assemble(
         "lab_ctcae_grades": tab.lab_grades_table(a),
         "dose_modifications": tab.dose_modifications_table(a),
     }
-    step("auditing the paper's claims")
-    verdicts = audit(a.figures, load_claims(claims_path) if claims_path else None)
-    tables["claims_audit"] = tab.audit_table(verdicts)
-    step("auditing protocol adherence")
-    protocol = _protocol_section(cohort)
-    if protocol is not None:
-        tables["protocol_deviations"] = protocol["deviations"]
-        tables["protocol_summary"] = protocol["summary"]
+    verdicts: list[Verdict] = []
+    path = _claims_path(a, claims_path)
+    if path is not None:
+        step("auditing the claims")
+        verdicts = audit(a.figures, load_claims(path), a.not_estimable)
+        tables["claims_audit"] = tab.audit_table(verdicts)
+    protocol = None
+    if getattr(a.study, "protocol", None) is not None:
+        step("auditing protocol adherence")
+        protocol = _protocol_section(a)
+        if protocol is not None:
+            tables["protocol_deviations"] = protocol["deviations"]
+            tables["protocol_summary"] = protocol["summary"]
     step("drawing figures")
-    sw_bars, sw_events = _swimmer(a)
-    ae = tables["adverse_events"].melt(
-        id_vars=["Term"],
-        value_vars=[f"Grade {g}" for g in range(1, 6)],
-        var_name="grade",
-        value_name="n_patients",
+    figures = _figures(a, tables, day1)
+    return Report(
+        a, tables, figures, verdicts, protocol, captions=_captions(a, day1), table_titles=_table_titles(a),
+        summary=_summary(a), methods=_methods(a, day1), claims_path=path,
     )
-    ae = ae.assign(term=ae.Term, grade=ae.grade.str[-1].astype(int))[["term", "grade", "n_patients"]]
-    horizon = max(a.patients.os_days.max(), 1)
-    times = [float(t) for t in range(0, int(horizon) + 1, 180)]
-    figures = {
-        "figure1_blasts_cr": fig.blast_trajectories(
-            _blasts(a, True), title="Figure 1. Patients with CR", max_day=120, reference_lines=(5.0, 10.0)
-        ),
-        "figure2_blasts_no_cr": fig.blast_trajectories(
-            _blasts(a, False), title="Figure 2. Patients without CR", max_day=60
-        ),
-        "figure3_os_by_cr": _km_figure(a, "os_by_cr", "Overall survival (probability)", times),
-        "figure4_efs_by_cr": _km_figure(a, "efs_by_cr", "Event-free survival (probability)", times),
-        "figure5_swimmer": fig.swimmer_plot(sw_bars, sw_events, title="Course of each patient"),
-        "figure6_adverse_events": fig.bar_by_grade(
-            ae[ae.n_patients > 0], title="Adverse events, worst grade", n_total=len(a.patients)
-        ),
-    }
-    return Report(a, tables, figures, verdicts, protocol)
 
 
-def _protocol_section(cohort: Cohort) -> dict | None:
+def _figures(a: StudyAnalysis, tables: dict[str, pd.DataFrame], day1: str) -> dict[str, Figure]:
+    xlabel = f"Days since the {day1}"
+    marrow = no_marrow_reason(a)
+    out: dict[str, Figure] = {}
+    for name, cr, title, extra in (
+        ("figure1_blasts_cr", True, "Patients with CR",
+         {"max_day": 120, "reference_lines": (5, 10)}),
+        ("figure2_blasts_no_cr", False, "Patients without CR", {"max_day": 60}),
+    ):
+        data = None if marrow else _blasts(a, cr)
+        if marrow or data is None or data.empty:
+            why = marrow or ("nobody reached CR" if cr else "every patient reached CR")
+            out[name] = fig.not_estimable_figure(title, why)
+        else:
+            out[name] = fig.blast_trajectories(data, title=title, xlabel=xlabel, **extra)
+    out["figure3_os_by_cr"] = _km_figure(a, "os_by_cr", "Overall survival by CR status",
+                                         "Overall survival (probability)", day1)
+    out["figure4_efs_by_cr"] = _km_figure(a, "efs_by_cr", "Event-free survival by CR status",
+                                          "Event-free survival (probability)", day1)
+    bars, events, overlays = _swimmer(a)
+    if bars.empty:
+        out["figure5_swimmer"] = fig.not_estimable_figure("Course of each patient", "no treatment periods")
+    else:
+        out["figure5_swimmer"] = fig.swimmer_plot(
+            bars, events, title="Course of each patient", overlays=overlays, xlabel=xlabel
+        )
+    ae = _ae_figure_frame(tables["adverse_events"])
+    if ae.empty:
+        why = a.reason("ae.worst_grade.by_term") or "no adverse events reported"
+        out["figure6_adverse_events"] = fig.not_estimable_figure("Adverse events, worst grade", why)
+    else:
+        out["figure6_adverse_events"] = fig.bar_by_grade(ae, title="Adverse events, worst grade",
+                                                         n_total=len(a.patients))
+    out["figure7_os_by_arm"] = _km_figure(a, "os_by_arm", "Overall survival by arm",
+                                          "Overall survival (probability)", day1)
+    out["figure8_efs_by_arm"] = _km_figure(a, "efs_by_arm", "Event-free survival by arm",
+                                           "Event-free survival (probability)", day1)
+    return out
+
+
+def _protocol_section(a: StudyAnalysis) -> dict | None:
     from amlcohort.protocol import audit_section
 
-    return audit_section(cohort)
+    protocol = protocol_of(a)
+    if protocol is None:
+        return None
+    try:
+        return audit_section(a.cohort, protocol)
+    except Exception as err:
+        a.na("protocol.deviations", f"the protocol audit could not run: {type(err).__name__}: {err}")
+        return None
 
 
 def write_report(
-    report: Report, out: str | Path, *, pdf: bool = False, progress: Progress | None = None
+    report: Report,
+    out: str | Path,
+    *,
+    pdf: bool = False,
+    png: bool = False,
+    png_dpi: int = 150,
+    progress: Progress | None = None,
 ) -> dict[str, Path]:
-    """Write every output of ``report`` under ``out``; returns the main paths."""
+    """Write every output of ``report`` as the folder ``out``, atomically; returns the main paths.
+
+    Each figure is rendered once as SVG (``figures/*.svg``, embedded in the HTML and set in the PDF);
+    PNG (``png_dpi``) only when ``png``. The whole folder is written beside ``out`` and swapped in
+    (see :mod:`amlcohort.report.output`): the previous report stays complete until the new one is,
+    a concurrent run on the same ``out`` fails, links are never followed, and ``manifest.json`` lists
+    every file with its SHA-256. Raises :class:`amlcohort.report.output.OutputError` (one-line message)
+    when ``out`` cannot be written.
+    """
+    from amlcohort.report.output import OutputWarnings, staged_output
+
     step = progress or (lambda _s: None)
     out = Path(out)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    (out / "tables").mkdir(parents=True, exist_ok=True)
-    step("writing figures")
-    for name, f in report.figures.items():
-        fig.save_figure(f, out / "figures", name)
-    step("writing tables")
-    with pd.ExcelWriter(out / "tables.xlsx", engine="openpyxl") as xl:
-        for name, t in report.tables.items():
-            t.to_csv(out / "tables" / f"{name}.csv", index=False)
-            t.astype(str).to_excel(xl, sheet_name=name[:31], index=False)
-    results = report.analysis.results_json()
-    results["audit"] = {
-        v.claim.name: {"status": v.status, "paper": v.claim.value, "data": v.computed}
-        for v in report.verdicts
-    }
-    results["audit_contradictions"] = [
-        [x.claim.name, y.claim.name] for x, y in contradictions(report.verdicts)
-    ]
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    step("writing HTML")
-    html = out / "report.html"
-    html.write_text(render_html(report), encoding="utf-8")
-    paths = {"html": html, "results": out / "results.json", "xlsx": out / "tables.xlsx"}
-    if pdf:
-        from amlcohort.report.pdf import write_pdf
+    warnings = OutputWarnings()
+    drawn = {name: f for name, f in report.figures.items() if isinstance(f, Figure)}
+    with staged_output(out) as stage:
+        step("rendering figures (SVG)")
+        svgs = {name: fig.render_figure(f, "svg") for name, f in drawn.items()}
+        for name, data in svgs.items():
+            stage.write_bytes(f"figures/{name}.svg", data)
+        if png:
+            for name, f in drawn.items():
+                stage.write_bytes(f"figures/{name}.png", fig.render_figure(f, "png", dpi=png_dpi))
+        step("writing tables")
+        _write_tables(report.tables, stage, warnings)
+        step("writing HTML")
+        stage.write_text("report.html", render_html(report, svgs))
+        if pdf:
+            from amlcohort.report.pdf import render_pdf
 
-        step("writing PDF")
-        paths["pdf"] = write_pdf(report, out / "report.pdf")
+            step("writing PDF")
+            stage.write_bytes("report.pdf", render_pdf(report, svgs))
+        results = report.analysis.results_json()
+        results["audit"] = {
+            v.claim.name: {"status": v.status, "paper": v.claim.value, "data": v.computed}
+            for v in report.verdicts
+        }
+        results["audit_contradictions"] = [
+            [x.claim.name, y.claim.name] for x, y in contradictions(report.verdicts)
+        ]
+        results["output_warnings"] = warnings.items
+        results["outputs"] = {"manifest": "manifest.json", "files": dict(sorted(stage.files.items()))}
+        stage.write_bytes("results.json", _json_bytes(results))
+    final = out.absolute()
+    paths = {"html": final / "report.html", "results": final / "results.json", "xlsx": final / "tables.xlsx"}
+    if pdf:
+        paths["pdf"] = final / "report.pdf"
+    paths["manifest"] = final / "manifest.json"
     return paths
+
+
+def _json_bytes(obj: object) -> bytes:
+    return (json.dumps(obj, indent=2, default=str, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _write_tables(tables: dict[str, pd.DataFrame], stage: Staging, warnings: OutputWarnings) -> None:
+    """``tables/<name>.csv`` and one ``tables.xlsx`` (a sheet per table), formula text neutralised."""
+    import openpyxl
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    from amlcohort.report.output import safe_cell, xlsx_cell
+
+    wb = openpyxl.Workbook(write_only=True)
+    used: set[str] = set()
+    bold = Font(bold=True)
+    for name, t in tables.items():
+        if t is None:
+            continue
+        csv = t.map(safe_cell) if len(t.columns) else t.copy()
+        csv.columns = [safe_cell(str(c)) for c in t.columns]
+        stage.write_bytes(f"tables/{name}.csv", csv.to_csv(index=False).encode("utf-8"))
+        sheet = _sheet_name(name, used)
+        ws = wb.create_sheet(sheet)
+        header = []
+        for c in t.columns:
+            cell = WriteOnlyCell(ws, value=xlsx_cell(str(c))[0])
+            cell.font = bold
+            header.append(cell)
+        ws.append(header)
+        for i, row in enumerate(t.itertuples(index=False, name=None), start=2):
+            values = []
+            for col, v in zip(t.columns, row, strict=True):
+                value, cut = xlsx_cell(v)
+                if cut is not None:
+                    warnings.add(
+                        file="tables.xlsx",
+                        sheet=sheet,
+                        row=i,
+                        column=str(col),
+                        length=cut,
+                        message=f"text of {cut:,} characters cut to Excel's 32,767-character cell limit "
+                        f"(marked in the cell); the full text is in tables/{name}.csv",
+                    )
+                values.append(value)
+            ws.append(values)
+    buf = io.BytesIO()
+    wb.save(buf)
+    stage.write_bytes("tables.xlsx", buf.getvalue())
+
+
+def _sheet_name(name: str, used: set[str]) -> str:
+    base = "".join("_" if ch in '[]:*?/\\' else ch for ch in name)[:31] or "table"
+    sheet, k = base, 1
+    while sheet.lower() in used:
+        k += 1
+        sheet = f"{base[: 31 - len(str(k)) - 1]}_{k}"
+    used.add(sheet.lower())
+    return sheet
 
 
 def build_report(
@@ -204,9 +467,10 @@ def build_report(
     *,
     claims_path: str | Path | None = None,
     pdf: bool = False,
-    criteria: str = "study",
+    png: bool = False,
+    criteria: str | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Path]:
-    """Assemble and write the report for ``cohort`` under ``out``."""
+    """Assemble and write the report for ``cohort`` as the folder ``out`` (see :func:`write_report`)."""
     report = assemble(cohort, claims_path=claims_path, criteria=criteria, progress=progress)
-    return write_report(report, out, pdf=pdf, progress=progress)
+    return write_report(report, out, pdf=pdf, png=png, progress=progress)

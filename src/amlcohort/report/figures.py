@@ -56,6 +56,9 @@ __all__ = [
     "figure_style",
     "figure_to_data_uri",
     "kaplan_meier_plot",
+    "kind_styles",
+    "not_estimable_figure",
+    "render_figure",
     "save_figure",
     "swimmer_plot",
 ]
@@ -97,17 +100,16 @@ SERIES_LINESTYLES: tuple[str | tuple[int, tuple[int, ...]], ...] = (
 #: CTCAE grade 1–5: viridis samples, light (grade 1) to dark (grade 5); colour-blind safe, greyscale monotone.
 GRADE_COLOURS: dict[int, str] = {1: "#fde725", 2: "#5ec962", 3: "#21918c", 4: "#3b528b", 5: "#440154"}
 
-#: Swimmer-plot segments: colour, bar height (fraction of a row) and hatch. Thin bars are overlays
-#: (drawn on top, e.g. cytarabine given together with sorafenib).
+#: Swimmer-plot segments with a fixed style: colour, bar height (fraction of a row) and hatch. Every other
+#: kind (e.g. "<drug> <phase>") takes the next Okabe–Ito colour in order of appearance; kinds passed as
+#: ``overlays`` are thin bars drawn on top (e.g. a second drug given together with the first).
 KIND_STYLES: dict[str, dict[str, object]] = {
-    "sorafenib induction": {"color": OKABE_ITO["blue"], "height": 0.6, "hatch": None},
-    "sorafenib maintenance": {"color": OKABE_ITO["sky blue"], "height": 0.6, "hatch": None},
-    "low-dose cytarabine": {"color": OKABE_ITO["orange"], "height": 0.22, "hatch": None},
     "off treatment": {"color": OKABE_ITO["black"], "height": 0.07, "hatch": None},
 }
-_EXTRA_KIND_COLOURS: tuple[str, ...] = tuple(
-    OKABE_ITO[c] for c in ("bluish green", "reddish purple", "vermillion", "yellow")
+_KIND_COLOURS: tuple[str, ...] = tuple(
+    OKABE_ITO[c] for c in ("blue", "sky blue", "orange", "bluish green", "reddish purple", "vermillion")
 )
+_EXTRA_KIND_COLOURS: tuple[str, ...] = (OKABE_ITO["yellow"],)
 
 #: Swimmer-plot events: marker, face colour and size (points).
 EVENT_STYLES: dict[str, dict[str, object]] = {
@@ -157,10 +159,14 @@ STYLE: dict[str, object] = {
     "svg.hashsalt": "amlcohort",  # deterministic element ids
     "figure.dpi": 100,
     "figure.constrained_layout.use": True,
+    # User text (patient ids, adverse-event terms, arm labels) is drawn literally: never TeX, never
+    # mathtext ("$\\alpha$-02" stays those characters, "$$" does not crash the renderer).
+    "text.usetex": False,
+    "text.parse_math": False,
 }
 
 REFERENCE_GREY = "#777777"
-DAY_LABEL = "Days since first sorafenib dose"
+DAY_LABEL = "Days since the first dose"
 
 
 @contextmanager
@@ -211,10 +217,11 @@ def blast_trajectories(
     max_day: float | None = None,
     reference_lines: Sequence[float] = (5.0,),
     figsize: tuple[float, float] = (SINGLE_COLUMN, 2.8),
+    xlabel: str = DAY_LABEL,
 ) -> Figure:
     """Marrow blast percentage over time, one line with markers per patient.
 
-    ``df`` columns: ``patient_id``, ``study_day`` (integer, day 1 = first sorafenib dose, baseline
+    ``df`` columns: ``patient_id``, ``study_day`` (integer, day 1 = the first dose, baseline
     negative or 0), ``marrow_blasts_pct`` (0–100) and optionally ``group`` (e.g. the arm). Patients are
     told apart by colour *and* marker; when ``group`` is present it is encoded by line style (solid for
     the first group in order of appearance, dashed for the second, ...) and shown in the legend.
@@ -280,7 +287,7 @@ def blast_trajectories(
                 annotation_clip=False,
             )
 
-        ax.set_xlabel(DAY_LABEL)
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("Marrow blasts (%)")
         if title:
             ax.set_title(title)
@@ -511,15 +518,26 @@ def kaplan_meier_plot(
 # ---------------------------------------------------------------------------------------------
 # Swimmer plot
 # ---------------------------------------------------------------------------------------------
-def _kind_styles(kinds: Sequence[str]) -> dict[str, dict[str, object]]:
+def kind_styles(kinds: Sequence[str], overlays: Sequence[str] = ()) -> dict[str, dict[str, object]]:
+    """Style of each swimmer-plot kind: :data:`KIND_STYLES`, else the next colour in order (full
+    height), thin for ``overlays``; beyond the palette, hatching tells kinds apart."""
     styles: dict[str, dict[str, object]] = {}
-    extra = iter(_EXTRA_KIND_COLOURS)
+    palette = iter((*_KIND_COLOURS, *_EXTRA_KIND_COLOURS))
+    n = 0
     for kind in kinds:
         if kind in KIND_STYLES:
             styles[kind] = KIND_STYLES[kind]
-        else:
-            styles[kind] = {"color": next(extra, OKABE_ITO["black"]), "height": 0.6, "hatch": "////"}
+            continue
+        colour = next(palette, None)
+        hatch = None
+        if colour is None:
+            colour, hatch = SERIES_COLOURS[n % len(SERIES_COLOURS)], "////"
+        n += 1
+        styles[kind] = {"color": colour, "height": 0.22 if kind in overlays else 0.6, "hatch": hatch}
     return styles
+
+
+_kind_styles = kind_styles
 
 
 def swimmer_plot(
@@ -529,14 +547,15 @@ def swimmer_plot(
     title: str | None = None,
     sort_by: Literal["follow_up", "patient_id"] = "follow_up",
     figsize: tuple[float, float] | None = None,
+    overlays: Sequence[str] = (),
+    xlabel: str = DAY_LABEL,
 ) -> Figure:
     """One horizontal lane per patient showing treatment periods and clinical events.
 
-    ``df`` columns: ``patient_id``, ``start_day``, ``end_day`` (days since the first sorafenib dose) and
-    ``kind`` — one of :data:`KIND_STYLES` ("sorafenib induction", "sorafenib maintenance", "low-dose
-    cytarabine", "off treatment"; other kinds get further Okabe–Ito colours with hatching). Thin kinds
-    are overlays: low-dose cytarabine given with sorafenib shows as an orange stripe inside the sorafenib
-    bar, off-treatment follow-up as a thin black line. ``events`` columns: ``patient_id``, ``day``,
+    ``df`` columns: ``patient_id``, ``start_day``, ``end_day`` (days since the first dose) and ``kind``
+    (e.g. "<drug> induction", "off treatment"; see :func:`kind_styles`). Kinds in ``overlays`` are thin
+    bars on top: a second drug given with the first shows as a stripe inside its bar; off-treatment
+    follow-up is a thin black line. ``events`` columns: ``patient_id``, ``day``,
     ``event`` in :data:`EVENT_STYLES` ("CR", "HSCT", "relapse", "death", "last contact").
     Lanes are sorted by follow-up (longest on top) or by patient id.
     """
@@ -562,8 +581,8 @@ def swimmer_plot(
     lane = {p: i for i, p in enumerate(order)}  # 0 = top (y axis inverted)
 
     seen = list(dict.fromkeys(df["kind"]))
-    kinds = [k for k in KIND_STYLES if k in seen] + [k for k in seen if k not in KIND_STYLES]
-    styles = _kind_styles(kinds)
+    kinds = [k for k in seen if k not in KIND_STYLES] + [k for k in KIND_STYLES if k in seen]
+    styles = kind_styles(kinds, overlays)
     # Full-height bars first, then thinner overlays on top.
     draw_order = sorted(kinds, key=lambda k: -float(styles[k]["height"]))  # type: ignore[arg-type]
     if figsize is None:
@@ -618,7 +637,7 @@ def swimmer_plot(
         x_lo = min(0.0, float(df["start_day"].min()))
         x_hi = max(float(v) for v in ends.values())
         ax.set_xlim(x_lo, x_hi * 1.03 + 1)
-        ax.set_xlabel(DAY_LABEL)
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("Patient")
         if title:
             ax.set_title(title)
@@ -748,8 +767,53 @@ def bar_by_grade(
 
 
 # ---------------------------------------------------------------------------------------------
+# A figure that cannot be drawn on this cohort
+# ---------------------------------------------------------------------------------------------
+def not_estimable_figure(
+    title: str, reason: str, *, figsize: tuple[float, float] = (SINGLE_COLUMN, 1.4)
+) -> Figure:
+    """A placeholder saying why a figure is not estimable on this cohort (e.g. "no deaths: every
+    patient censored"); the text is drawn literally (no mathtext)."""
+    with figure_style():
+        fig = _new_figure(figsize)
+        ax = fig.add_subplot()
+        ax.set_axis_off()
+        ax.set_title(title, usetex=False)
+        ax.text(
+            0.5,
+            0.5,
+            f"Not estimable: {reason}",
+            ha="center",
+            va="center",
+            wrap=True,
+            fontsize=7.5,
+            parse_math=False,
+            gid="not_estimable",
+            transform=ax.transAxes,
+        )
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
 # Output
 # ---------------------------------------------------------------------------------------------
+def render_figure(fig: Figure, fmt: Literal["svg", "png", "pdf"] = "svg", *, dpi: int = 300) -> bytes:
+    """The figure encoded once as ``fmt`` (SVG vector, PNG at ``dpi``), with reproducible metadata.
+
+    Text is drawn literally (``text.parse_math`` off, see :data:`STYLE`); SVG glyphs are paths, so the
+    SVG holds no user text as markup.
+    """
+    if fmt not in ("svg", "png", "pdf"):
+        raise ValueError(f"render_figure: fmt must be 'svg', 'png' or 'pdf', got {fmt!r}")
+    buf = io.BytesIO()
+    metadata = {"Software": "amlcohort (matplotlib)"} if fmt == "png" else {"Date": None}
+    if fmt == "pdf":
+        metadata = {"CreationDate": None, "Creator": "amlcohort (matplotlib)"}
+    with figure_style():
+        fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata)
+    return buf.getvalue()
+
+
 def save_figure(
     fig: Figure,
     out_dir: str | Path,
@@ -760,17 +824,16 @@ def save_figure(
 ) -> dict[str, Path]:
     """Write ``fig`` as ``<out_dir>/<name>.<fmt>`` (PNG at ``dpi``, SVG vector); return fmt → path.
 
-    Output is reproducible: no creation date in the metadata, fixed SVG ids.
+    Output is reproducible: no creation date in the metadata, fixed SVG ids. (The report itself writes
+    through :func:`render_figure` and :mod:`amlcohort.report.output`, atomically.)
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    with figure_style():
-        for fmt in formats:
-            path = out / f"{name}.{fmt}"
-            metadata = {"Software": "amlcohort (matplotlib)"} if fmt == "png" else {"Date": None}
-            fig.savefig(path, format=fmt, dpi=dpi, metadata=metadata)
-            paths[fmt] = path
+    for fmt in formats:
+        path = out / f"{name}.{fmt}"
+        path.write_bytes(render_figure(fig, fmt, dpi=dpi))  # type: ignore[arg-type]
+        paths[fmt] = path
     return paths
 
 
@@ -779,8 +842,10 @@ def figure_to_data_uri(fig: Figure, fmt: Literal["svg", "png"] = "svg", *, dpi: 
     mime = {"svg": "image/svg+xml", "png": "image/png"}
     if fmt not in mime:
         raise ValueError(f"figure_to_data_uri: fmt must be 'svg' or 'png', got {fmt!r}")
-    buf = io.BytesIO()
-    with figure_style():
-        metadata = {"Software": "amlcohort (matplotlib)"} if fmt == "png" else {"Date": None}
-        fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata)
-    return f"data:{mime[fmt]};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+    return data_uri(render_figure(fig, fmt, dpi=dpi), fmt)
+
+
+def data_uri(data: bytes, fmt: Literal["svg", "png"]) -> str:
+    """Encoded figure bytes as a base64 ``data:`` URI."""
+    mime = {"svg": "image/svg+xml", "png": "image/png"}[fmt]
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"

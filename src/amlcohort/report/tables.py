@@ -1,12 +1,76 @@
-"""The report's tables, as small pandas DataFrames built from a :class:`StudyAnalysis`."""
+"""The report's tables, as small pandas DataFrames built from a :class:`StudyAnalysis`.
+
+Every table is about the cohort it is given: one column (or row) per arm of the study definition,
+labels from the definition, response columns from the criteria set, laboratory grades in the
+study's CTCAE version. A cell that cannot be computed says so and why ("not estimable: only one arm
+has patients"); p-values print as "< 0.001", medians that are not reached as "not reached".
+
+Table 1 follows the gtsummary/tableone conventions: a header row per characteristic naming its
+summary ("n (%)", "median (IQR)"), one indented row per level, "Missing" and "Not tested" as rows of
+their own (a gene that was not tested is never counted as "not mutated"), and optional p-values
+(Fisher's exact test for categorical rows with expected counts below 5, else chi-square; Kruskal-Wallis
+for continuous rows -- gtsummary's ``add_p()`` defaults).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 import pandas as pd
 
-from amlcohort.criteria.ctcae import grade_assessments, worst_grade
 from amlcohort.report.audit import Verdict
-from amlcohort.report.results import ARM_LABELS, ARMS, StudyAnalysis
+from amlcohort.report.results import ALL, EFS_DAY1_NOTE, StudyAnalysis, no_marrow_reason, response_categories
+
+INDENT = "    "
+#: labels of response categories (codes of rules/response.csv)
+CATEGORY_LABELS = {
+    "cr": "CR",
+    "crh": "CRh",
+    "cri": "CRi",
+    "mlfs": "MLFS",
+    "pr": "PR",
+    "sd": "SD",
+    "nr": "No response",
+    "pd": "PD",
+    "not_evaluable": "Not evaluable",
+}
+
+
+def fmt_p(p: float | None, reason: str | None = None) -> str:
+    """A p-value as journals print it: "< 0.001" below 0.001, else three decimals."""
+    if p is None or (isinstance(p, float) and np.isnan(p)):
+        return f"not estimable: {reason}" if reason else "not estimable"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_text(p: float | None) -> str:
+    """A p-value after "p" in a sentence: "= 0.032" or "< 0.001"."""
+    text = fmt_p(p)
+    return text if text.startswith(("<", "not")) else f"= {text}"
+
+
+def fmt_num(x: float | None, na: str = "NA") -> str:
+    return na if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:g}"
+
+
+def fmt_ci(lo: float | None, hi: float | None, *, scale: float = 1.0, unit: str = "") -> str:
+    """An interval; a bound that cannot be estimated prints NA and the cell says so."""
+
+    def one(x: float | None) -> str:
+        return (
+            "NA"
+            if x is None or (isinstance(x, float) and np.isnan(x))
+            else f"{scale * x:.1f}{unit}"
+            if scale != 1.0
+            else f"{x:g}{unit}"
+        )
+
+    text = f"{one(lo)}–{one(hi)}"
+    if "NA" in text:
+        text += " (NA: bound not estimable)"
+    return text
 
 
 def _n_pct(mask: pd.Series) -> str:
@@ -14,200 +78,420 @@ def _n_pct(mask: pd.Series) -> str:
     return f"{n} ({100 * n / d:.0f}%)" if d else "0"
 
 
-def _median_range(x: pd.Series) -> str:
-    x = x.dropna()
-    return f"{x.median():g} ({x.min():g}–{x.max():g})" if len(x) else "–"
+def _median_iqr(x: pd.Series) -> str:
+    x = pd.to_numeric(x, errors="coerce").dropna()
+    if not len(x):
+        return "–"
+    q1, q3 = x.quantile(0.25), x.quantile(0.75)
+    return f"{x.median():g} ({q1:g}, {q3:g})"
 
 
 def _karyotype_group(p: pd.DataFrame) -> pd.Series:
+    if "n_abnormalities" not in p.columns:
+        return pd.Series(pd.NA, index=p.index, dtype="object")
     n = p.n_abnormalities
     return pd.Series(
         [
-            "normal"
+            None
+            if pd.isna(v)
+            else "normal"
             if v == 0
             else "complex (≥3 abnormalities)"
             if v >= 3
             else "other abnormal"
-            if v > 0
-            else "not evaluable"
-            for v in n.fillna(-1)
+            for v in n
         ],
         index=p.index,
+        dtype="object",
     )
 
 
-def table1(a: StudyAnalysis) -> pd.DataFrame:
-    """Baseline characteristics, overall and by arm (counts with %, medians with range)."""
+def _groups(a: StudyAnalysis) -> dict[str, pd.DataFrame]:
+    p = a.patients
+    groups = {f"Overall (N={len(p)})": p}
+    for arm in a.arms:
+        g = p[p.study_arm == arm]
+        groups[f"{a.arm_label(arm)} (N={len(g)})"] = g
+    return groups
+
+
+def _cat_p(p: pd.DataFrame, values: pd.Series, arms: list[str]) -> str:
+    from scipy import stats as sps
+
+    from amlcohort.stats import chi_square_test, fisher_exact
+
+    d = pd.DataFrame({"arm": p.study_arm, "v": values}).dropna()
+    d = d[d.arm.isin(arms)]
+    tab = pd.crosstab(d.arm, d.v)
+    if tab.shape[0] < 2 or tab.shape[1] < 2:
+        return ""
+    t = tab.to_numpy()
+    expected = np.outer(t.sum(1), t.sum(0)) / t.sum()
+    if (expected < 5).any() and t.sum() <= 200:
+        try:
+            return fmt_p(fisher_exact(t).p_value) + " (Fisher)"
+        except Exception:
+            pass
+    try:
+        return fmt_p(chi_square_test(t, correction=False).p_value) + " (χ²)"
+    except ValueError:
+        return fmt_p(float(sps.chi2_contingency(t)[1])) + " (χ²)"
+
+
+def _cont_p(p: pd.DataFrame, values: pd.Series, arms: list[str]) -> str:
+    from scipy import stats as sps
+
+    samples = [pd.to_numeric(values[p.study_arm == arm], errors="coerce").dropna() for arm in arms]
+    samples = [s for s in samples if len(s)]
+    if len(samples) < 2 or len(pd.concat(samples).unique()) < 2:
+        return ""
+    return fmt_p(float(sps.kruskal(*samples).pvalue)) + " (Kruskal-Wallis)"
+
+
+def table1(a: StudyAnalysis, *, p_values: bool = False) -> pd.DataFrame:
+    """Baseline characteristics, overall and by arm (gtsummary/tableone conventions)."""
     p = a.patients.copy()
     p["karyotype_group"] = _karyotype_group(p)
-    groups = {f"All (n={len(p)})": p}
-    groups |= {f"{ARM_LABELS[arm]} (n={(p.study_arm == arm).sum()})": p[p.study_arm == arm] for arm in ARMS}
-    rows: list[tuple[str, dict[str, str]]] = []
+    groups = _groups(a)
+    arms = [arm for arm in a.arms if (p.study_arm == arm).any()]
+    test = p_values and len(arms) >= 2
+    rows: list[dict[str, str]] = []
 
-    def add(label: str, fn) -> None:
-        rows.append((label, {name: fn(g) for name, g in groups.items()}))
+    def row(label: str, fn: Callable[[pd.DataFrame], str] | None, pv: str = "") -> None:
+        r = {"Characteristic": label, **{k: (fn(g) if fn else "") for k, g in groups.items()}}
+        if test:
+            r["p-value"] = pv
+        rows.append(r)
 
-    add("Age at onset, years, median (range)", lambda g: _median_range(g.age_at_onset))
-    add("Female", lambda g: _n_pct(g.sex == "female"))
-    for cat in sorted(p.who2008_category.unique()):
-        add(f"WHO 2008: {cat}", lambda g, c=cat: _n_pct(g.who2008_category == c))
-    for kg in ("normal", "other abnormal", "complex (≥3 abnormalities)"):
-        add(f"Karyotype: {kg}", lambda g, k=kg: _n_pct(g.karyotype_group == k))
-    m = a.cohort.table("mutations").execute()
-    for gene in sorted(m.gene.unique()):
-        mutated = set(m[(m.gene == gene) & (m.result == "mutated")].patient_id)
-        add(f"{gene} mutated", lambda g, s=mutated: _n_pct(g.index.isin(s)))
-    for risk in ("favorable", "intermediate", "adverse"):
-        add(f"Risk group as reported: {risk}", lambda g, r=risk: _n_pct(g.risk_group_reported == r))
-    for risk in ("favorable", "intermediate", "adverse", "not_evaluable"):
-        add(f"ELN 2017 risk: {risk}", lambda g, r=risk: _n_pct(g.eln2017 == r))
-    for status in ("primary_refractory", "relapsed", "elderly_unfit"):
-        add(f"Population (§2.4): {status.replace('_', ' ')}", lambda g, s=status: _n_pct(g.status == s))
-    add("Prior lines, median (range)", lambda g: _median_range(g.prior_lines))
-    add("Prior allogeneic HSCT", lambda g: _n_pct(g.prior_hsct))
-    return pd.DataFrame({label: vals for label, vals in rows}).T.rename_axis("Characteristic").reset_index()
+    def continuous(label: str, col: str) -> None:
+        if col not in p.columns:
+            return
+        row(f"{label}, median (IQR)", lambda g: _median_iqr(g[col]), _cont_p(p, p[col], arms) if test else "")
+        miss = p[col].isna()
+        if miss.any():
+            row(f"{INDENT}Missing", lambda g: str(int(g[col].isna().sum())))
+
+    def categorical(
+        label: str,
+        values: pd.Series,
+        levels: list[Any] | None = None,
+        missing_label: str = "Missing",
+        names: dict[Any, str] | None = None,
+    ) -> None:
+        values = values.reindex(p.index)
+        present = list(dict.fromkeys(v for v in values.dropna()))
+        lv = list(levels or []) + [x for x in sorted(present, key=str) if x not in (levels or [])]
+        row(f"{label}, n (%)", None, _cat_p(p, values, arms) if test else "")
+        for level in lv:
+            text = (names or {}).get(level, str(level).replace("_", " "))
+            row(f"{INDENT}{text}", lambda g, v=level: _n_pct(values.reindex(g.index) == v))
+        miss = values.isna()
+        if miss.any():
+            row(f"{INDENT}{missing_label}", lambda g: str(int(values.reindex(g.index).isna().sum())))
+
+    continuous("Age at onset, years", "age_at_onset")
+    categorical("Sex", p.sex, ["female", "male"])
+    if "ecog_ps" in p.columns and p.ecog_ps.notna().any():
+        categorical(
+            "ECOG performance status", p.ecog_ps.astype("Int64").astype(object).where(p.ecog_ps.notna())
+        )
+    for col, label in (
+        ("who2008_category", "WHO 2008 category"),
+        ("diagnosis_category", "Diagnosis category"),
+        ("who2016_category", "WHO 2016 category"),
+        ("who2022_category", "WHO 2022 category"),
+        ("icc2022_category", "ICC 2022 category"),
+    ):
+        if col in p.columns and p[col].notna().any():
+            categorical(label, p[col])
+    categorical(
+        "Karyotype",
+        p.karyotype_group,
+        ["normal", "other abnormal", "complex (≥3 abnormalities)"],
+        missing_label="Not evaluable",
+    )
+    m = a.cohort.table("mutations").select("patient_id", "gene", "result").execute()
+    for gene in sorted(m.gene.dropna().unique()):
+        g = m[m.gene == gene]
+        status = pd.Series("not tested", index=p.index, dtype="object")
+        tested = g[g.result != "not_tested"]
+        status.loc[status.index.isin(tested.patient_id)] = "not mutated"
+        status.loc[status.index.isin(tested[tested.result == "mutated"].patient_id)] = "mutated"
+        categorical(
+            f"{gene}",
+            status.where(status != "not tested"),
+            ["mutated", "not mutated"],
+            missing_label="Not tested",
+        )
+    if p.risk_group_reported.notna().any():
+        categorical("Risk group as reported", p.risk_group_reported, ["favorable", "intermediate", "adverse"])
+    for col, label in (("eln2017", "ELN 2017 genetic risk"), ("eln2022", "ELN 2022 genetic risk")):
+        if col in p.columns:
+            categorical(
+                label,
+                p[col].where(p[col] != "not_evaluable"),
+                ["favorable", "intermediate", "adverse"],
+                missing_label="Not evaluable",
+            )
+    if "status" in p.columns:
+        categorical("Study population", p.status)
+    continuous("Prior lines of therapy", "prior_lines")
+    categorical("Prior HSCT", p.prior_hsct.map({True: "yes", False: "no"}), ["yes", "no"])
+    return pd.DataFrame(rows)
 
 
 def response_table(a: StudyAnalysis) -> pd.DataFrame:
-    """Best response by arm with CR rates, exact and Wilson intervals, and the tests."""
-    f, p = a.figures, a.patients
+    """Best response by arm (columns: the categories of the criteria set), CR rates with exact and
+    Wilson intervals; not-estimable cells say why."""
+    p = a.patients
+    cats = response_categories(a.criteria)
     rows = []
-    for arm in ARMS:
-        g = p[p.study_arm == arm]
-        b = f["cr.by_arm"][arm]
-        rows.append(
-            {
-                "Arm": ARM_LABELS[arm],
-                "n": len(g),
-                **{cat.upper(): int((g.best_response == cat).sum()) for cat in ("cr", "cri", "pr")},
-                "CR rate": f"{100 * b['rate']:.1f}%",
-                "95% CI (exact)": f"{100 * b['ci95_exact'][0]:.1f}–{100 * b['ci95_exact'][1]:.1f}%",
-                "95% CI (Wilson)": f"{100 * b['ci95_wilson'][0]:.1f}–{100 * b['ci95_wilson'][1]:.1f}%",
+    marrow = no_marrow_reason(a)
+    for arm in [*a.arms, None]:
+        g = p if arm is None else p[p.study_arm == arm]
+        row: dict[str, Any] = {"Arm": "All patients" if arm is None else a.arm_label(arm), "n": len(g)}
+        row |= {CATEGORY_LABELS.get(c, c): int((g.best_response == c).sum()) for c in cats}
+        if not len(g):
+            reason = "no patients in this arm"
+            row |= {
+                "CR rate": f"not estimable: {reason}",
+                "95% CI (exact)": "not estimable",
+                "95% CI (Wilson)": "not estimable",
             }
-        )
+        elif marrow:
+            row |= {"CR rate": marrow, "95% CI (exact)": "", "95% CI (Wilson)": ""}
+        else:
+            from amlcohort.stats import proportion_ci
+
+            x = int(g.cr.sum())
+            ex, wi = proportion_ci(x, len(g)), proportion_ci(x, len(g), method="wilson")
+            row |= {
+                "CR rate": f"{100 * x / len(g):.1f}%",
+                "95% CI (exact)": fmt_ci(ex.lower, ex.upper, scale=100, unit="%"),
+                "95% CI (Wilson)": fmt_ci(wi.lower, wi.upper, scale=100, unit="%"),
+            }
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
 def tests_table(a: StudyAnalysis) -> pd.DataFrame:
+    """CR by arm: Fisher's exact test (2×2 or r×c), chi-square with and without Yates' correction."""
     f = a.figures
+    k = a.frames.get("cr_table", pd.DataFrame()).shape[0]
+    shape = f"{k}×2" if k else "arms × CR"
+
+    def p(name: str) -> str:
+        return fmt_p(f.get(name), a.reason(name))
+
+    def stat(name: str) -> str:
+        v = f.get(name)
+        return "" if v is None else f"{v:.3f}"
+
     warn = "; ".join(f.get("chisq.warnings") or [])
-    return pd.DataFrame(
-        [
+    rows = [
+        {
+            "Test": f"Fisher's exact, two-sided ({shape} table)",
+            "Statistic": "",
+            "df": "",
+            "p": p("fisher.p_value"),
+            "Note": ""
+            if f.get("fisher.odds_ratio") is None
+            else f"odds ratio {f['fisher.odds_ratio']:.2f} (conditional MLE)",
+        },
+    ]
+    if f.get("fisher.p_value.greater") is not None:
+        rows.append(
             {
-                "Test": "Fisher's exact, two-sided",
+                "Test": "Fisher's exact, one-sided (first arm better)",
                 "Statistic": "",
-                "p": f"{f['fisher.p_value']:.4f}",
-                "Note": f"odds ratio {f['fisher.odds_ratio']:.2f} (conditional MLE)",
-            },
-            {
-                "Test": "Fisher's exact, one-sided (combination better)",
-                "Statistic": "",
-                "p": f"{f['fisher.p_value.greater']:.4f}",
-                "Note": "",
-            },
+                "df": "",
+                "p": p("fisher.p_value.greater"),
+                "Note": a.notes.get("fisher.p_value.greater", ""),
+            }
+        )
+    if k == 2:
+        rows.append(
             {
                 "Test": "Chi-square with Yates' correction",
-                "Statistic": f"{f['chisq.yates.statistic']:.3f}",
-                "p": f"{f['chisq.yates.p_value']:.4f}",
+                "Statistic": stat("chisq.yates.statistic"),
+                "df": str(f.get("chisq.yates.dof") or ""),
+                "p": p("chisq.yates.p_value"),
                 "Note": warn,
-            },
-            {
-                "Test": "Chi-square without correction",
-                "Statistic": f"{f['chisq.statistic']:.3f}",
-                "p": f"{f['chisq.p_value']:.4f}",
-                "Note": warn,
-            },
-        ]
+            }
+        )
+    rows.append(
+        {
+            "Test": "Chi-square without correction",
+            "Statistic": stat("chisq.statistic"),
+            "df": str(f.get("chisq.dof") or ""),
+            "p": p("chisq.p_value"),
+            "Note": warn,
+        }
     )
+    return pd.DataFrame(rows)
 
 
 def days_to_cr_table(a: StudyAnalysis) -> pd.DataFrame:
     p = a.patients[a.patients.cr]
+    if not len(p):
+        reason = a.reason("days_to_cr.median") or "nobody reached CR"
+        return pd.DataFrame(
+            [{"Patient": "", "Arm": "", "Days to CR": f"not estimable: {reason}", "First CR": ""}]
+        )
     return pd.DataFrame(
         {
             "Patient": p.index,
-            "Arm": p.study_arm.map(ARM_LABELS),
-            "Days to CR": p.days_to_cr.astype(int),
+            "Arm": [a.arm_label(x) for x in p.study_arm],
+            "Days to CR": p.days_to_cr.astype("Int64").astype(str),
             "First CR": p.first_cr_date.astype(str),
         }
     )
 
 
-def _num(x: float | None) -> str:
-    return "NA" if x is None else f"{x:g}"
+SURVIVAL_ENDPOINTS = (
+    ("os_by_cr", "Overall survival", "CR status"),
+    ("efs_by_cr", "Event-free survival", "CR status"),
+    ("os_by_arm", "Overall survival", "arm"),
+    ("efs_by_arm", "Event-free survival", "arm"),
+)
 
 
 def survival_table(a: StudyAnalysis) -> pd.DataFrame:
+    """Per endpoint and group: n, events, median (not reached / not estimable with the reason), CI,
+    log-rank p (k-1 df)."""
+    from amlcohort.report.results import median_reason
+
     rows = []
-    for name, title in (
-        ("os_by_cr", "Overall survival"),
-        ("efs_by_cr", "Event-free survival"),
-        ("os_by_arm", "Overall survival"),
-    ):
-        lr = a.logrank[name]
-        for group, km in a.km[name].items():
-            lo, hi = km.median_ci_
+    for name, title, by in SURVIVAL_ENDPOINTS:
+        fits = a.km.get(name, {})
+        lr = a.logrank.get(name)
+        code = "EFS" if name.startswith("efs") else "OS"
+        lr_text = (
+            fmt_p(lr.p_value) + f" (df = {lr.dof})"
+            if lr is not None
+            else fmt_p(None, a.reason(f"logrank.{name}.p_value"))
+        )
+        if not fits:
             rows.append(
                 {
-                    "Endpoint": title,
+                    "Endpoint": f"{title} by {by}",
+                    "Group": ALL,
+                    "n": 0,
+                    "Events": 0,
+                    "Median, days": "not estimable: no patients",
+                    "95% CI (log)": "",
+                    "Log-rank p": lr_text,
+                    "Note": "",
+                }
+            )
+            continue
+        for group, km in fits.items():
+            if by == "arm" and group == ALL:
+                continue
+            lo, hi = km.median_ci_
+            note = ""
+            if km.median_ is None:
+                med = median_reason(km, code)
+            else:
+                med = f"{km.median_:g}"
+                if code == "EFS" and km.median_ == 0:
+                    note = EFS_DAY1_NOTE
+            rows.append(
+                {
+                    "Endpoint": f"{title} by {by}",
                     "Group": group,
                     "n": km.n,
                     "Events": km.n_events,
-                    "Median, days": "not reached" if km.median_ is None else f"{km.median_:g}",
-                    "95% CI (log)": f"{_num(lo)}–{_num(hi)}",
-                    "Log-rank p": "" if group == "All patients" else f"{lr.p_value:.3f}",
+                    "Median, days": med,
+                    "95% CI (log)": fmt_ci(lo, hi)
+                    if km.median_ is not None or lo is not None
+                    else "NA–NA (not estimable)",
+                    "Log-rank p": "" if group == ALL else lr_text,
+                    "Note": note,
                 }
             )
     return pd.DataFrame(rows)
 
 
 def adverse_events_table(a: StudyAnalysis) -> pd.DataFrame:
-    """Reported adverse events: patients by term and worst grade (CTCAE as reported)."""
-    ae = a.cohort.table("adverse_events").execute()
-    if ae.empty:
+    """Reported adverse events: patients by term and worst grade, overall and by arm."""
+    ae = a.frames.get("ae")
+    cols = ["Term", *(f"Grade {g}" for g in range(1, 6)), "Patients"]
+    arm_cols = [f"{a.arm_label(arm)} (N={int((a.patients.study_arm == arm).sum())})" for arm in a.arms]
+    if ae is None or ae.empty:
+        reason = a.reason("ae.worst_grade.by_term") or "no adverse events reported"
         return pd.DataFrame(
-            columns=["Term", "Grade 1", "Grade 2", "Grade 3", "Grade 4", "Grade 5", "Patients"]
+            [{"Term": f"none: {reason}", **{c: 0 for c in cols[1:]}, **{c: 0 for c in arm_cols}}]
         )
-    worst = ae.groupby(["term", "patient_id"]).grade.max().reset_index()
-    t = worst.pivot_table(index="term", columns="grade", values="patient_id", aggfunc="count", fill_value=0)
+    t = ae.pivot_table(
+        index="term", columns="worst_grade", values="patient_id", aggfunc="nunique", fill_value=0
+    )
     t = t.reindex(columns=range(1, 6), fill_value=0)
     t.columns = [f"Grade {g}" for g in t.columns]
-    t["Patients"] = t.sum(axis=1)
-    return t.sort_values("Patients", ascending=False).rename_axis("Term").reset_index()
+    t["Patients"] = ae.groupby("term").patient_id.nunique()
+    for arm, col in zip(a.arms, arm_cols, strict=True):
+        t[col] = (
+            ae[ae.study_arm == arm]
+            .groupby("term")
+            .patient_id.nunique()
+            .reindex(t.index)
+            .fillna(0)
+            .astype(int)
+        )
+    return t.sort_values("Patients", ascending=False, kind="stable").rename_axis("Term").reset_index()
+
+
+def lab_version(a: StudyAnalysis) -> str:
+    return str(getattr(a.study, "ctcae_version", None) or "5.0")
 
 
 def lab_grades_table(a: StudyAnalysis) -> pd.DataFrame:
-    """Worst CTCAE v4.03 grade per patient of every graded laboratory term, after the first dose."""
-    w = worst_grade(grade_assessments(a.cohort.table("assessments"), version="4.03"), from_study_day=1)
+    """Worst CTCAE grade (the study's version) per patient of every graded laboratory term, from day 1."""
+    from amlcohort.criteria.ctcae import LAB_TERMS, grade_assessments, worst_grade
+
+    version = lab_version(a)
+    title = f"Term (laboratory, CTCAE v{version})"
+    t = a.cohort.table("assessments")
+    # grade only the terms whose values the cohort has (one small query instead of a union of 14)
+    cols = sorted({s.value_column for s in LAB_TERMS if s.value_column in t.columns})
+    present = t.aggregate(**{c: t[c].count() for c in cols}).execute().iloc[0] if cols else pd.Series()
+    terms = tuple(
+        s.term for s in LAB_TERMS if s.value_column in cols and int(present[s.value_column] or 0) > 0
+    )
+    if not terms:
+        return pd.DataFrame([{title: "none: the assessments hold no laboratory value CTCAE grades"}])
+    w = worst_grade(grade_assessments(t, version=version, terms=terms), from_study_day=1)
     w = w.execute()
     w = w[w.worst_grade.notna() & (w.worst_grade > 0)]
     if w.empty:
-        return pd.DataFrame(columns=["Term"])
+        return pd.DataFrame([{title: "none: no laboratory value reached grade 1 or more"}])
     t = w.pivot_table(index="term", columns="worst_grade", values="patient_id", aggfunc="count", fill_value=0)
     t.columns = [f"Grade {int(g)}" for g in t.columns]
-    return t.rename_axis("Term (laboratory, CTCAE v4.03)").reset_index()
+    return t.rename_axis(title).reset_index()
 
 
 def dose_modifications_table(a: StudyAnalysis) -> pd.DataFrame:
-    ex = a.cohort.table("exposures").execute()
-    mod = ex[ex.end_reason.isin(["dose_reduction", "interruption", "toxicity", "stopping_rule"])]
-    return (
-        mod[
-            [
-                "patient_id",
-                "drug",
-                "phase",
-                "dose",
-                "dose_unit",
-                "frequency",
-                "start_date",
-                "end_date",
-                "end_reason",
-            ]
-        ]
-        .rename(columns={"patient_id": "Patient"})
-        .reset_index(drop=True)
-    )
+    ex = a.cohort.table("exposures")
+    mod = ex.filter(ex.end_reason.isin(["dose_reduction", "interruption", "toxicity", "stopping_rule"]))
+    cols = [
+        c
+        for c in (
+            "patient_id",
+            "drug",
+            "phase",
+            "dose",
+            "dose_unit",
+            "frequency",
+            "start_date",
+            "end_date",
+            "end_reason",
+        )
+        if c in mod.columns
+    ]
+    df = mod.select(*cols).order_by(["patient_id", "start_date"]).execute()
+    if df.empty:
+        return pd.DataFrame([{"Patient": "none: no dose modification or treatment stop recorded"}])
+    return df.rename(columns={"patient_id": "Patient"}).reset_index(drop=True)
 
 
 def audit_table(verdicts: list[Verdict]) -> pd.DataFrame:
@@ -223,5 +507,6 @@ def audit_table(verdicts: list[Verdict]) -> pd.DataFrame:
                 "Sentence": v.claim.sentence,
             }
             for v in verdicts
-        ]
+        ],
+        columns=["Status", "Claim", "Section", "Paper", "Data", "Comparison", "Sentence"],
     )

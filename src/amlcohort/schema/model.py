@@ -129,6 +129,75 @@ def _lab(name: str, what: str, unit: str, units: tuple[Unit, ...] = (), **kw: ob
     return Column(name, "float", what, unit=unit, units=units, hard_min=0, **kw)  # type: ignore[arg-type]
 
 
+# ---- CTCAE laboratory terms (issue 10; appended: optional values and reference limits) ----------
+_CHOL_UNITS = (Unit("mg/dL", 0.02586),)
+_TG_UNITS = (Unit("mg/dL", 0.01129),)
+_GLUC_UNITS = (Unit("mg/dL", 0.05551),)
+_MG_UNITS = (Unit("mg/dL", 0.4114), Unit("mEq/L", 0.5))
+_URIC_UNITS = (Unit("mg/dL", 59.48), Unit("mmol/L", 1000.0))
+_GL_UNITS = (Unit("g/dL", 10.0),)
+_FIB_UNITS = (Unit("mg/dL", 0.01),)
+_PHOS_UNITS = (Unit("mg/dL", 0.3229),)
+
+
+def _ctcae_lab_columns() -> tuple[Column, ...]:
+    """Values and limits the CTCAE lab terms grade (``criteria/ctcae.py``); all optional."""
+    labs: list[tuple[str, str, str, tuple[Unit, ...], tuple[str, ...]]] = [
+        # name, description, canonical unit, other units, reference limits carried
+        ("aptt", "Activated partial thromboplastin time", "s", (), ("uln",)),
+        ("alp", "Alkaline phosphatase", "U/L", (), ("uln",)),
+        ("cd4", "CD4 lymphocyte count", "10^9/L", _COUNT_UNITS, ("lln",)),
+        ("cholesterol", "Total cholesterol", "mmol/L", _CHOL_UNITS, ("uln",)),
+        ("cpk", "Creatine phosphokinase", "U/L", (), ("uln",)),
+        ("fibrinogen", "Fibrinogen", "g/L", _FIB_UNITS, ("lln",)),
+        ("ggt", "Gamma-glutamyl transferase", "U/L", (), ("uln",)),
+        ("haptoglobin", "Haptoglobin", "g/L", (), ("lln",)),
+        ("inr", "International normalised ratio", "ratio", (), ("uln",)),
+        ("lipase", "Lipase", "U/L", (), ("uln",)),
+        ("lymphocytes", "Lymphocyte count", "10^9/L", _COUNT_UNITS, ("lln",)),
+        ("amylase", "Serum amylase", "U/L", (), ("uln",)),
+        ("ldh", "Lactate dehydrogenase", "U/L", (), ("uln",)),
+        ("ionized_calcium", "Ionized calcium", "mmol/L", _CA_UNITS, ("lln", "uln")),
+        ("glucose", "Glucose (any)", "mmol/L", _GLUC_UNITS, ("lln", "uln")),
+        ("fasting_glucose", "Fasting glucose", "mmol/L", _GLUC_UNITS, ("uln",)),
+        ("magnesium", "Magnesium", "mmol/L", _MG_UNITS, ("lln", "uln")),
+        ("triglycerides", "Triglycerides", "mmol/L", _TG_UNITS, ()),
+        ("uric_acid", "Uric acid", "umol/L", _URIC_UNITS, ("uln",)),
+        ("albumin", "Albumin", "g/L", _GL_UNITS, ("lln",)),
+        ("phosphate", "Phosphate", "mmol/L", _PHOS_UNITS, ("lln",)),
+        ("ph", "Blood pH", "pH", (), ("lln", "uln")),
+        ("hdl", "HDL cholesterol", "mmol/L", _CHOL_UNITS, ("lln",)),
+        ("ldl", "LDL cholesterol", "mmol/L", _CHOL_UNITS, ("uln",)),
+        ("creatinine_clearance", "Creatinine clearance", "mL/min", (), ()),
+    ]
+    out: list[Column] = []
+    # limits of the values the model already has (previously supplied as extra columns)
+    for name, what, unit, units in (("anc", "ANC", "10^9/L", _COUNT_UNITS),
+                                    ("platelets", "Platelet", "10^9/L", _COUNT_UNITS),
+                                    ("wbc", "White-cell", "10^9/L", _COUNT_UNITS),
+                                    ("hemoglobin", "Haemoglobin", "g/dL", _HB_UNITS)):
+        out.append(Column(f"{name}_lln", "float", f"{what} lower limit of normal.", unit=unit, units=units,
+                          hard_min=0))
+    out.append(Column("hemoglobin_uln", "float", "Haemoglobin upper limit of normal.", unit="g/dL",
+                      units=_HB_UNITS, hard_min=0))
+    for name, what, units in (("potassium", "Potassium", ()), ("sodium", "Sodium", ()),
+                              ("calcium", "Calcium", _CA_UNITS)):
+        out.append(Column(f"{name}_uln", "float", f"{what} ULN.", unit="mmol/L", units=units, hard_min=0))
+    for name, what, unit, units, limits in labs:
+        out.append(_lab(name, f"{what}.", unit, units))
+        for lim in limits:
+            kind = "upper" if lim == "uln" else "lower"
+            out.append(Column(f"{name}_{lim}", "float", f"{what} {kind} limit of normal.", unit=unit,
+                              units=units, hard_min=0))
+    out.append(Column("symptomatic", "bool", "Symptoms attributable to the abnormal laboratory value(s) on "
+                      "this date (CTCAE grades that need them: hypokalemia, hyponatremia, hyperuricemia, "
+                      "lipase, amylase); empty = not recorded."))
+    out.append(Column("on_anticoagulation", "bool", "On anticoagulation at this date (CTCAE INR x baseline "
+                      "criteria); empty = not recorded."))
+    return tuple(out)
+
+
+
 WHO2008_CATEGORIES = (
     "AML with t(8;21)(q22;q22); RUNX1-RUNX1T1",
     "AML with inv(16)(p13.1q22) or t(16;16)(p13.1;q22); CBFB-MYH11",
@@ -504,6 +573,7 @@ ASSESSMENTS = Table(
         Column(
             "calcium_lln", "float", "Calcium LLN.", unit="mmol/L", units=_CA_UNITS, hard_min=0.1, soft_max=3
         ),
+        *_ctcae_lab_columns(),
     ),
     key=("patient_id", "assessment_date"),
 )

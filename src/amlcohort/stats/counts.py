@@ -3,10 +3,12 @@
 Kaplan–Meier curves and log-rank tests depend on the data only through the number of events and
 censorings at each distinct time (within each group and stratum). :func:`event_counts` asks the
 database engine for exactly that, with one Ibis ``group_by(...).aggregate(...)``, so millions of
-patients never have to be loaded into Python: only the small aggregated frame comes back.
+patients never have to be loaded into Python when times are coarse (days): only the small
+aggregated frame comes back. With continuous times that aggregate has one row per subject anyway;
+the engine then streams the columns (Arrow) and NumPy aggregates them with sorts (see
+:mod:`amlcohort.stats._fast`); both ways give the same frame.
 
-Arrays go through the same code: :func:`counts_from_arrays` wraps them in an ``ibis.memtable`` and
-calls :func:`event_counts`, so there is one aggregation and one set of checks.
+Arrays are aggregated by the same NumPy kernel (:func:`counts_from_arrays`).
 
 The counts frame has the columns ``strata`` (if given), ``group`` (if given), ``time``, ``n_event``
 and ``n_censor``, sorted by them in that order, one row per distinct key.
@@ -19,6 +21,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from amlcohort.stats import _fast
 from amlcohort.stats._validation import ArrayLike, as_1d, check_event, check_same_length, check_time
 
 __all__ = ["COUNT_COLUMNS", "counts_from_arrays", "event_counts", "validate_counts"]
@@ -65,32 +68,64 @@ def event_counts(
 
     The R equivalent is ``table(time, status)`` per group, as used inside ``survfit``.
     """
+    return _engine_counts(table, time, event, group=group, strata=strata).to_frame()
+
+
+#: Above this share of distinct times in a sample, aggregating in the engine would return about as
+#: many rows as the table has: the engine then streams the columns and NumPy sorts and counts them.
+DISTINCT_SHARE: float = 0.5
+SAMPLE_ROWS: int = 100_000
+
+
+def _engine_counts(
+    table: ir.Table,
+    time: str,
+    event: str,
+    *,
+    group: str | None = None,
+    strata: str | None = None,
+    method: str = "auto",
+) -> _fast.Counts:
+    """Counts per (stratum, group, time) from an Ibis table, as arrays (see :func:`event_counts`).
+
+    ``method``: ``"engine"`` (``GROUP BY`` in the backend; right when times are coarse, e.g. days),
+    ``"stream"`` (the backend returns the columns as Arrow and NumPy aggregates them with sorts: the
+    fast choice for continuous times, where there is one row per subject either way) or ``"auto"``
+    (decided from the share of distinct times in the first rows). All three give the same counts.
+    """
     for arg, col in (("time", time), ("event", event), ("group", group), ("strata", strata)):
         if col is not None and col not in table.columns:
             raise ValueError(f"{arg} column {col!r} is not in the table (columns: {list(table.columns)})")
-
+    ev = table[event]
+    if not (ev.type().is_boolean() or ev.type().is_numeric()):
+        raise ValueError(f"event column {event!r} must be boolean or numeric 0/1, got {ev.type()}")
+    if method == "auto":
+        sample = table.select(t=table[time]).limit(SAMPLE_ROWS).to_pyarrow()["t"]
+        n_sample = len(sample)
+        distinct = len(sample.unique()) if n_sample else 0
+        method = "stream" if n_sample >= 1000 and distinct > DISTINCT_SHARE * n_sample else "engine"
+    if method == "stream":
+        return _stream_counts(table, time, event, group=group, strata=strata)
+    if method != "engine":
+        raise ValueError(f"method must be 'auto', 'engine' or 'stream', got {method!r}")
     keys: dict[str, ir.Value] = {}
     if strata is not None:
         keys["strata"] = table[strata]
     if group is not None:
         keys["group"] = table[group]
     keys["time"] = table[time]
-
-    ev = table[event]
     if ev.type().is_boolean():
         is_event, is_censor = ev, ~ev
-    elif ev.type().is_numeric():
-        is_event, is_censor = ev == 1, ev == 0
     else:
-        raise ValueError(f"event column {event!r} must be boolean or numeric 0/1, got {ev.type()}")
-
+        is_event, is_censor = ev == 1, ev == 0
     expr = table.group_by(**keys).aggregate(
         n_event=is_event.sum(),
         n_censor=is_censor.sum(),
         n_rows=ibis._.count(),
     )
     raw = expr.to_pandas()
-    return _finish_counts(raw, time_name=time, event_name=event, group_name=group, strata_name=strata)
+    frame = _finish_counts(raw, time_name=time, event_name=event, group_name=group, strata_name=strata)
+    return _fast.counts_from_frame(frame, tuple(k for k in ("strata", "group") if k in frame.columns))
 
 
 def _finish_counts(
@@ -101,7 +136,7 @@ def _finish_counts(
     group_name: str | None,
     strata_name: str | None,
 ) -> pd.DataFrame:
-    """Check the aggregated rows, fix dtypes and sort (pure pandas on the small result)."""
+    """Check the aggregated rows and fix dtypes (pure pandas on the small result)."""
     raw = raw.copy()
     for col in ("n_event", "n_censor", "n_rows"):
         raw[col] = raw[col].fillna(0).astype(np.int64)
@@ -121,8 +156,69 @@ def _finish_counts(
         if key in raw.columns and raw[key].isna().any():
             raise ValueError(f"{key} column {name!r} contains missing values")
     keys = [k for k in ("strata", "group") if k in raw.columns]
-    out = raw[[*keys, *COUNT_COLUMNS]]
-    return out.sort_values([*keys, "time"], kind="mergesort").reset_index(drop=True)
+    return raw[[*keys, *COUNT_COLUMNS]]
+
+
+def _stream_counts(
+    table: ir.Table, time: str, event: str, *, group: str | None, strata: str | None
+) -> _fast.Counts:
+    """The engine streams the needed columns (Arrow); NumPy checks and aggregates them."""
+    cols = {"t": table[time], "e": table[event]}
+    if group is not None:
+        cols["g"] = table[group]
+    if strata is not None:
+        cols["s"] = table[strata]
+    arrow = table.select(**cols).to_pyarrow()
+    t_col = arrow["t"]
+    if t_col.null_count:
+        raise ValueError(f"time column {time!r} contains missing or non-finite values")
+    t = t_col.to_numpy().astype(np.float64, copy=False)
+    if not np.isfinite(t).all():
+        raise ValueError(f"time column {time!r} contains missing or non-finite values")
+    if (t < 0).any():
+        raise ValueError(f"time column {time!r} contains negative values")
+    e_col = arrow["e"]
+    e = e_col.to_numpy(zero_copy_only=False)
+    bad = e_col.null_count
+    if e.dtype.kind != "b":
+        bad += int(np.count_nonzero((e != 0) & (e != 1)))
+    if bad:
+        raise ValueError(
+            f"event column {event!r} must be boolean or coded 0/1 (1 = event, 0 = censored); "
+            f"{bad} rows have other or missing values"
+        )
+    labels: dict[str, np.ndarray | None] = {"g": None, "s": None}
+    for key, name, what in (("g", group, "group"), ("s", strata, "strata")):
+        if name is not None:
+            if arrow[key].null_count:
+                raise ValueError(f"{what} column {name!r} contains missing values")
+            labels[key] = arrow[key].to_numpy(zero_copy_only=False)
+    del arrow, t_col, e_col
+    return _fast.aggregate_arrays(t, e, labels["g"], labels["s"])
+
+
+def checked_arrays(
+    time: ArrayLike,
+    event: ArrayLike,
+    group: ArrayLike | None = None,
+    strata: ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray | None, ...]]:
+    """Checked per-subject arrays: float times, int events, then group/strata (None when absent)."""
+    t = check_time("time", as_1d("time", time))
+    e = as_1d("event", event)
+    named = [("time", t), ("event", e)]
+    keys: list[np.ndarray | None] = []
+    for name, values in (("group", group), ("strata", strata)):
+        if values is None:
+            keys.append(None)
+            continue
+        arr = as_1d(name, values)
+        named.append((name, arr))
+        if pd.isna(arr).any():
+            raise ValueError(f"{name} contains missing values")
+        keys.append(arr)
+    check_same_length(named)
+    return t, check_event("event", e), tuple(keys)
 
 
 def counts_from_arrays(
@@ -131,36 +227,18 @@ def counts_from_arrays(
     group: ArrayLike | None = None,
     strata: ArrayLike | None = None,
 ) -> pd.DataFrame:
-    """Counts frame for in-memory arrays, through the same Ibis aggregation as :func:`event_counts`.
+    """Counts frame for in-memory arrays: the same frame :func:`event_counts` returns, from NumPy.
+
+    Aggregated with sorts and cumulative sums (no Python loop over times); empty input gives an
+    empty frame.
 
     >>> counts_from_arrays([9, 13, 13], [1, 1, 0])
        time  n_event  n_censor
     0   9.0        1         0
     1  13.0        1         1
     """
-    t = check_time("time", as_1d("time", time))
-    e = as_1d("event", event)
-    named = [("time", t), ("event", e)]
-    data: dict[str, np.ndarray] = {"time": t}
-    for name, values in (("group", group), ("strata", strata)):
-        if values is not None:
-            arr = as_1d(name, values)
-            named.append((name, arr))
-            if pd.isna(arr).any():
-                raise ValueError(f"{name} contains missing values")
-            data[name] = arr
-    n = check_same_length(named)
-    if n == 0:
-        raise ValueError("time is empty: at least one observation is needed")
-    data["event"] = check_event("event", e)
-    frame = pd.DataFrame(data)
-    return event_counts(
-        ibis.memtable(frame),
-        "time",
-        "event",
-        group="group" if group is not None else None,
-        strata="strata" if strata is not None else None,
-    )
+    t, e, (g, s) = checked_arrays(time, event, group, strata)
+    return _fast.aggregate_arrays(t, e, g, s).to_frame()
 
 
 def validate_counts(counts: pd.DataFrame, *, keys: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -168,28 +246,42 @@ def validate_counts(counts: pd.DataFrame, *, keys: tuple[str, ...] = ()) -> pd.D
 
     ``keys`` are the key columns required in addition to ``time`` (e.g. ``("group",)``).
     """
+    checked = checked_counts(counts, keys=keys)
+    if len(checked) == 0:
+        raise ValueError("counts has no observations (all n_event and n_censor are zero)")
+    return checked.to_frame()
+
+
+def checked_counts(counts: pd.DataFrame, *, keys: tuple[str, ...] = ()) -> _fast.Counts:
+    """:func:`validate_counts` as arrays (internal); an empty frame gives empty counts."""
     if not isinstance(counts, pd.DataFrame):
         raise TypeError(f"counts must be a pandas DataFrame, got {type(counts).__name__}")
     missing = [c for c in (*keys, *COUNT_COLUMNS) if c not in counts.columns]
     if missing:
         raise ValueError(f"counts is missing the columns {missing}; it needs {[*keys, *COUNT_COLUMNS]}")
-    frame = counts[[*keys, *COUNT_COLUMNS]].copy()
-    if frame.empty:
+    if counts.empty and not keys:
         raise ValueError("counts is empty: at least one observation is needed")
-    time = pd.to_numeric(frame["time"], errors="coerce").astype(np.float64)
-    if time.isna().any() or not np.all(np.isfinite(time)) or (time < 0).any():
+    columns: dict[str, object] = {key: counts[key] for key in keys}
+    time = counts["time"]
+    if time.dtype.kind not in "iuf":
+        time = pd.to_numeric(time, errors="coerce")
+    t = time.to_numpy(dtype=np.float64)
+    if not np.isfinite(t).all() or (t < 0).any():
         raise ValueError("counts['time'] must be finite, non-negative and not missing")
-    frame["time"] = time
+    columns["time"] = t
     for col in ("n_event", "n_censor"):
-        values = pd.to_numeric(frame[col], errors="coerce")
-        if values.isna().any() or (values < 0).any() or not np.all(values == np.floor(values)):
-            raise ValueError(f"counts[{col!r}] must hold non-negative whole numbers")
-        frame[col] = values.astype(np.int64)
+        values = counts[col]
+        if values.dtype.kind in "iu":
+            arr = values.to_numpy()
+            if (arr < 0).any():
+                raise ValueError(f"counts[{col!r}] must hold non-negative whole numbers")
+        else:
+            num = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+            if np.isnan(num).any() or (num < 0).any() or not np.all(num == np.floor(num)):
+                raise ValueError(f"counts[{col!r}] must hold non-negative whole numbers")
+            arr = num
+        columns[col] = arr.astype(np.int64, copy=False)
     for key in keys:
-        if frame[key].isna().any():
+        if counts[key].isna().any():
             raise ValueError(f"counts[{key!r}] contains missing values")
-    frame = frame.groupby([*keys, "time"], sort=True, as_index=False)[["n_event", "n_censor"]].sum()
-    frame = frame[(frame["n_event"] + frame["n_censor"]) > 0]
-    if frame.empty:
-        raise ValueError("counts has no observations (all n_event and n_censor are zero)")
-    return frame.reset_index(drop=True)
+    return _fast.counts_from_frame(columns, keys)

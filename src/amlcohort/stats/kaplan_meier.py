@@ -28,14 +28,17 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from amlcohort.stats import _fast
+from amlcohort.stats._fast import product_limit
 from amlcohort.stats._validation import ArrayLike, as_1d, check_conf_level
-from amlcohort.stats.counts import counts_from_arrays, validate_counts
+from amlcohort.stats.counts import COUNT_COLUMNS, checked_arrays, checked_counts, counts_from_arrays
 
 __all__ = [
     "CONF_TYPES",
@@ -65,21 +68,6 @@ TABLE_COLUMNS = ("time", "n_risk", "n_event", "n_censor", "survival", "std_err",
 # ---------------------------------------------------------------------------------------------
 # Pure numerical building blocks
 # ---------------------------------------------------------------------------------------------
-def product_limit(n_event: np.ndarray, n_censor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Number at risk, survival and ``sqrt(Greenwood sum)`` (the se of -log S) at each time.
-
-    Inputs are the counts at the sorted distinct times of one curve.
-    """
-    d = n_event.astype(np.float64)
-    c = n_censor.astype(np.float64)
-    n_risk = np.cumsum((d + c)[::-1])[::-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        surv = np.cumprod(1.0 - d / n_risk)
-        term = np.where(d > 0, d / (n_risk * (n_risk - d)), 0.0)  # +inf where n == d
-    se_log = np.sqrt(np.cumsum(term))
-    return n_risk, surv, se_log
-
-
 def confidence_bounds(
     surv: np.ndarray, se_log: np.ndarray, conf_type: str, conf_level: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -108,14 +96,18 @@ def median_rule(y: np.ndarray, x: np.ndarray, tol: float = R_TOLERANCE) -> float
     ``y`` is a survival curve or one of its bands at times ``x``; ``NaN`` entries are ignored.
     Returns ``NaN`` when the curve never reaches 0.5.
     """
-    keep = ~np.isnan(y) & (y < 0.5 + tol)
-    if not keep.any():
+    with np.errstate(invalid="ignore"):
+        keep = y < 0.5 + tol  # NaN compares False
+    if len(keep) == 0 or not keep.any():
         return float("nan")
-    xs, ys = x[keep], y[keep]
-    below = ys < ys[0]
-    if abs(ys[0] - 0.5) < tol and below.any():
-        return float((xs[0] + xs[np.argmax(below)]) / 2.0)
-    return float(xs[0])
+    first = int(np.argmax(keep))
+    y0 = y[first]
+    if abs(y0 - 0.5) < tol:
+        with np.errstate(invalid="ignore"):
+            below = y[first:] < y0
+        if below.any():
+            return float((x[first] + x[first + int(np.argmax(below))]) / 2.0)
+    return float(x[first])
 
 
 def quantile_rule(x: np.ndarray, y: np.ndarray, p: float, tol: float = R_TOLERANCE) -> float:
@@ -227,7 +219,7 @@ class RestrictedMeanResult:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class KaplanMeierResult:
     """A Kaplan–Meier curve with R's (``survival::survfit``) standard errors, bounds and medians.
 
@@ -258,12 +250,53 @@ class KaplanMeierResult:
     The same numbers in R: ``survfit(Surv(time, status) ~ 1, data=d, conf.type="log")``.
     """
 
-    table: pd.DataFrame = field(repr=False)
-    conf_type: str
-    conf_level: float
+    time: np.ndarray = field(repr=False)
+    n_risk: np.ndarray = field(repr=False)
+    n_event: np.ndarray = field(repr=False)
+    n_censor: np.ndarray = field(repr=False)
+    survival: np.ndarray = field(repr=False)
+    se_log: np.ndarray = field(repr=False)
+    conf_type: str = "log-log"
+    conf_level: float = 0.95
     label: Hashable | None = None
+    estimable: bool = True
+    reason: str = ""
 
     # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_arrays(
+        cls,
+        time: np.ndarray,
+        n_event: np.ndarray,
+        n_censor: np.ndarray,
+        *,
+        conf_type: ConfType = "log-log",
+        conf_level: float = 0.95,
+        label: Hashable | None = None,
+    ) -> KaplanMeierResult:
+        """Curve from checked counts at sorted distinct times (no copies; see :mod:`._fast`).
+
+        With no subjects the result is *not estimable* (``estimable=False``, ``reason`` says why,
+        the table is empty and the median is None) instead of an error.
+        """
+        _check_conf_type(conf_type)
+        level = check_conf_level(conf_level)
+        n_risk, surv, se_log = product_limit(n_event, n_censor)
+        estimable, reason = (True, "") if len(time) else (False, "no subjects: the curve is not estimable")
+        return cls(
+            time=time,
+            n_risk=n_risk,
+            n_event=n_event,
+            n_censor=n_censor,
+            survival=surv,
+            se_log=se_log,
+            conf_type=conf_type,
+            conf_level=level,
+            label=label,
+            estimable=estimable,
+            reason=reason,
+        )
+
     @classmethod
     def from_counts(
         cls,
@@ -276,46 +309,72 @@ class KaplanMeierResult:
         """Kaplan–Meier curve from a counts frame (columns ``time``, ``n_event``, ``n_censor``).
 
         A ``group`` or ``strata`` column is allowed only if it holds a single value; use
-        :func:`kaplan_meier_by_group` for several curves.
+        :func:`kaplan_meier_by_group` for several curves. An empty frame (no subjects) gives a
+        result with ``estimable=False`` and the reason.
         """
         _check_conf_type(conf_type)
-        level = check_conf_level(conf_level)
+        check_conf_level(conf_level)
         for key in ("group", "strata"):
             if key in counts.columns and counts[key].nunique(dropna=False) > 1:
                 raise ValueError(
                     f"counts has several values in {key!r}; use kaplan_meier_by_group for one curve per group"
                 )
-        frame = validate_counts(counts)
-        n_event = frame["n_event"].to_numpy()
-        n_censor = frame["n_censor"].to_numpy()
-        n_risk, surv, se_log = product_limit(n_event, n_censor)
-        lower, upper = confidence_bounds(surv, se_log, conf_type, level)
+        columns = set(getattr(counts, "columns", ()))
+        if len(counts) == 0 and set(COUNT_COLUMNS) <= columns:
+            c = _fast.Counts(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        else:
+            c = checked_counts(counts)
+        return cls.from_arrays(
+            c.time, c.n_event, c.n_censor, conf_type=conf_type, conf_level=conf_level, label=label
+        )
+
+    # -- derived columns (computed on first use) ------------------------------------------------
+    @cached_property
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return confidence_bounds(self.survival, self.se_log, self.conf_type, self.conf_level)
+
+    @property
+    def lower(self) -> np.ndarray:
+        """Lower pointwise confidence bound at each time (R's ``fit$lower``)."""
+        return self._bounds[0]
+
+    @property
+    def upper(self) -> np.ndarray:
+        """Upper pointwise confidence bound at each time (R's ``fit$upper``)."""
+        return self._bounds[1]
+
+    @cached_property
+    def std_err(self) -> np.ndarray:
+        """Greenwood standard error of S(t) (``summary(fit, censored=TRUE)$std.err``)."""
         with np.errstate(invalid="ignore"):
-            std_err = surv * se_log  # 0 * inf = NaN where S reaches 0, as in R
-        table = pd.DataFrame(
+            return self.survival * self.se_log  # 0 * inf = NaN where S reaches 0, as in R
+
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        """One row per distinct time: time, n_risk, n_event, n_censor, survival, std_err, lower, upper."""
+        return pd.DataFrame(
             {
-                "time": frame["time"].to_numpy(dtype=np.float64),
-                "n_risk": n_risk.astype(np.int64),
-                "n_event": n_event.astype(np.int64),
-                "n_censor": n_censor.astype(np.int64),
-                "survival": surv,
-                "std_err": std_err,
-                "lower": lower,
-                "upper": upper,
+                "time": np.asarray(self.time, dtype=np.float64),
+                "n_risk": self.n_risk.astype(np.int64),
+                "n_event": np.asarray(self.n_event, dtype=np.int64),
+                "n_censor": np.asarray(self.n_censor, dtype=np.int64),
+                "survival": self.survival,
+                "std_err": self.std_err,
+                "lower": self.lower,
+                "upper": self.upper,
             }
         )
-        return cls(table=table, conf_type=conf_type, conf_level=level, label=label)
 
     # -- basic facts -------------------------------------------------------------------------
     @property
     def n(self) -> int:
         """Number of subjects."""
-        return int(self.table["n_risk"].iloc[0])
+        return int(self.n_risk[0]) if len(self.n_risk) else 0
 
     @property
     def n_events(self) -> int:
         """Total number of events."""
-        return int(self.table["n_event"].sum())
+        return int(self.n_event.sum())
 
     @property
     def survival_function_(self) -> pd.DataFrame:
@@ -329,7 +388,7 @@ class KaplanMeierResult:
 
     # -- median and quantiles ----------------------------------------------------------------
     def _arrays(self, col: str) -> np.ndarray:
-        return self.table[col].to_numpy(dtype=np.float64)
+        return np.asarray(getattr(self, col), dtype=np.float64)
 
     @property
     def median_(self) -> float | None:
@@ -393,12 +452,12 @@ class KaplanMeierResult:
         lower = np.where(before, 1.0, self._arrays("lower")[safe])
         upper = np.where(before, 1.0, self._arrays("upper")[safe])
         first_at_or_after = np.searchsorted(time, t, side="left")
-        n_risk_tab = self.table["n_risk"].to_numpy()
+        n_risk_tab = self.n_risk.astype(np.int64)
         n_risk = np.where(
             first_at_or_after < len(time), n_risk_tab[np.minimum(first_at_or_after, len(time) - 1)], 0
         )
-        cum_d = np.concatenate(([0], np.cumsum(self.table["n_event"].to_numpy())))
-        cum_c = np.concatenate(([0], np.cumsum(self.table["n_censor"].to_numpy())))
+        cum_d = np.concatenate(([0], np.cumsum(self.n_event)))
+        cum_c = np.concatenate(([0], np.cumsum(self.n_censor)))
         upto = idx + 1
         prev = np.concatenate(([0], upto[:-1]))
         return pd.DataFrame(
@@ -508,8 +567,12 @@ def kaplan_meier(
     estimate, bound and median equals R's defaults. Counts from a database: see
     :func:`kaplan_meier_from_counts` (also available as ``kaplan_meier.from_counts``).
     """
-    return KaplanMeierResult.from_counts(
-        counts_from_arrays(time, event), conf_type=conf_type, conf_level=conf_level
+    _check_conf_type(conf_type)
+    check_conf_level(conf_level)
+    t, e, _ = checked_arrays(time, event)
+    c = _fast.aggregate_arrays(t, e)
+    return KaplanMeierResult.from_arrays(
+        c.time, c.n_event, c.n_censor, conf_type=conf_type, conf_level=conf_level
     )
 
 
@@ -531,6 +594,24 @@ def kaplan_meier_from_counts(
 kaplan_meier.from_counts = kaplan_meier_from_counts  # type: ignore[attr-defined]
 
 
+def curves_from_counts(
+    counts: _fast.Counts, conf_type: ConfType, conf_level: float
+) -> dict[Hashable, KaplanMeierResult]:
+    """One curve per group of checked counts (internal; slices, no copies)."""
+    out: dict[Hashable, KaplanMeierResult] = {}
+    for code, start, stop in counts.segments(counts.group):
+        label = counts.group_labels[code]
+        out[label] = KaplanMeierResult.from_arrays(
+            counts.time[start:stop],
+            counts.n_event[start:stop],
+            counts.n_censor[start:stop],
+            conf_type=conf_type,
+            conf_level=conf_level,
+            label=label,
+        )
+    return out
+
+
 def _by_group(
     counts: pd.DataFrame, conf_type: ConfType, conf_level: float
 ) -> dict[Hashable, KaplanMeierResult]:
@@ -538,14 +619,9 @@ def _by_group(
         raise ValueError("counts needs a 'group' column for kaplan_meier_by_group")
     if "strata" in counts.columns:
         raise ValueError("kaplan_meier_by_group does not take strata; filter the counts per stratum")
-    frame = validate_counts(counts, keys=("group",))
-    out: dict[Hashable, KaplanMeierResult] = {}
-    for label, part in frame.groupby("group", sort=True):
-        key = label.item() if isinstance(label, np.generic) else label
-        out[key] = KaplanMeierResult.from_counts(
-            part.drop(columns="group"), conf_type=conf_type, conf_level=conf_level, label=key
-        )
-    return out
+    _check_conf_type(conf_type)
+    check_conf_level(conf_level)
+    return curves_from_counts(checked_counts(counts, keys=("group",)), conf_type, conf_level)
 
 
 def kaplan_meier_by_group(
@@ -565,7 +641,10 @@ def kaplan_meier_by_group(
     R: ``survfit(Surv(time, status) ~ group, data=d, conf.type="log-log")``. From a counts frame
     with a ``group`` column: ``kaplan_meier_by_group.from_counts(counts)``.
     """
-    return _by_group(counts_from_arrays(time, event, group=group), conf_type, conf_level)
+    _check_conf_type(conf_type)
+    check_conf_level(conf_level)
+    t, e, (g, _) = checked_arrays(time, event, group=group)
+    return curves_from_counts(_fast.aggregate_arrays(t, e, g), conf_type, conf_level)
 
 
 def kaplan_meier_by_group_from_counts(
@@ -607,9 +686,10 @@ def restricted_mean(
 
 
 def _follow_up(counts: pd.DataFrame, conf_type: ConfType, conf_level: float) -> FollowUpResult:
-    frame = validate_counts(counts)
-    reverse = frame.rename(columns={"n_event": "n_censor", "n_censor": "n_event"})
-    km = KaplanMeierResult.from_counts(reverse, conf_type=conf_type, conf_level=conf_level, label="follow-up")
+    c = checked_counts(counts)
+    km = KaplanMeierResult.from_arrays(
+        c.time, c.n_censor, c.n_event, conf_type=conf_type, conf_level=conf_level, label="follow-up"
+    )
     lo, hi = km.median_ci_
     return FollowUpResult(median=km.median_, lower=lo, upper=hi, reverse_km=km)
 

@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from amlcohort.stats import _fast
 from amlcohort.stats._validation import ArrayLike
-from amlcohort.stats.counts import counts_from_arrays, validate_counts
+from amlcohort.stats.counts import checked_arrays, checked_counts
 
 __all__ = ["WEIGHTS", "LogRankResult", "Weights", "logrank_test", "logrank_test_from_counts"]
 
@@ -45,7 +46,11 @@ class LogRankResult:
     Attributes
     ----------
     statistic, dof, p_value:
-        Chi-square statistic, its degrees of freedom and the upper-tail p-value.
+        Chi-square statistic, its degrees of freedom and the upper-tail p-value. When the test is
+        not estimable (no subjects, no events, fewer than two groups with observations, a singular
+        variance) ``p_value`` is None, ``statistic`` is NaN and ``dof`` is 0.
+    estimable, reason:
+        False and a sentence saying why, when there is nothing to test; True and ``""`` otherwise.
     table:
         Indexed by group: ``n``, ``observed``, ``expected`` (summed over strata, weighted for the
         weighted tests), ``(O-E)^2/E`` and ``(O-E)^2/V``, as printed by R's ``print.survdiff``.
@@ -59,13 +64,15 @@ class LogRankResult:
 
     statistic: float
     dof: int
-    p_value: float
+    p_value: float | None
     table: pd.DataFrame = field(repr=False)
     variance: pd.DataFrame = field(repr=False)
     weights: str
     rho: float = 0.0
     gamma: float = 0.0
     strata: tuple[Hashable, ...] | None = None
+    estimable: bool = True
+    reason: str = ""
 
     @property
     def groups(self) -> tuple[Hashable, ...]:
@@ -93,6 +100,8 @@ class LogRankResult:
         if self.strata is not None:
             name += f", stratified by {len(self.strata)} strata"
         body = self.table.to_string(float_format=lambda v: f"{v:.4g}")
+        if not self.estimable:
+            return f"{name}\n{body}\n\n not estimable: {self.reason}"
         test = f"Chisq= {self.statistic:.4g} on {self.dof} degrees of freedom, p= {self.p_value:.4g}"
         return f"{name}\n{body}\n\n {test}"
 
@@ -116,40 +125,6 @@ def _resolve_weights(weights: str, rho: float, gamma: float) -> tuple[str, float
     return weights, 0.0, 0.0
 
 
-def stratum_contributions(
-    n_event: np.ndarray, n_censor: np.ndarray, weights: str, rho: float, gamma: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted observed, expected and covariance for one stratum.
-
-    ``n_event`` and ``n_censor`` are (times x groups) count matrices at the sorted distinct times.
-    """
-    d_g = n_event.astype(np.float64)
-    c_g = n_censor.astype(np.float64)
-    total = d_g + c_g
-    at_risk = total.sum(axis=0) - np.cumsum(total, axis=0) + total  # n_j(t): still followed at t
-    n = at_risk.sum(axis=1)
-    d = d_g.sum(axis=1)
-    rows = d > 0
-    d_g, at_risk, n, d = d_g[rows], at_risk[rows], n[rows], d[rows]
-    if weights == "logrank":
-        w = np.ones_like(n)
-    elif weights == "gehan-breslow":
-        w = n.copy()
-    else:
-        km_left = np.concatenate(([1.0], np.cumprod(1.0 - d / n)[:-1]))  # S(t-), pooled
-        w = km_left**rho * (1.0 - km_left) ** gamma
-    observed = (w[:, None] * d_g).sum(axis=0)
-    expected = (w[:, None] * d[:, None] * at_risk / n[:, None]).sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.where(n > 1, w**2 * d * (n - d) / (n * (n - 1)), 0.0)
-    frac = at_risk / n[:, None]
-    # V_jk = sum_t factor * n_j (delta_jk - n_k / n)
-    variance = np.diag((factor[:, None] * at_risk).sum(axis=0)) - np.einsum(
-        "t,tj,tk->jk", factor, at_risk, frac
-    )
-    return observed, expected, variance
-
-
 def _chisq(observed: np.ndarray, expected: np.ndarray, variance: np.ndarray) -> tuple[float, int]:
     """R's statistic: drop groups with zero expectation, then the first remaining one."""
     keep = np.flatnonzero(expected > 0)
@@ -158,10 +133,7 @@ def _chisq(observed: np.ndarray, expected: np.ndarray, variance: np.ndarray) -> 
         return 0.0, max(dof, 0)
     diff = (observed - expected)[keep][1:]
     vv = variance[np.ix_(keep, keep)][1:, 1:]
-    try:
-        solved = np.linalg.solve(vv, diff)
-    except np.linalg.LinAlgError as err:
-        raise ValueError("the variance matrix of the log-rank statistic is singular") from err
+    solved = np.linalg.solve(vv, diff)  # LinAlgError when singular: handled by the caller
     return float(solved @ diff), dof
 
 
@@ -189,37 +161,55 @@ def logrank_test_from_counts(
     if "group" not in counts.columns:
         raise ValueError("counts needs a 'group' column for a log-rank test")
     kind, rho_, gamma_ = _resolve_weights(weights, rho, gamma)
-    stratified = "strata" in counts.columns
-    keys = ("strata", "group") if stratified else ("group",)
-    frame = validate_counts(counts, keys=keys)
-    groups = list(pd.unique(frame["group"].sort_values()))
-    if len(groups) < 2:
-        raise ValueError(f"a log-rank test needs at least two groups; group has only {groups}")
+    keys = ("strata", "group") if "strata" in counts.columns else ("group",)
+    return logrank_from_checked(checked_counts(counts, keys=keys), kind, rho_, gamma_)
+
+
+def logrank_from_checked(counts: _fast.Counts, kind: str, rho: float, gamma: float) -> LogRankResult:
+    """The test on checked counts (internal): vectorised sums per stratum, R's statistic."""
+    groups = list(counts.group_labels)
     k = len(groups)
     observed = np.zeros(k)
     expected = np.zeros(k)
     variance = np.zeros((k, k))
+    stratified = counts.strata is not None
     strata_labels: list[Hashable] = []
-    parts = frame.groupby("strata", sort=True) if stratified else [(None, frame)]
-    for label, part in parts:
-        strata_labels.append(label)
-        d = part.pivot_table(index="time", columns="group", values="n_event", aggfunc="sum", fill_value=0)
-        c = part.pivot_table(index="time", columns="group", values="n_censor", aggfunc="sum", fill_value=0)
-        d = d.reindex(columns=groups, fill_value=0)
-        c = c.reindex(index=d.index, columns=groups, fill_value=0)
-        o, e, v = stratum_contributions(d.to_numpy(), c.to_numpy(), kind, rho_, gamma_)
+    for code, start, stop in counts.segments(counts.strata) if stratified else [(0, 0, len(counts))]:
+        if stratified:
+            strata_labels.append(counts.strata_labels[code])
+        o, e, v = _fast.logrank_sums(counts, slice(start, stop), k, kind, rho, gamma)
         observed += o
         expected += e
         variance += v
-    if not np.any(expected > 0):
-        raise ValueError("there are no events: the log-rank test is undefined")
-    statistic, dof = _chisq(observed, expected, variance)
-    p_value = float(stats.chi2.sf(statistic, dof)) if dof > 0 else float("nan")
-    n_per_group = frame.groupby("group", sort=True)[["n_event", "n_censor"]].sum().sum(axis=1)
+    n_per_group = np.bincount(
+        counts.group if counts.group is not None else np.zeros(0, np.int64),
+        weights=counts.n_event + counts.n_censor,
+        minlength=k,
+    )
+    present = [g for g, n in zip(groups, n_per_group, strict=True) if n > 0]
+    reason = ""
+    statistic, dof, p_value = float("nan"), 0, None
+    if len(counts) == 0:
+        reason = "no subjects: the test is not estimable"
+    elif len(present) < 2:
+        reason = f"only one group ({present[0]!r}) has subjects: there is nothing to compare"
+    elif not np.any(expected > 0):
+        reason = "there are no events: the test is not estimable"
+    else:
+        try:
+            statistic, dof = _chisq(observed, expected, variance)
+        except np.linalg.LinAlgError:
+            reason = "the variance matrix of the statistic is singular: the test is not estimable"
+        else:
+            if dof < 1:
+                statistic = float("nan")
+                reason = "fewer than two groups have expected events: the test is not estimable"
+            else:
+                p_value = float(stats.chi2.sf(statistic, dof))
     with np.errstate(divide="ignore", invalid="ignore"):
         table = pd.DataFrame(
             {
-                "n": n_per_group.reindex(groups).to_numpy(dtype=np.int64),
+                "n": n_per_group.astype(np.int64),
                 "observed": observed,
                 "expected": expected,
                 "(O-E)^2/E": (observed - expected) ** 2 / expected,
@@ -234,9 +224,11 @@ def logrank_test_from_counts(
         table=table,
         variance=pd.DataFrame(variance, index=table.index, columns=table.index),
         weights=kind,
-        rho=rho_,
-        gamma=gamma_,
+        rho=rho,
+        gamma=gamma,
         strata=tuple(strata_labels) if stratified else None,
+        estimable=not reason,
+        reason=reason,
     )
 
 
@@ -273,8 +265,9 @@ def logrank_test(
     ``survdiff(Surv(time, status) ~ group + strata(s), data=d)``. From a counts frame:
     :func:`logrank_test_from_counts` (also ``logrank_test.from_counts``).
     """
-    counts = counts_from_arrays(time, event, group=group, strata=strata)
-    return logrank_test_from_counts(counts, weights=weights, rho=rho, gamma=gamma)
+    kind, rho_, gamma_ = _resolve_weights(weights, rho, gamma)
+    t, e, (g, s) = checked_arrays(time, event, group, strata)
+    return logrank_from_checked(_fast.aggregate_arrays(t, e, g, s), kind, rho_, gamma_)
 
 
 logrank_test.from_counts = logrank_test_from_counts  # type: ignore[attr-defined]

@@ -1,0 +1,74 @@
+"""Where the derivations run: one call gives an Ibis connection to DuckDB, SQLite, PostgreSQL or Spark.
+
+>>> con = connect("duckdb")
+>>> con.name
+'duckdb'
+
+``load_cohort(path, con=connect("postgres", url))`` then loads (validates in-process, writes the
+typed tables to) that engine, and every derivation (an Ibis expression) runs there:
+
+* ``duckdb`` (default): in-process; ``url`` is a database file (None: in memory);
+* ``sqlite``: ``url`` is a database file (None: in memory);
+* ``postgres``: ``url`` like ``postgres://user@host:5432/db`` (default: the local server,
+  ``postgres://postgres@127.0.0.1:5432/test``); optional dependency ``psycopg``;
+* ``spark``: a local Spark session (``local[2]``; ``url`` may name another master, e.g.
+  ``spark://host:7077``); optional dependency ``pyspark`` (needs Java 17).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import ibis
+
+__all__ = ["DEFAULT_POSTGRES_URL", "ENGINES", "Engine", "EngineUnavailable", "connect"]
+
+Engine = Literal["duckdb", "sqlite", "postgres", "spark"]
+ENGINES: tuple[str, ...] = ("duckdb", "sqlite", "postgres", "spark")
+DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/test"
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine's driver or server is not there (the message says which and how to get it)."""
+
+
+def connect(engine: str = "duckdb", url: str | None = None) -> ibis.BaseBackend:
+    """An Ibis backend for ``engine`` at ``url`` (see the module docstring for the defaults)."""
+    if engine == "duckdb":
+        return ibis.duckdb.connect(url or ":memory:")
+    if engine == "sqlite":
+        return ibis.sqlite.connect(url) if url else ibis.sqlite.connect()
+    if engine == "postgres":
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as err:
+            raise EngineUnavailable("PostgreSQL needs psycopg: pip install 'amlcohort[engines]'") from err
+        target = url or os.environ.get("AMLCOHORT_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+        try:
+            return ibis.connect(target)
+        except Exception as err:  # the driver's own error type varies with the version
+            raise EngineUnavailable(f"cannot connect to PostgreSQL at {target}: {err}") from err
+    if engine == "spark":
+        return _spark(url)
+    raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+
+
+def _spark(master: str | None) -> ibis.BaseBackend:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as err:
+        raise EngineUnavailable("Spark needs pyspark: pip install 'amlcohort[engines]'") from err
+    try:
+        session = (
+            SparkSession.builder.master(master or "local[2]")
+            .appName("amlcohort")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.ui.enabled", "false")
+            .config("spark.driver.memory", "2g")
+            .getOrCreate()
+        )
+    except Exception as err:  # no Java, wrong Java: py4j/pyspark raise various errors
+        raise EngineUnavailable(f"cannot start Spark ({master or 'local[2]'}): {err}") from err
+    return ibis.pyspark.connect(session)
