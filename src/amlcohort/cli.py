@@ -28,6 +28,7 @@ from amlcohort.protocol.cli import protocol_app
 from amlcohort.schema.dictionary import data_dictionary
 from amlcohort.schema.study import CRITERIA_SETS
 from amlcohort.synth import synth_command
+from amlcohort.workspace.cli import serve
 
 app = typer.Typer(
     add_completion=False,
@@ -117,6 +118,7 @@ def _check_out(out: Path) -> None:
 app.add_typer(protocol_app, name="protocol", help="The treatment protocol: definition, due, audit.")
 app.command("synth")(synth_command)
 app.add_typer(import_app, name="import", help="Import a cohort from REDCap (records, dictionary, mapping).")
+app.command("serve")(serve)  # the study workspace
 
 
 def _print_report(report: ValidationReport) -> None:
