@@ -116,6 +116,25 @@ def bound(cohort: Cohort | AsOf) -> dt.date:
     return cohort.metadata.cutoff_date
 
 
+def _latest_record(view: Cohort | AsOf) -> ir.Table:
+    """Per patient: ``last``, the latest date of any record (events, assessments, exposure ends)."""
+    ev, a, ex = view.table("events"), view.table("assessments"), view.table("exposures")
+    dates = (
+        ev.select("patient_id", d=ev.event_date)
+        .union(a.select("patient_id", d=a.assessment_date))
+        .union(ex.select("patient_id", d=ex.end_date.fill_null(ex.start_date)))
+    )
+    return dates.group_by("patient_id").aggregate(last=dates.d.max())
+
+
+def last_known_alive(cohort: Cohort | AsOf, as_of: dt.date | None = None) -> ir.Table:
+    """Per patient: ``last_alive``, the latest date of any record capped at the bound (the cut-off,
+    or ``as_of``): the censoring date of OS, as in :func:`key_dates`."""
+    view: Cohort | AsOf = _as_of(cohort, as_of) if as_of is not None else cohort
+    last = _latest_record(view)
+    return last.select("patient_id", last_alive=ibis.least(last["last"], ibis.literal(bound(view), "date")))
+
+
 def key_dates(
     cohort: Cohort | AsOf,
     as_of: dt.date | None = None,
@@ -150,13 +169,7 @@ def key_dates(
     rel = ev.filter(ev.event_type == "relapse").inner_join(fcr, "patient_id")
     rel = rel.filter(rel.event_date > rel.first_cr_date)
     rel = rel.group_by("patient_id").aggregate(relapse_date=rel.event_date.min())
-    a, ex = view.table("assessments"), view.table("exposures")
-    dates = (
-        all_ev.select("patient_id", d=all_ev.event_date)
-        .union(a.select("patient_id", d=a.assessment_date))
-        .union(ex.select("patient_id", d=ex.end_date.fill_null(ex.start_date)))
-    )
-    last = dates.group_by("patient_id").aggregate(last=dates.d.max())
+    last = _latest_record(view)
     # One flat join (no nested projections: SQLite's parser has a depth limit).
     j = first
     for t in (fcr, rel, evs, last):

@@ -2,7 +2,7 @@
 
 Every dataset is built from the derivations the report uses, never re-implemented:
 
-* ADSL: ``cohort.first_dose()`` (TRTSDT), ``endpoints.analysis.last_known_alive`` (LSTALVDT),
+* ADSL: ``cohort.first_dose()`` (TRTSDT), ``endpoints.key_dates.last_known_alive`` (LSTALVDT),
   ``criteria.risk.derive_risk`` (ELN2017/ELN2022), ``criteria.population.derive_population``
   (DISSTAT, POPFL) and the analysis table's best response (CRFL);
 * ADRS: ``criteria.response.derive`` (OVR, one record per assessment) and the analysis table's
@@ -33,7 +33,8 @@ from amlcohort.criteria.ctcae import LAB_TERMS, grade_assessments
 from amlcohort.criteria.engine import NOT_EVALUABLE
 from amlcohort.criteria.population import derive_population
 from amlcohort.criteria.risk import derive_risk
-from amlcohort.endpoints.analysis import analysis_table, last_known_alive
+from amlcohort.endpoints.analysis import analysis_table
+from amlcohort.endpoints.key_dates import last_known_alive
 from amlcohort.interop.spec import ADAE, ADLB, ADRS, ADSL, ADTTE, Dataset
 from amlcohort.io.cohort import Cohort
 from amlcohort.schema import TABLES_BY_NAME

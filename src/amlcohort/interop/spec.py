@@ -151,7 +151,7 @@ ADSL = Dataset(
             "Date Last Known Alive",
             "Date",
             "Latest date of any record of the subject (events, assessments, exposures), capped at the "
-            "cut-off (amlcohort.endpoints.analysis.last_known_alive)",
+            "cut-off (amlcohort.endpoints.key_dates.last_known_alive)",
         ),
         Var(
             "RISKRPT",
