@@ -344,6 +344,26 @@ def registry_cases(tmp: Path, registry: int, pandas_patients: int, timeout: floa
     return [case]
 
 
+def worker_workspace(users: int, seconds: float) -> dict:
+    from amlcohort.workspace.bench import load_test
+
+    return load_test(users, seconds)
+
+
+def workspace_cases(timeout: float, quick: bool) -> list[dict]:
+    """The workspace under a bounded loopback load (issue 13): p95 page latency, no failed request."""
+    users, seconds = (5, 5.0) if quick else (20, 30.0)
+    rec = measure(self_cmd("--worker", "workspace", str(users), str(seconds)), timeout)
+    case = {"case": f"workspace_{users}_users_{seconds:g}s", "peers": {"amlcohort": rec}}
+    case["targets"] = {
+        "failed": {"goal": "0 failed requests", "holds": rec.get("failed", 1) == 0},
+        "p95_ms": {"goal": f"recorded ({rec.get('p95_ms')} ms)", "holds": rec.get("p95_ms") is not None},
+    }
+    got = f"{rec.get('requests')} requests, p95 {rec.get('p95_ms')} ms, {rec.get('failed')} failed"
+    print(f"  {case['case']}: {got}")
+    return [case]
+
+
 def _fmt(rec: dict | None) -> str:
     if not rec:
         return "-"
@@ -404,7 +424,7 @@ def main() -> None:
     )
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the harness")
-    ap.add_argument("--only", nargs="*", default=["survival", "report", "registry"])
+    ap.add_argument("--only", nargs="*", default=["survival", "report", "registry", "workspace"])
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -417,6 +437,8 @@ def main() -> None:
             result = worker_registry_ibis(rest[0])
         elif kind == "registry_pandas":
             result = worker_registry_pandas(rest[0], int(rest[1]))
+        elif kind == "workspace":
+            result = worker_workspace(int(rest[0]), float(rest[1]))
         else:
             raise SystemExit(f"unknown worker {kind}")
         print(json.dumps(result))
@@ -440,6 +462,10 @@ def main() -> None:
         if "registry" in args.only:
             print("registry derivations ...")
             rows += registry_cases(tmp, registry, args.pandas_patients, args.timeout)
+            write_record(args.out, rows, started)
+        if "workspace" in args.only:
+            print("workspace load test ...")
+            rows += workspace_cases(args.timeout, args.quick)
     record = write_record(args.out, rows, started)
     print()
     print_table(rows)
