@@ -159,7 +159,7 @@ def cohort_summary(cohort: Cohort) -> Table:
         t.add_column(col)
     for r in agg:
         t.add_row(
-            Text(str(r["study_arm"])),
+            Text(cohort.study.arm_label(str(r["study_arm"]))),
             Text(str(r["patients"])),
             Text(str(r["female"])),
             Text(f"{r['age_min']}–{r['age_max']}"),
