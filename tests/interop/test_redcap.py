@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import re
 import shutil
 import sys
@@ -339,3 +340,21 @@ def test_rows_of_an_event_the_mapping_excludes_are_reported():
     assert len(skipped) == len(screening) > 0
     assert {(p.event, p.instrument) for p in skipped} == {("screening_arm_1", "assessments")}
     assert len(result.tables["assessments"]) == 144 - len(screening)
+
+
+def test_imported_study_gives_the_same_report_figures(study, imported):
+    """Issue 12: the REDCap export of the study, imported, gives the report's numbers, every one of
+    them (results.json `figures` and `not_estimable`), apart from the audits of files a REDCap
+    project does not hold (the protocol and the claims)."""
+    from amlcohort.report.results import analyse
+
+    def figures(cohort) -> tuple[dict, dict]:
+        r = json.loads(json.dumps(analyse(cohort).results_json(), default=str))
+        keep = {k: v for k, v in r["figures"].items() if not k.startswith(("protocol.", "stopping_rule."))}
+        return keep, r.get("not_estimable", {})
+
+    (ours, ours_ne), (ref, ref_ne) = figures(imported), figures(study)
+    assert sorted(ours) == sorted(ref)
+    assert {k: v for k, v in ours.items() if v != ref[k]} == {}
+    assert ours_ne == ref_ne
+    assert ours["fisher.p_value"] == pytest.approx(0.031857, abs=1e-6)

@@ -140,7 +140,9 @@ def test_html_renders_in_headless_chromium(out, tmp_path):
         timeout=120,
     ).stdout
     loaded = dom.split("<title>")[1].split("</title>")[0].split(",")
-    assert loaded == ["true"] * len(CAPTIONS)
+    n_figures = len(list((out / "figures").glob("*.svg")))
+    assert n_figures == 8  # blasts x2, OS/EFS by CR, swimmer, AEs, OS/EFS by arm
+    assert loaded == ["true"] * n_figures
     for name in (*CAPTIONS, *TABLE_TITLES):
         assert f'id="{name}"' in dom
     shot = tmp_path / "page.png"

@@ -659,8 +659,15 @@ def write_bundle(result: RedcapImport, out: str | Path) -> Path:
         )
     for name, rows in result.tables.items():
         model = TABLES_BY_NAME[name]
+        # a column no record fills is left out (it holds nothing, and a measurement column would
+        # otherwise need a declared unit); required columns are always written
+        columns = [
+            c.name
+            for c in model.columns
+            if c.required or any(r.get(c.name) not in (None, "") for r in rows)
+        ]
         with (out / f"{name}.csv").open("w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=list(model.column_names), extrasaction="ignore")
+            w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
             w.writeheader()
             w.writerows(rows)
     (out / SIDECAR).mkdir(exist_ok=True)
