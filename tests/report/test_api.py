@@ -70,3 +70,17 @@ def test_responses_and_analysis_table(study):
     adtte = amlcohort.analysis_table(study)
     os_ = adtte[adtte.paramcd == "OS"]
     assert len(os_) == 13 and not math.isnan(os_.aval.sum())
+
+
+def test_readme_notebook_example_runs():
+    """The README's "In a notebook" example runs as printed and gives the report's numbers."""
+    readme = (DOC.parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### In a notebook", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["best"].best_response.eq("cr").sum() == 5
+    report = api.analysis(namespace["cohort"]).figures
+    assert namespace["test"].dof == 1
+    assert namespace["test"].p_value == pytest.approx(report["logrank.os_by_arm.p_value"], rel=1e-12)
+    assert namespace["km"].summary().set_index("group").loc["CR", "median"] == 520
