@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from amlcohort.io.metadata import MAX_METADATA_BYTES, safe_yaml
 from amlcohort.problems import InputError, Problem
 from amlcohort.schema import TABLES_BY_NAME
 from amlcohort.schema.study import (
@@ -32,22 +32,10 @@ from amlcohort.schema.study import (
     StudyDefinition,
 )
 
-MAX_STUDY_BYTES = 1 << 20
+MAX_STUDY_BYTES = MAX_METADATA_BYTES  # a study definition is as small as the metadata
 _TOP_KEYS = {k.split(".")[0] for k, _, _ in STUDY_KEYS}
 _RESPONSE_KEYS = {k.split(".")[1] for k, _, _ in STUDY_KEYS if k.startswith("response.")}
 _REGIMEN_KEYS = ("drug", "dose", "unit", "route", "schedule")
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """YAML's safe loader without anchors and aliases (no "billion laughs")."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not accepted", event.start_mark
-            )
-        return super().compose_node(parent, index)
 
 
 def ctcae_version_of(version: str) -> str:
@@ -242,7 +230,7 @@ def read_study(folder: Path) -> tuple[StudyDefinition | None, list[Problem], boo
             True,
         )
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoAliasLoader)
+        raw = safe_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         return None, [err(f"not UTF-8 text: {exc}")], True
     except yaml.YAMLError as exc:
