@@ -106,13 +106,6 @@ def _problems(f: Finding, n: int) -> Iterator[Problem]:
         )
 
 
-def _report(
-    expr: ir.Table, columns: list[str], make: Callable[[dict], Problem], table: str, code: str
-) -> Iterator[Problem]:
-    """One check on its own (see :func:`report_findings` to run many in one query)."""
-    yield from report_findings([Finding(expr, columns, make, table, code)])
-
-
 # ---- parsing: text → typed value, as Ibis expressions -----------------------------------------
 
 
