@@ -195,6 +195,36 @@ term("hyperkalemia", "Hyperkalemia", v6_0=high_literal([5.5, 6.0, 7.0]))
 term("hypernatremia", "Hypernatremia", v6_0=high_literal([150, 155, 160]))
 term("hypercalcemia", "Hypercalcemia", v6_0=high_literal([2.9, 3.1, 3.4]))
 
+# ---- conventional units ------------------------------------------------------------------------
+# Where CTCAE states a criterion in conventional units too (mg/dL) and the two numbers are not the
+# same quantity (300 mg/dL cholesterol = 7.758 mmol/L, CTCAE says 7.75), a value reported in mg/dL
+# is graded against the mg/dL numbers CTCAE prints: rule set ``<key>@mg/dL`` (see ctcae.grade).
+# Not for ionized calcium (CTCAE gives mmol/L only: mg/dL values are converted).
+CV: dict[str, tuple[str, dict[str, list[Rule]]]] = {}
+
+
+def conventional(key: str, name: str, unit: str, **versions: list[Rule]) -> None:
+    CV[f"{key}@{unit}"] = (name, {v.replace("v", "").replace("_", "."): r for v, r in versions.items()})
+
+
+conventional("cholesterol_high", "Cholesterol high", "mg/dL", **all3(high_literal([300, 400, 500])))
+conventional("hypercalcemia", "Hypercalcemia", "mg/dL", **all3(high_literal([11.5, 12.5, 13.5])))
+conventional("hypocalcemia", "Hypocalcemia", "mg/dL", **all3(low_literal([8.0, 7.0, 6.0])))
+conventional("hyperglycemia_fasting", "Hyperglycemia (fasting)", "mg/dL",
+             v4_03=high_literal([160, 250, 500]), v6_0=high_literal([160, 250, 500]))
+conventional("hyperglycemia", "Hyperglycemia", "mg/dL",
+             v4_03=[("g4", 4, [["value>500"]], ""), ("g3", 3, [["value>250"]], "")],
+             v6_0=[("g4", 4, [["value>500"]], ""), ("g3", 3, [["value>250"]], "")])
+conventional("hypoglycemia", "Hypoglycemia", "mg/dL", **all3(low_literal([55, 40, 30])))
+conventional("hypermagnesemia", "Hypermagnesemia", "mg/dL",
+             **all3(high_literal([None, 3.0, 8.0])))  # type: ignore[list-item]
+conventional("hypomagnesemia", "Hypomagnesemia", "mg/dL", **all3(low_literal([1.2, 0.9, 0.7])))
+conventional("hypertriglyceridemia", "Hypertriglyceridemia", "mg/dL",
+             **all3([("g4", 4, [["value>1000"]], ""), ("g3", 3, [["value>500"]], ""), ("g2", 2, [["value>300"]], ""),
+                     ("g1", 1, [["value>150"]], "")]))
+conventional("hyperuricemia", "Hyperuricemia", "mg/dL", v4_03=[("g4", 4, [["value>10"]], ""), *_uric])
+conventional("hypophosphatemia", "Hypophosphatemia", "mg/dL", v4_03=low_literal([2.5, 2.0, 1.0]))
+
 _COND = re.compile(r"^([a-z_]+)(>=|<=|>|<|==)(-?[0-9.]+\*)?([a-z_]+|-?[0-9.]+)$")
 
 
@@ -238,17 +268,20 @@ def main() -> None:
     import json
     import sys
     texts: dict[tuple[str, str], dict[int, str]] = {}
-    # optional: the CTCAE grade texts, as published (NCI), from a JSON list of {TERM, GRADE_1..4}
-    for version, path in zip(("4.03", "5.0", "6.0"), sys.argv[1:4], strict=False):
+    cv_texts: dict[tuple[str, str], dict[int, str]] = {}
+    # optional: the CTCAE grade texts, as published (NCI), from JSON lists of {TERM, GRADE_1..4}:
+    # SI files for v4.03, v5.0, v6.0, then the conventional-unit files (admiral's data-raw/adlb_grading)
+    for i, (version, path) in enumerate(zip(("4.03", "5.0", "6.0") * 2, sys.argv[1:7], strict=False)):
         for t in json.loads(Path(path).read_text()):
-            texts[(version, t["TERM"].lower())] = {g: t.get(f"GRADE_{g}", "") for g in (1, 2, 3, 4)}
+            (texts if i < 3 else cv_texts)[(version, t["TERM"].lower())] = {
+                g: t.get(f"GRADE_{g}") or "" for g in (1, 2, 3, 4)}
     files = {"4.03": "ctcae_4.03.csv", "5.0": "ctcae_5.0.csv", "6.0": "ctcae_6.0.csv"}
     for version, filename in files.items():
         path = RULES / filename
         keep: list[dict[str, str]] = []
         if path.exists():
             keep = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
-        written = {k for k, (_, vs) in T.items() if version in vs}
+        written = {k for k, (_, vs) in (T | CV).items() if version in vs}
         keep = [r for r in keep if r["ruleset"] not in written or r["ruleset"] == "reported_grade"]
         new: list[dict[str, str]] = []
         for key, (name, versions) in T.items():
@@ -256,6 +289,9 @@ def main() -> None:
                 tx = texts.get((version, name.lower()), {}) or texts.get((version, name.lower().replace(
                     " (ionized)", " (Ionized)".lower())), {})
                 new += rows_for(key, name, version, versions[version], tx)
+        for key, (name, versions) in CV.items():
+            if version in versions:
+                new += rows_for(key, name, version, versions[version], cv_texts.get((version, name.lower()), {}))
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=HEADER, lineterminator="\n")
         w.writeheader()

@@ -225,6 +225,35 @@ def units() -> dict[tuple[str, str], tuple[Decimal, str, str]]:
     return out
 
 
+@functools.cache
+def _unit_spelling() -> dict[tuple[str, str], str]:
+    """(analyte, unit lower-case) -> the unit as ``ctcae_units.csv`` spells it (names rule sets)."""
+    text = resources.files("amlcohort.rules").joinpath(UNIT_FILE).read_text(encoding="utf-8")
+    return {(r["analyte"].strip(), r["unit"].strip().lower()): r["unit"].strip()
+            for r in csv.DictReader(io.StringIO(text))}
+
+
+def conventional_rules(term: str, version: str, unit: str | None) -> RuleSet | None:
+    """The rule set grading ``term`` in ``unit`` itself, when CTCAE states its criteria in that unit.
+
+    CTCAE prints some criteria in two units whose numbers are not the same quantity (cholesterol
+    >300 mg/dL; >7.75 mmol/L, but 300 mg/dL = 7.758 mmol/L). A value reported in mg/dL is then
+    graded against the mg/dL numbers (rule set ``<key>@mg/dL`` of the version's rule file), not
+    converted; None when there is no such rule set (the value is converted to the rule unit).
+    """
+    if unit is None:
+        return None
+    spec = lab_term(term)
+    spelled = _unit_spelling().get((spec.value_column, unit.strip().lower()))
+    if spelled is None:
+        return None
+    v = resolve_version(version)
+    try:
+        return ruleset(RULE_FILES[v], f"{spec.key}@{spelled}", v)
+    except KeyError:
+        return None
+
+
 def convert(analyte: str, x: float | None, unit: str | None) -> float | Decimal | None:
     """``x`` in ``unit`` to the unit the rules of ``analyte`` use (exact decimal factor; see units())."""
     if x is None or unit is None:
@@ -263,7 +292,10 @@ def grade(term: str, value: float | None, *, uln: float | None = None, lln: floa
     Values are in the rule unit of the term (``rules/ctcae_units.csv``: counts x10^9/L, haemoglobin
     g/dL, electrolytes and glucose mmol/L, bilirubin, creatinine and uric acid umol/L, albumin and
     fibrinogen g/L), or in ``unit`` (e.g. ``"mg/dL"``), converted with the exact factor of the unit
-    file; ``uln``/``lln``/``baseline`` are in the same unit as ``value``.
+    file, or, where CTCAE prints the criteria in that unit too (calcium, glucose, magnesium,
+    phosphate, cholesterol, triglycerides, uric acid in mg/dL), graded against CTCAE's numbers in
+    that unit (:func:`conventional_rules`); ``uln``/``lln``/``baseline`` are in the same unit as
+    ``value``.
 
     ``percent_change`` (change from baseline, %) may be given instead of computed from ``baseline``
     (fibrinogen decreased); ``baseline_below_lln`` (v6.0 creatinine: the x baseline criteria apply
@@ -304,6 +336,9 @@ def grade(term: str, value: float | None, *, uln: float | None = None, lln: floa
             problems.append(f"{name} must be True, False or None, not {given!r}")
     if problems:
         return out(None, "wrong input: " + "; ".join(problems))
+    in_unit = conventional_rules(spec.key, v, unit)
+    if in_unit is not None:  # CTCAE's own criteria in this unit: no conversion
+        rules, unit = in_unit, None
     try:
         cv, cl, cb = (convert(spec.value_column, x, unit) for x in (value, limit, baseline))
     except ValueError as e:
