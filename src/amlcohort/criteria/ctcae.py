@@ -1,7 +1,8 @@
-"""CTCAE grading of laboratory adverse events (v4.03 and v5.0), and checks of reported grades.
+"""CTCAE grading of laboratory adverse events (v4.03, v5.0, v6.0), and checks of reported grades.
 
-The thresholds live in ``amlcohort/rules/ctcae_4.03.csv`` and ``ctcae_5.0.csv`` (one rule set per
-term and version, read by :mod:`amlcohort.criteria.engine`); this module only maps data onto the
+The thresholds live in ``amlcohort/rules/ctcae_4.03.csv``, ``ctcae_5.0.csv`` and ``ctcae_6.0.csv``
+(one rule set per term and version, read by :mod:`amlcohort.criteria.engine`; ``<term>@mg/dL``
+where CTCAE prints the criteria in conventional units too); this module only maps data onto the
 rule variables and shapes the results:
 
 * :func:`grade` grades one value (``grade("alt_increased", 130, uln=40)``);
@@ -46,7 +47,7 @@ from amlcohort.criteria.engine import (
 
 RULE_FILES: dict[str, str] = {"4.03": "ctcae_4.03.csv", "5.0": "ctcae_5.0.csv", "6.0": "ctcae_6.0.csv"}
 # the reported-grade check (term -> allowed grades) exists for these versions
-REPORTED_GRADE_FILES: dict[str, str] = {"4.03": "ctcae_4.03.csv", "5.0": "ctcae_5.0.csv"}
+REPORTED_GRADE_FILES: dict[str, str] = dict(RULE_FILES)
 UNIT_FILE = "ctcae_units.csv"
 CONVENTIONS = ("lab_only", "worst_case")
 # CTCAE v4.0 (2009) is graded with the v4.03 tables (2010 corrections release); the model allows
@@ -570,11 +571,12 @@ def _allowed_grades(rules: RuleSet) -> dict[str, str]:
 def check_reported_grades(adverse_events: ir.Table) -> ir.Table:
     """Check reported AE grades against the grades the term defines in its CTCAE version.
 
-    Adds ``ctcae_version_used`` ("4.03" for reported "4.0"/"4.03", "5.0"), ``allowed_grades``
+    Adds ``ctcae_version_used`` ("4.03" for reported "4.0"/"4.03", "5.0", "6.0"), ``allowed_grades``
     (e.g. "1,2,3"), ``grade_check`` ("allowed", "not_allowed", "term_not_listed",
     "not_evaluable" when term or grade is missing, "version_unknown"), ``grade_allowed`` (bool;
     NULL unless the check could be made) and ``grade_check_reason`` (the CTCAE definition used).
-    Terms are compared case-insensitively. Clinical grades are kept as reported.
+    Terms are compared case-insensitively. Clinical grades are kept as reported. The v6.0 table
+    lists the laboratory terms only (``rules/README.md``); other terms give "term_not_listed".
     """
     t = adverse_events.mutate(
         _term_norm=adverse_events.term.strip().lower(), _grade_text=adverse_events.grade.cast("string"),
