@@ -195,6 +195,89 @@ term("hyperkalemia", "Hyperkalemia", v6_0=high_literal([5.5, 6.0, 7.0]))
 term("hypernatremia", "Hypernatremia", v6_0=high_literal([150, 155, 160]))
 term("hypercalcemia", "Hypercalcemia", v6_0=high_literal([2.9, 3.1, 3.4]))
 
+# ---- conventional units ------------------------------------------------------------------------
+# Where CTCAE states a criterion in conventional units too (mg/dL) and the two numbers are not the
+# same quantity (300 mg/dL cholesterol = 7.758 mmol/L, CTCAE says 7.75), a value reported in mg/dL
+# is graded against the mg/dL numbers CTCAE prints: rule set ``<key>@mg/dL`` (see ctcae.grade).
+# Not for ionized calcium (CTCAE gives mmol/L only: mg/dL values are converted).
+CV: dict[str, tuple[str, dict[str, list[Rule]]]] = {}
+
+
+def conventional(key: str, name: str, unit: str, **versions: list[Rule]) -> None:
+    CV[f"{key}@{unit}"] = (name, {v.replace("v", "").replace("_", "."): r for v, r in versions.items()})
+
+
+conventional("cholesterol_high", "Cholesterol high", "mg/dL", **all3(high_literal([300, 400, 500])))
+conventional("hypercalcemia", "Hypercalcemia", "mg/dL", **all3(high_literal([11.5, 12.5, 13.5])))
+conventional("hypocalcemia", "Hypocalcemia", "mg/dL", **all3(low_literal([8.0, 7.0, 6.0])))
+conventional("hyperglycemia_fasting", "Hyperglycemia (fasting)", "mg/dL",
+             v4_03=high_literal([160, 250, 500]), v6_0=high_literal([160, 250, 500]))
+conventional("hyperglycemia", "Hyperglycemia", "mg/dL",
+             v4_03=[("g4", 4, [["value>500"]], ""), ("g3", 3, [["value>250"]], "")],
+             v6_0=[("g4", 4, [["value>500"]], ""), ("g3", 3, [["value>250"]], "")])
+conventional("hypoglycemia", "Hypoglycemia", "mg/dL", **all3(low_literal([55, 40, 30])))
+conventional("hypermagnesemia", "Hypermagnesemia", "mg/dL",
+             **all3(high_literal([None, 3.0, 8.0])))  # type: ignore[list-item]
+conventional("hypomagnesemia", "Hypomagnesemia", "mg/dL", **all3(low_literal([1.2, 0.9, 0.7])))
+conventional("hypertriglyceridemia", "Hypertriglyceridemia", "mg/dL",
+             **all3([("g4", 4, [["value>1000"]], ""), ("g3", 3, [["value>500"]], ""), ("g2", 2, [["value>300"]], ""),
+                     ("g1", 1, [["value>150"]], "")]))
+conventional("hyperuricemia", "Hyperuricemia", "mg/dL", v4_03=[("g4", 4, [["value>10"]], ""), *_uric])
+conventional("hypophosphatemia", "Hypophosphatemia", "mg/dL", v4_03=low_literal([2.5, 2.0, 1.0]))
+
+# ---- the reported-grade check of CTCAE v6.0 (laboratory terms) -----------------------------------
+# term key -> CTCAE v6.0 term; the grades each defines are read from the v6.0 texts ('-' = not
+# defined). v6.0 renamed "Platelet count decreased" to "Thrombocytopenia". The non-laboratory terms
+# of the v4.03/v5.0 tables (rash, PPE, febrile neutropenia, ...) have no v6.0 source at hand here.
+REPORTED_V6 = [("alt_increased", "Alanine aminotransferase increased"),
+               ("ast_increased", "Aspartate aminotransferase increased"),
+               ("blood_bilirubin_increased", "Blood bilirubin increased"),
+               ("creatinine_increased", "Creatinine increased"),
+               ("neutrophil_count_decreased", "Neutrophil count decreased"),
+               ("thrombocytopenia", "Thrombocytopenia"),
+               ("white_blood_cell_decreased", "White blood cell decreased"),
+               ("anemia", "Anemia"), ("hypokalemia", "Hypokalemia"), ("hyponatremia", "Hyponatremia"),
+               ("hypocalcemia", "Hypocalcemia"), ("hyperkalemia", "Hyperkalemia"),
+               ("hypernatremia", "Hypernatremia"), ("hypercalcemia", "Hypercalcemia")]
+
+
+def _grades_text(version: str, name: str, allowed: list[int]) -> str:
+    missing = [g for g in range(1, 6) if g not in allowed]
+    head = f"CTCAE v{version} {name}: grades {allowed[0]}-{allowed[-1]}"
+    if not missing:
+        return head
+    listed = ", ".join(str(g) for g in missing[:-1]) + (" and " if len(missing) > 1 else "") + str(missing[-1])
+    return f"{head}; grade{'s' if len(missing) > 1 else ''} {listed} {'are' if len(missing) > 1 else 'is'} '-'"
+
+
+def reported_rows(version: str, grades: dict[str, dict[int, str]]) -> list[dict[str, str]]:
+    """``reported_grade`` rows: per term, the grades whose CTCAE text is not '-'."""
+    out: list[dict[str, str]] = []
+    prio = 0
+    for key, name in REPORTED_V6:
+        texts = grades[name.lower()]
+        allowed = [g for g in range(1, 6) if (texts.get(g) or "-").strip() != "-"]
+        source = _grades_text(version, name, allowed)
+        prio += 10
+        for rid, outcome, conds in ((f"{key}.allowed", "allowed", [("term", name.lower()),
+                                                                    ("grade", "|".join(map(str, allowed)))]),
+                                    (f"{key}.not_allowed", "not_allowed", [("term", name.lower())])):
+            for i, (var, val) in enumerate(conds):
+                row = dict.fromkeys(HEADER, "")
+                row.update(ruleset="reported_grade", version=version, rule_id=rid, outcome=outcome,
+                           priority=str(prio), clause="1", variable=var, op="in", value=val, source=source)
+                if i == 0 and prio == 10 and outcome == "allowed":
+                    row["note"] = "term is compared lower-cased and trimmed"
+                out.append(row)
+            prio += 10 if outcome == "allowed" else 0
+    row = dict.fromkeys(HEADER, "")
+    row.update(ruleset="reported_grade", version=version, rule_id="term_not_listed", outcome="term_not_listed",
+               priority=str(prio + 10), clause="1", variable="term", op="not_null",
+               source=f"CTCAE v{version}: term not in amlcohort's table of defined grades",
+               note="Only the terms listed here are checked; others are reported as term_not_listed, not as errors.")
+    return [*out, row]
+
+
 _COND = re.compile(r"^([a-z_]+)(>=|<=|>|<|==)(-?[0-9.]+\*)?([a-z_]+|-?[0-9.]+)$")
 
 
@@ -238,24 +321,35 @@ def main() -> None:
     import json
     import sys
     texts: dict[tuple[str, str], dict[int, str]] = {}
-    # optional: the CTCAE grade texts, as published (NCI), from a JSON list of {TERM, GRADE_1..4}
-    for version, path in zip(("4.03", "5.0", "6.0"), sys.argv[1:4], strict=False):
+    cv_texts: dict[tuple[str, str], dict[int, str]] = {}
+    grades_v6: dict[str, dict[int, str]] = {}
+    # optional: the CTCAE grade texts, as published (NCI), from JSON lists of {TERM, GRADE_1..4}:
+    # SI files for v4.03, v5.0, v6.0, then the conventional-unit files (admiral's data-raw/adlb_grading)
+    for i, (version, path) in enumerate(zip(("4.03", "5.0", "6.0") * 2, sys.argv[1:7], strict=False)):
         for t in json.loads(Path(path).read_text()):
-            texts[(version, t["TERM"].lower())] = {g: t.get(f"GRADE_{g}", "") for g in (1, 2, 3, 4)}
+            (texts if i < 3 else cv_texts)[(version, t["TERM"].lower())] = {
+                g: t.get(f"GRADE_{g}") or "" for g in (1, 2, 3, 4)}
+            if i == 2:
+                grades_v6[t["TERM"].lower()] = {g: t.get(f"GRADE_{g}") or "" for g in (1, 2, 3, 4, 5)}
     files = {"4.03": "ctcae_4.03.csv", "5.0": "ctcae_5.0.csv", "6.0": "ctcae_6.0.csv"}
     for version, filename in files.items():
         path = RULES / filename
         keep: list[dict[str, str]] = []
         if path.exists():
             keep = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
-        written = {k for k, (_, vs) in T.items() if version in vs}
+        written = {k for k, (_, vs) in (T | CV).items() if version in vs}
         keep = [r for r in keep if r["ruleset"] not in written or r["ruleset"] == "reported_grade"]
+        if version == "6.0" and grades_v6:  # written from the v6.0 texts, replacing earlier rows
+            keep = [r for r in keep if r["ruleset"] != "reported_grade"] + reported_rows(version, grades_v6)
         new: list[dict[str, str]] = []
         for key, (name, versions) in T.items():
             if version in versions:
                 tx = texts.get((version, name.lower()), {}) or texts.get((version, name.lower().replace(
                     " (ionized)", " (Ionized)".lower())), {})
                 new += rows_for(key, name, version, versions[version], tx)
+        for key, (name, versions) in CV.items():
+            if version in versions:
+                new += rows_for(key, name, version, versions[version], cv_texts.get((version, name.lower()), {}))
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=HEADER, lineterminator="\n")
         w.writeheader()

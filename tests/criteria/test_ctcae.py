@@ -468,7 +468,16 @@ REPORTED = [
     ("Hyponatremia", 2, "4.03", "not_allowed", "v4.03 Hyponatremia grade 2 is '-'"),
     ("Hyponatremia", 2, "5.0", "allowed", "v5.0 Hyponatremia grade 2: 125-129 mmol/L and asymptomatic"),
     ("Headache", 2, "4.0", "term_not_listed", "term not in the table of defined grades"),
-    ("Anemia", 2, "6.0", "version_unknown", "no CTCAE v6.0 tables"),
+    ("Anemia", 2, "7.0", "version_unknown", "no CTCAE v7.0"),
+    ("Anemia", 5, "6.0", "allowed", "v6.0 Anemia grade 5: death"),
+    ("Thrombocytopenia", 5, "6.0", "not_allowed", "v6.0 Thrombocytopenia grade 5 is '-'"),
+    ("thrombocytopenia", 4, "6.0", "allowed", "v6.0 Thrombocytopenia grades 1-4; case-insensitive"),
+    ("Platelet count decreased", 2, "6.0", "term_not_listed", "v6.0 renamed it Thrombocytopenia"),
+    ("Alanine aminotransferase increased", 4, "6.0", "allowed", "v6.0 ALT grades 1-4"),
+    ("Alanine aminotransferase increased", 5, "6.0", "not_allowed", "v6.0 ALT grade 5 is '-'"),
+    ("Hyponatremia", 2, "6.0", "allowed", "v6.0 Hyponatremia grade 2: 125-<130 mmol/L and asymptomatic"),
+    ("Neutrophil count decreased", 0, "6.0", "not_allowed", "grade 0 is not a CTCAE grade"),
+    ("Febrile neutropenia", 3, "6.0", "term_not_listed", "v6.0 table: laboratory terms only"),
     ("Anemia", None, "5.0", "not_evaluable", "no grade reported"),
 ]
 
@@ -501,3 +510,24 @@ def test_compiled_sql_stays_small():
     assert len(ibis.to_sql(check_reported_grades(ae), dialect="duckdb")) < 200_000
     t = ibis.memtable(_assessments())
     assert len(ibis.to_sql(grade_assessments(t, version="5.0"), dialect="duckdb")) < 400_000
+
+
+def test_reported_grade_v6_lists_the_laboratory_terms_of_v5():
+    """The v6.0 table (from the v6.0 texts) has every laboratory term of the v5.0 table, under its
+    v6.0 name, each rule citing CTCAE v6.0; v5.0's non-laboratory terms are not (no v6.0 source)."""
+    def terms(version):
+        rules = load_rules(ctcae.RULE_FILES[version])[("reported_grade", version)].rules
+        out = {}
+        for r in rules:
+            for clause in r.clauses:
+                for cond in clause:
+                    if cond.variable == "term" and cond.op == "in":
+                        out[str(cond.value)] = r.source
+        return out
+    v5, v6 = terms("5.0"), terms("6.0")
+    lab_v5 = {t for t in v5 if ctcae._norm(t) in {s.key for s in ctcae.LAB_TERMS} | {
+        ctcae._norm(s.term) for s in ctcae.LAB_TERMS}}
+    assert len(lab_v5) == 14
+    assert set(v6) == (lab_v5 - {"platelet count decreased"}) | {"thrombocytopenia"}
+    assert all(src.startswith("CTCAE v6.0 ") for src in v6.values())
+    assert v6["thrombocytopenia"].endswith("grade 5 is '-'") and v6["anemia"].endswith("grades 1-5")

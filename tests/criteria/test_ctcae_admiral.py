@@ -17,23 +17,9 @@ from typing import Any
 
 import pytest
 
-from amlcohort.criteria.ctcae import grade, lab_term
+from amlcohort.criteria.ctcae import convert, grade, lab_term
 
 VECTORS = Path(__file__).parent / "fixtures" / "admiral_ctcae_vectors.csv"
-# admiral's SI unit check per term (its metadata UNIT_CHECK); our unit name for that unit
-ADMIRAL_SI_UNIT = {
-    "anemia": ("g/l", "g/L"), "hemoglobin_increased": ("g/l", "g/L"), "leukocytosis": ("10^9/l", "10^9/L"),
-    "cd4_lymphocytes_decreased": ("10^9/l", "10^9/L"), "lymphocyte_count_decreased": ("10^9/l", "10^9/L"),
-    "lymphocyte_count_increased": ("10^9/l", "10^9/L"), "neutrophil_count_decreased": ("10^9/l", "10^9/L"),
-    "platelet_count_decreased": ("10^9/l", "10^9/L"), "white_blood_cell_decreased": ("10^9/l", "10^9/L"),
-    "cholesterol_high": ("mmol/l", "mmol/L"), "fibrinogen_decreased": ("g/l", "g/L"),
-    "hypoalbuminemia": ("g/l", "g/L"), "creatinine_clearance_decreased": ("ml/min", "mL/min"),
-    **{k: ("mmol/l", "mmol/L") for k in (
-        "hypercalcemia", "hypercalcemia_ionized", "hyperglycemia", "hyperglycemia_fasting", "hyperkalemia",
-        "hypermagnesemia", "hypernatremia", "hypertriglyceridemia", "hypocalcemia", "hypocalcemia_ionized",
-        "hypoglycemia", "hypokalemia", "hypomagnesemia", "hyponatremia", "hypophosphatemia")},
-}
-ADMIRAL_SI_UNIT_V4_ONLY = {"hyperuricemia": ("umol/l", "umol/L")}
 
 
 def _f(x: str) -> float | None:
@@ -46,20 +32,38 @@ def load() -> list[dict[str, str]]:
 
 
 ROWS = load()
+# vectors where we grade otherwise than admiral, each with the reason (CTCAE text or unit convention)
+with (Path(__file__).parent / "fixtures" / "admiral_ctcae_disagreements.csv").open(encoding="utf-8") as fh:
+    DISAGREEMENTS = {(d["admiral_line"], d["testnum"]): d for d in csv.DictReader(fh)}
 
 
 def call(r: dict[str, str]) -> tuple[str, Any]:
-    """('unit_check', None) for admiral's unit-check rows, else ('graded', our grade)."""
+    """How a vector is checked, and our result.
+
+    * ``("unit_missing", None)``: admiral's unit check refuses a value without a unit; ``grade()``
+      without ``unit=`` takes the value in the rule unit instead (nothing to compare);
+    * ``("unit_refused", exc)``: admiral's unit check refuses the unit (expected NA); ``grade()``
+      must refuse it too (``exc`` is the ValueError), unless it is the other unit system's unit
+      (``("other_system", None)``: mmol/L given to admiral's conventional-unit metadata);
+    * ``("graded", Grade)``: graded in the unit given (converted with ``ctcae_units.csv`` or graded
+      with the CTCAE conventional-unit criteria when the rule file has them).
+    """
     spec = lab_term(r["term"])
-    unit_rule = ADMIRAL_SI_UNIT.get(spec.key) or (ADMIRAL_SI_UNIT_V4_ONLY.get(spec.key)
-                                                   if r["version"] == "4.03" else None)
     unit = None
-    if unit_rule:
-        if r["avalu"].lower() != unit_rule[0]:
-            return "unit_check", None
-        unit = unit_rule[1]
+    if r["unit_check"]:
+        accepted = {u.upper() for u in r["unit_check"].split("|")}
+        if not r["avalu"]:
+            return "unit_missing", None
+        if r["avalu"].upper() not in accepted:
+            try:
+                convert(spec.value_column, 1.0, r["avalu"])
+            except ValueError as e:
+                return "unit_refused", e
+            return "other_system", None
+        unit = r["avalu"]
     limit = {spec.limit: _f(r["anrlo"] if spec.limit == "lln" else r["anrhi"])}
-    low = {"LOW": True, "NORMAL": False, "HIGH": False}.get(r["bnrind"].upper())
+    bnrind = r["bnrind"].upper()
+    low = (None if not bnrind else bnrind == r["low_indicator"].upper())
     g = grade(spec.key, _f(r["aval"]), **limit, baseline=_f(r["base"]), version=r["version"], unit=unit,
               convention="worst_case", percent_change=_f(r["pchg"]),
               baseline_below_lln=low if (spec.key, r["version"]) == ("creatinine_increased", "6.0") else None)
@@ -67,17 +71,61 @@ def call(r: dict[str, str]) -> tuple[str, Any]:
 
 
 def test_vectors_cover_every_term_admiral_tests() -> None:
-    assert len(ROWS) > 1000
-    assert len({lab_term(r["term"]).key for r in ROWS}) >= 29
+    assert len(ROWS) > 3000
+    assert len({lab_term(r["term"]).key for r in ROWS}) >= 40
+    assert {r["meta"] for r in ROWS} == {"si", "uscv", "si+uscv"}
 
 
-@pytest.mark.parametrize("r", ROWS, ids=[f"{r['version']}-{r['tribble']}-{r['testnum']}" for r in ROWS])
+@pytest.mark.parametrize("r", ROWS, ids=[f"{r['version']}-L{r['admiral_line']}-{r['testnum']}" for r in ROWS])
 def test_admiral_vector(r: dict[str, str]) -> None:
     kind, g = call(r)
-    if kind == "unit_check":
-        pytest.skip("admiral unit-check vector (our grade() converts units instead)")
+    where = f"{r['admiral_test']} (line {r['admiral_line']}, TESTNUM {r['testnum']})"
+    if kind == "unit_missing":
+        assert r["expected"] == "", where  # admiral: no unit, no grade
+        pytest.skip("admiral refuses a value without unit; grade() takes the rule unit without unit=")
+    if kind == "other_system":
+        assert r["expected"] == "", where
+        pytest.skip("admiral's metadata of the other unit system refuses this unit; grade() converts it")
+    if kind == "unit_refused":
+        assert r["expected"] == "", where
+        assert isinstance(g, ValueError), f"{where}: grade() accepts unit {r['avalu']!r} that admiral refuses"
+        return
     expected = None if r["expected"] == "" else int(r["expected"])
-    assert g.grade == expected, f"{r['admiral_test']} (line {r['admiral_line']}, TESTNUM {r['testnum']}): {g}"
+    differ = DISAGREEMENTS.get((r["admiral_line"], r["testnum"]))
+    if differ is not None:  # documented: admiral's grade is as recorded, ours as the CTCAE text says
+        assert (r["expected"], r["aval"]) == (differ["admiral_grade"], differ["aval"]), where
+        expected = None if differ["our_grade"] == "" else int(differ["our_grade"])
+    assert g.grade == expected, f"{where}: {g}"
+
+
+def test_disagreements_are_few_and_each_has_a_reason() -> None:
+    assert len(DISAGREEMENTS) == 19
+    assert all(len(d["reason"]) > 80 for d in DISAGREEMENTS.values())
+    assert {d["term"] for d in DISAGREEMENTS.values()} == {"GGT increased", "Hypocalcemia (Ionized)"}
+
+
+@pytest.mark.parametrize(("term", "value", "unit", "limit", "version", "expected"), [
+    # CTCAE prints cholesterol >300 mg/dL and >7.75 mmol/L; 300 mg/dL = 7.758 mmol/L: graded in mg/dL
+    ("cholesterol_high", 300, "mg/dL", {"uln": 200}, "5.0", 1),
+    ("cholesterol_high", 301, "mg/dL", {"uln": 200}, "5.0", 2),
+    ("cholesterol_high", 7.758, "mmol/L", {"uln": 5.2}, "5.0", 2),
+    ("hypercalcemia", 11.5, "mg/dL", {"uln": 10.5}, "4.03", 1),
+    ("hypercalcemia", 11.6, "mg/dL", {"uln": 10.5}, "4.03", 2),
+    ("hypercalcemia", 2.894, "mmol/L", {"uln": 2.6}, "4.03", 1),  # the same 11.6 mg/dL in SI: not >2.9
+    ("hyperuricemia", 10, "mg/dL", {"uln": 7}, "4.03", 3),
+    ("hyperuricemia", 10.01, "mg/dL", {"uln": 7}, "4.03", 4),
+    ("hyperuricemia", 594.8, "umol/L", {"uln": 420}, "4.03", 4),  # 10 mg/dL in SI is above 0.59 mmol/L
+    ("hypophosphatemia", 1.0, "mg/dL", {"lln": 2.7}, "4.03", 3),
+    ("hypophosphatemia", 0.99, "mg/dL", {"lln": 2.7}, "4.03", 4),
+    ("hypoglycemia", 55, "mg/dL", {"lln": 70}, "6.0", 1),
+    ("hypoglycemia", 54, "mg/dL", {"lln": 70}, "6.0", 2),
+    # CTCAE gives ionized calcium in mmol/L only: mg/dL is converted (4.0 mg/dL = 0.998 mmol/L)
+    ("hypocalcemia_ionized", 4.0, "mg/dL", {"lln": 4.5}, "5.0", 2),
+    ("hypocalcemia_ionized", 4.02, "mg/dL", {"lln": 4.5}, "5.0", 1),
+])
+def test_conventional_unit_criteria(term: str, value: float, unit: str, limit: dict, version: str,
+                                    expected: int) -> None:
+    assert grade(term, value, unit=unit, version=version, symptomatic=True, **limit).grade == expected
 
 
 # ---- exact decimal boundaries ------------------------------------------------------------------------

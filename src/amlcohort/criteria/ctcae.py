@@ -1,7 +1,8 @@
-"""CTCAE grading of laboratory adverse events (v4.03 and v5.0), and checks of reported grades.
+"""CTCAE grading of laboratory adverse events (v4.03, v5.0, v6.0), and checks of reported grades.
 
-The thresholds live in ``amlcohort/rules/ctcae_4.03.csv`` and ``ctcae_5.0.csv`` (one rule set per
-term and version, read by :mod:`amlcohort.criteria.engine`); this module only maps data onto the
+The thresholds live in ``amlcohort/rules/ctcae_4.03.csv``, ``ctcae_5.0.csv`` and ``ctcae_6.0.csv``
+(one rule set per term and version, read by :mod:`amlcohort.criteria.engine`; ``<term>@mg/dL``
+where CTCAE prints the criteria in conventional units too); this module only maps data onto the
 rule variables and shapes the results:
 
 * :func:`grade` grades one value (``grade("alt_increased", 130, uln=40)``);
@@ -46,7 +47,7 @@ from amlcohort.criteria.engine import (
 
 RULE_FILES: dict[str, str] = {"4.03": "ctcae_4.03.csv", "5.0": "ctcae_5.0.csv", "6.0": "ctcae_6.0.csv"}
 # the reported-grade check (term -> allowed grades) exists for these versions
-REPORTED_GRADE_FILES: dict[str, str] = {"4.03": "ctcae_4.03.csv", "5.0": "ctcae_5.0.csv"}
+REPORTED_GRADE_FILES: dict[str, str] = dict(RULE_FILES)
 UNIT_FILE = "ctcae_units.csv"
 CONVENTIONS = ("lab_only", "worst_case")
 # CTCAE v4.0 (2009) is graded with the v4.03 tables (2010 corrections release); the model allows
@@ -225,6 +226,35 @@ def units() -> dict[tuple[str, str], tuple[Decimal, str, str]]:
     return out
 
 
+@functools.cache
+def _unit_spelling() -> dict[tuple[str, str], str]:
+    """(analyte, unit lower-case) -> the unit as ``ctcae_units.csv`` spells it (names rule sets)."""
+    text = resources.files("amlcohort.rules").joinpath(UNIT_FILE).read_text(encoding="utf-8")
+    return {(r["analyte"].strip(), r["unit"].strip().lower()): r["unit"].strip()
+            for r in csv.DictReader(io.StringIO(text))}
+
+
+def conventional_rules(term: str, version: str, unit: str | None) -> RuleSet | None:
+    """The rule set grading ``term`` in ``unit`` itself, when CTCAE states its criteria in that unit.
+
+    CTCAE prints some criteria in two units whose numbers are not the same quantity (cholesterol
+    >300 mg/dL; >7.75 mmol/L, but 300 mg/dL = 7.758 mmol/L). A value reported in mg/dL is then
+    graded against the mg/dL numbers (rule set ``<key>@mg/dL`` of the version's rule file), not
+    converted; None when there is no such rule set (the value is converted to the rule unit).
+    """
+    if unit is None:
+        return None
+    spec = lab_term(term)
+    spelled = _unit_spelling().get((spec.value_column, unit.strip().lower()))
+    if spelled is None:
+        return None
+    v = resolve_version(version)
+    try:
+        return ruleset(RULE_FILES[v], f"{spec.key}@{spelled}", v)
+    except KeyError:
+        return None
+
+
 def convert(analyte: str, x: float | None, unit: str | None) -> float | Decimal | None:
     """``x`` in ``unit`` to the unit the rules of ``analyte`` use (exact decimal factor; see units())."""
     if x is None or unit is None:
@@ -263,7 +293,10 @@ def grade(term: str, value: float | None, *, uln: float | None = None, lln: floa
     Values are in the rule unit of the term (``rules/ctcae_units.csv``: counts x10^9/L, haemoglobin
     g/dL, electrolytes and glucose mmol/L, bilirubin, creatinine and uric acid umol/L, albumin and
     fibrinogen g/L), or in ``unit`` (e.g. ``"mg/dL"``), converted with the exact factor of the unit
-    file; ``uln``/``lln``/``baseline`` are in the same unit as ``value``.
+    file, or, where CTCAE prints the criteria in that unit too (calcium, glucose, magnesium,
+    phosphate, cholesterol, triglycerides, uric acid in mg/dL), graded against CTCAE's numbers in
+    that unit (:func:`conventional_rules`); ``uln``/``lln``/``baseline`` are in the same unit as
+    ``value``.
 
     ``percent_change`` (change from baseline, %) may be given instead of computed from ``baseline``
     (fibrinogen decreased); ``baseline_below_lln`` (v6.0 creatinine: the x baseline criteria apply
@@ -304,6 +337,9 @@ def grade(term: str, value: float | None, *, uln: float | None = None, lln: floa
             problems.append(f"{name} must be True, False or None, not {given!r}")
     if problems:
         return out(None, "wrong input: " + "; ".join(problems))
+    in_unit = conventional_rules(spec.key, v, unit)
+    if in_unit is not None:  # CTCAE's own criteria in this unit: no conversion
+        rules, unit = in_unit, None
     try:
         cv, cl, cb = (convert(spec.value_column, x, unit) for x in (value, limit, baseline))
     except ValueError as e:
@@ -535,11 +571,12 @@ def _allowed_grades(rules: RuleSet) -> dict[str, str]:
 def check_reported_grades(adverse_events: ir.Table) -> ir.Table:
     """Check reported AE grades against the grades the term defines in its CTCAE version.
 
-    Adds ``ctcae_version_used`` ("4.03" for reported "4.0"/"4.03", "5.0"), ``allowed_grades``
+    Adds ``ctcae_version_used`` ("4.03" for reported "4.0"/"4.03", "5.0", "6.0"), ``allowed_grades``
     (e.g. "1,2,3"), ``grade_check`` ("allowed", "not_allowed", "term_not_listed",
     "not_evaluable" when term or grade is missing, "version_unknown"), ``grade_allowed`` (bool;
     NULL unless the check could be made) and ``grade_check_reason`` (the CTCAE definition used).
-    Terms are compared case-insensitively. Clinical grades are kept as reported.
+    Terms are compared case-insensitively. Clinical grades are kept as reported. The v6.0 table
+    lists the laboratory terms only (``rules/README.md``); other terms give "term_not_listed".
     """
     t = adverse_events.mutate(
         _term_norm=adverse_events.term.strip().lower(), _grade_text=adverse_events.grade.cast("string"),
