@@ -71,16 +71,16 @@ def test_browser_enter_assessment_see_response_edit_with_reason_see_audit(site, 
         page.click("text=demo")
         # a new patient
         for col, v in {"patient_id": pid, "age_at_onset": "58", "diagnosis_date": "2016-01-04",
-                       "karyotype": "46,XX[20]", "study_arm": "sorafenib_alone"}.items():
+                       "karyotype": "46,XX[20]"}.items():
             page.fill(f"#f-patients-{col}", v)
         for col, v in {"sex": "female", "who2008_category": "AML with maturation",
-                       "risk_group_reported": "adverse"}.items():
+                       "risk_group_reported": "adverse", "study_arm": "sorafenib_alone"}.items():
             page.select_option(f"#f-patients-{col}", v)
         page.click("#form-patients button[type=submit]")
         page.wait_for_url(f"**/p/{pid}*")
         # the first dose, then a baseline and a post-dose assessment
         page.click("#add-exposures")
-        page.fill("#f-exposures-drug", "sorafenib")
+        page.select_option("#f-exposures-drug", "sorafenib")  # a choice of study.yaml's regimens
         page.select_option("#f-exposures-phase", "induction")
         page.fill("#f-exposures-dose", "400")
         page.select_option("#f-exposures-dose_unit", "mg")
@@ -89,6 +89,7 @@ def test_browser_enter_assessment_see_response_edit_with_reason_see_audit(site, 
         page.fill("#f-exposures-start_date", "2016-02-01")
         page.click("#form-exposures button[type=submit]")
         expect(page.locator("#exposures table")).to_contain_text("2016-02-01")
+        expect(page.locator('#timeline [data-kind="exposure"]')).to_have_count(1)
         for date, blasts, anc in (("2016-01-30", "45", ""), ("2016-03-01", "2", "1.6")):
             page.click("#add-assessments")
             page.fill("#f-assessments-assessment_date", date)
@@ -100,6 +101,8 @@ def test_browser_enter_assessment_see_response_edit_with_reason_see_audit(site, 
                 page.fill("#f-assessments-platelets", "140")
             page.click("#form-assessments button[type=submit]")
             expect(page.locator("#assessments table")).to_contain_text(date)
+        expect(page.locator('#timeline [data-kind="assessment"]')).to_have_count(2)
+        expect(page.locator("#checks")).to_contain_text("No finding")  # the checks across tables ran
         # the derived response, with its criteria set
         row = page.locator('tr.response[data-date="2016-03-01"]')
         expect(row.locator(".derived-response")).to_have_text("cr")

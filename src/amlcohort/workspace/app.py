@@ -25,13 +25,16 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Connection, Engine
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.middleware.sessions import SessionMiddleware
 
+from amlcohort.problems import Problem
 from amlcohort.schema import TABLES, Table
-from amlcohort.workspace import auth, db, migrate, store
+from amlcohort.workspace import auth, checks, db, migrate, store
 from amlcohort.workspace.clinical import patient_rules
-from amlcohort.workspace.entry import check_row, form_text
+from amlcohort.workspace.entry import check_row, field_choices, form_text
+from amlcohort.workspace.timeline import patient_timeline
 
 HERE = Path(__file__).parent
 log = logging.getLogger("amlcohort.workspace")
@@ -44,7 +47,8 @@ class Workspace:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
-        self.templates.env.globals.update(form_text=form_text, tables=TABLES, patient_tables=PATIENT_TABLES)
+        self.templates.env.globals.update(form_text=form_text, tables=TABLES, patient_tables=PATIENT_TABLES,
+                                          where=checks.where)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -141,6 +145,11 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
+def _choices(con: Connection, st: dict) -> dict:
+    """The arm and drug choices of the study's declared definition (see ``entry.field_choices``)."""
+    return field_choices(checks.declared_study(con, st))
+
+
 def _redirect(request: Request, url: str) -> Response:
     if request.headers.get("HX-Request"):
         # no fragment: a redirect differing only by its #fragment would not reload the page
@@ -213,6 +222,67 @@ def _pages(ws: Workspace) -> APIRouter:
                 return _error(ws, request, 422, "the bundle does not validate:\n" + str(e))
         return _redirect(request, f"/s/{code}")
 
+    # ---- administration: users and centres (data manager only) ----------------------------------
+
+    def _admin_page(request: Request, user: store.User, *, status: int = 200, error: str | None = None,
+                    created: tuple[str, str] | None = None) -> Response:
+        with ws.read() as con:
+            return T.TemplateResponse(request, "admin.html", _ctx(
+                request, user, accounts=store.users(con), centres=store.centres(con), roles=db.ROLES,
+                trail=store.admin_trail(con), error=error, created=created), status_code=status)
+
+    def _admin(user: store.User) -> None:
+        _require(user.role == "data_manager", "only a data manager administers users and centres")
+
+    @r.get("/admin", response_class=HTMLResponse)
+    def admin_page(request: Request, user: UserDep) -> Response:
+        _admin(user)
+        return _admin_page(request, user)
+
+    @r.post("/admin/users", response_class=HTMLResponse)
+    async def admin_new_user(request: Request, user: UserDep) -> Response:
+        _admin(user)
+        f = await _form(request)
+        password = f.get("password") or auth.new_password()
+        username = f.get("username", "").strip()
+        try:
+            with ws.write() as con:
+                store.admin_create_user(con, user, username, auth.hash_password(password), f.get("role", ""),
+                                        f.get("centre") or None, f.get("reason", "").strip())
+        except ValueError as e:
+            return _admin_page(request, user, status=400, error=str(e))
+        # the password is shown once, on this page only (stored hashed; never logged or audited)
+        return _admin_page(request, user, created=(username, password) if not f.get("password") else None)
+
+    @r.post("/admin/users/{uid}/{what}", response_class=HTMLResponse)
+    async def admin_change_user(request: Request, uid: int, what: str, user: UserDep) -> Response:
+        _admin(user)
+        f = await _form(request)
+        reason = f.get("reason", "")
+        try:
+            with ws.write() as con:
+                if what == "centre":
+                    store.admin_set_centre(con, user, uid, f.get("centre") or None, reason)
+                elif what in ("deactivate", "activate"):
+                    store.admin_set_active(con, user, uid, what == "activate", reason)
+                else:
+                    raise store.NotFound(f"no account action {what!r}")
+        except ValueError as e:
+            return _admin_page(request, user, status=400, error=str(e))
+        return _redirect(request, "/admin")
+
+    @r.post("/admin/centres", response_class=HTMLResponse)
+    async def admin_new_centre(request: Request, user: UserDep) -> Response:
+        _admin(user)
+        f = await _form(request)
+        try:
+            with ws.write() as con:
+                store.admin_create_centre(con, user, f.get("code", "").strip(), f.get("name", ""),
+                                          f.get("reason", "").strip())
+        except ValueError as e:
+            return _admin_page(request, user, status=400, error=str(e))
+        return _redirect(request, "/admin")
+
     @r.get("/s/{code}", response_class=HTMLResponse)
     def study_page(request: Request, code: str, user: UserDep) -> Response:
         with ws.read() as con:
@@ -222,6 +292,7 @@ def _pages(ws: Workspace) -> APIRouter:
             return T.TemplateResponse(request, "study.html", _ctx(
                 request, user, st=st, patients=store.patients(con, st["id"], user), locks=locks,
                 centres=store.centres(con), model=store.model("patients"), values={}, problems={},
+                choices=_choices(con, st),
                 queries=[q for q in store.query_rows(con, st["id"]) if q["status"] != "closed"]))
 
     @r.post("/s/{code}/lock")
@@ -235,10 +306,11 @@ def _pages(ws: Workspace) -> APIRouter:
             raise HTTPException(400, str(e)) from None
         return _redirect(request, f"/s/{code}")
 
-    def _save(request: Request, con: Connection, st: dict, model: Table, f: dict[str, str],
-              row_id: int | None, user: store.User, patient_id: str | None) -> tuple[dict, dict]:
-        """Check and write one row; returns (values shown, problems by column) -- empty problems
-        means saved."""
+    def _save(con: Connection, st: dict, model: Table, f: dict[str, str], row_id: int | None,
+              user: store.User, patient_id: str | None) -> tuple[dict, dict, list[Problem]]:
+        """Check and write one row; returns (values shown, problems by column, the checks across
+        tables on the patient) -- empty problems means saved. Problems of the row go beside its
+        fields; errors the row would cause on the patient's other rows under the key ``""``."""
         raw = {c.name: f.get(c.name) for c in model.columns}
         if patient_id is not None:
             raw["patient_id"] = patient_id
@@ -252,7 +324,14 @@ def _pages(ws: Workspace) -> APIRouter:
             problems.setdefault("reason", []).append(
                 "a reason is required to change data after its first entry")
         if any(getattr(p, "severity", "error") == "error" for ps in problems.values() for p in ps):
-            return raw, problems
+            return raw, problems, []
+        pid = str(checked.values["patient_id"])
+        added, after = checks.check_change(con, st, pid, checks.Change(model.name, row_id, checked.values))
+        if added:
+            for p in added:
+                here = p in checks.on_row(added, model.name, row_id) and p.column in model.column_names
+                problems.setdefault(p.column if here else "", []).append(p)
+            return raw, problems, after
         if row_id is None:
             values = dict(checked.values)
             if model.name == "patients":
@@ -261,25 +340,29 @@ def _pages(ws: Workspace) -> APIRouter:
             store.insert_row(con, st["id"], model, values, user.username, reason or None)
         else:
             store.update_row(con, st["id"], model, row_id, checked.values, user.username, reason)
-        return raw, {}
+        return raw, {}, after
 
     @r.post("/s/{code}/patients", response_class=HTMLResponse)
     async def create_patient(request: Request, code: str, user: UserDep) -> Response:
         _require(user.can_edit, f"a {user.role} does not enter data")
         f = await _form(request)
+        return await run_in_threadpool(_create_patient, request, code, user, f)
+
+    def _create_patient(request: Request, code: str, user: store.User, f: dict[str, str]) -> Response:
         model = store.model("patients")
         with ws.write() as con:
             st = store.study(con, code)
             store._check_writable(con, st["id"])
             if store.patient(con, st["id"], (f.get("patient_id") or "").strip()) is not None:
-                values, problems = f, {"patient_id": ["a patient with this identifier exists"]}
+                values, problems, found = f, {"patient_id": ["a patient with this identifier exists"]}, []
             else:
-                values, problems = _save(request, con, st, model, f, None, user, None)
+                values, problems, found = _save(con, st, model, f, None, user, None)
             if not problems:
                 return _redirect(request, f"/s/{code}/p/{values['patient_id'].strip()}")
             return T.TemplateResponse(request, "_form.html", _ctx(
                 request, user, st=st, model=model, values=values, problems=problems, row_id=None,
-                action=f"/s/{code}/patients", centres=store.centres(con)), status_code=422)
+                action=f"/s/{code}/patients", centres=store.centres(con), choices=_choices(con, st),
+                found=found), status_code=422)
 
     @r.get("/s/{code}/p/{pid}", response_class=HTMLResponse)
     def patient_page(request: Request, code: str, pid: str, user: UserDep) -> Response:
@@ -287,9 +370,23 @@ def _pages(ws: Workspace) -> APIRouter:
             st = store.study(con, code)
             p = store.visible_patient(con, st["id"], pid, user)
             data = {m.name: store.rows(con, st["id"], m, pid) for m in PATIENT_TABLES}
+            timeline = patient_timeline(p, data, checks.declared_study(con, st))
             return T.TemplateResponse(request, "patient.html", _ctx(
                 request, user, st=st, p=p, data=data, pmodel=store.model("patients"),
-                queries=store.query_rows(con, st["id"], pid)))
+                queries=store.query_rows(con, st["id"], pid), timeline=timeline))
+
+    @r.get("/s/{code}/p/{pid}/checks", response_class=HTMLResponse)
+    def patient_checks_panel(request: Request, code: str, pid: str, user: UserDep) -> Response:
+        """The validator's checks across tables on the patient's rows as they are now."""
+        with ws.read() as con:
+            st = store.study(con, code)
+            store.visible_patient(con, st["id"], pid, user)
+            found = checks.patient_problems(con, st, pid)
+        by_table: dict[str, list[Problem]] = {}
+        for p in found:
+            by_table.setdefault(p.table, []).append(p)
+        return T.TemplateResponse(request, "_checks.html", _ctx(
+            request, user, st=st, pid=pid, found=found, by_table=by_table))
 
     @r.get("/s/{code}/p/{pid}/rules", response_class=HTMLResponse)
     def patient_rules_panel(request: Request, code: str, pid: str,
@@ -313,29 +410,36 @@ def _pages(ws: Workspace) -> APIRouter:
             if values.get("patient_id") != pid:
                 raise store.NotFound("no such row for this patient")
             values = {k: form_text(v) for k, v in values.items()}
+            choices = _choices(con, st)
         action = f"/s/{code}/p/{pid}/t/{table}" + (f"/{row_id}" if row_id is not None else "")
         return T.TemplateResponse(request, "_form.html", _ctx(
             request, user, st=st, model=model, values=values, problems={}, row_id=row_id, action=action,
-            centres=[]))
+            centres=[], choices=choices))
 
     async def _write_row(request: Request, code: str, pid: str, table: str, row_id: int | None,
                          user: store.User) -> Response:
         _require(user.can_edit, f"a {user.role} does not enter data")
         model = store.model(table)
         f = await _form(request)
+        return await run_in_threadpool(_write_row_now, request, code, pid, model, row_id, user, f)
+
+    def _write_row_now(request: Request, code: str, pid: str, model: Table, row_id: int | None,
+                       user: store.User, f: dict[str, str]) -> Response:
+        table = model.name
         with ws.write() as con:
             st = store.study(con, code)
             store._check_writable(con, st["id"])
             store.visible_patient(con, st["id"], pid, user)
             if row_id is not None and store.row(con, st["id"], model, row_id)["patient_id"] != pid:
                 raise store.NotFound("no such row for this patient")
-            values, problems = _save(request, con, st, model, f, row_id, user, pid)
+            values, problems, found = _save(con, st, model, f, row_id, user, pid)
             if not problems:
                 return _redirect(request, f"/s/{code}/p/{pid}#{table}")
             action = f"/s/{code}/p/{pid}/t/{table}" + (f"/{row_id}" if row_id is not None else "")
             return T.TemplateResponse(request, "_form.html", _ctx(
                 request, user, st=st, model=model, values={**values, "reason": f.get("reason", "")},
-                problems=problems, row_id=row_id, action=action, centres=[]), status_code=422)
+                problems=problems, row_id=row_id, action=action, centres=[], choices=_choices(con, st),
+                found=found), status_code=422)
 
     @r.post("/s/{code}/p/{pid}/t/{table}", response_class=HTMLResponse)
     async def create_row(request: Request, code: str, pid: str, table: str,
@@ -353,17 +457,26 @@ def _pages(ws: Workspace) -> APIRouter:
         _require(user.can_edit, f"a {user.role} does not enter data")
         model = store.model(table)
         f = await _form(request)
+        if not f.get("reason", "").strip():
+            raise HTTPException(400, "a reason is required to delete data")
+        return await run_in_threadpool(_delete_now, request, code, pid, model, row_id, user, f["reason"])
+
+    def _delete_now(request: Request, code: str, pid: str, model: Table, row_id: int, user: store.User,
+                    reason: str) -> Response:
         with ws.write() as con:
             st = store.study(con, code)
             store._check_writable(con, st["id"])
             store.visible_patient(con, st["id"], pid, user)
             if store.row(con, st["id"], model, row_id)["patient_id"] != pid:
                 raise store.NotFound("no such row for this patient")
-            try:
-                store.delete_row(con, st["id"], model, row_id, user.username, f.get("reason", ""))
-            except ValueError as e:
-                raise HTTPException(400, str(e)) from None
-        return _redirect(request, f"/s/{code}/p/{pid}#{table}")
+            if model.name == "patients":
+                raise HTTPException(400, "a patient is not deleted; delete their rows instead")
+            added, _ = checks.check_change(con, st, pid, checks.Change(model.name, row_id, None))
+            if added:
+                return _error(ws, request, 409, "not deleted: the checks of `amlcohort validate` would "
+                              "then find\n" + "\n".join(f"{checks.where(p)}: {p.reason}" for p in added))
+            store.delete_row(con, st["id"], model, row_id, user.username, reason)
+        return _redirect(request, f"/s/{code}/p/{pid}#{model.name}")
 
     @r.get("/s/{code}/p/{pid}/audit", response_class=HTMLResponse)
     def patient_audit(request: Request, code: str, pid: str, user: UserDep) -> Response:

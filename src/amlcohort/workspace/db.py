@@ -81,7 +81,8 @@ audit_log = sa.Table(
     "audit_log",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("study_id", sa.Integer, sa.ForeignKey("studies.id"), nullable=False, index=True),
+    # empty for the records of administration (users, centres), which belong to no study
+    sa.Column("study_id", sa.Integer, sa.ForeignKey("studies.id"), nullable=True, index=True),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
     sa.Column("username", sa.String(64), nullable=False),
     sa.Column("action", sa.String(16), nullable=False),

@@ -21,6 +21,7 @@ from amlcohort.io.readers import ROW
 from amlcohort.io.validate import Staged, parsed, table_problems
 from amlcohort.problems import Problem
 from amlcohort.schema import Table
+from amlcohort.schema.study import StudyDefinition
 
 _SKIP = {"table.missing", "table.absent", "table.unknown", "column.unknown"}
 
@@ -59,6 +60,26 @@ def check_row(model: Table, raw: Mapping[str, str | None], meta: BundleMetadata)
     typed = t.select(**{c.name: parsed(t[c.name], c) for c in model.columns}).to_pyarrow().to_pylist()[0]
     con.disconnect()
     return Checked(typed, tuple(problems))
+
+
+Choices = dict[str, dict[str, list[tuple[str, str]]]]  # table → column → [(value, label)]
+
+
+def field_choices(study: StudyDefinition | None) -> Choices:
+    """The choices the declared study definition gives the open vocabularies of the model: the arm
+    (``patients.study_arm``: the arms of ``study.yaml``) and the drug (``exposures.drug``,
+    ``adverse_events.action_drug``: the drugs of the arms' regimens). Empty when the study declares
+    no arms (the fields stay open text), or no regimen (the drug fields stay open text)."""
+    if study is None or not study.arms:
+        return {}
+    out: Choices = {"patients": {"study_arm": [(a.code, f"{a.code} — {a.label}") for a in study.arms]}}
+    drugs = list(dict.fromkeys(d for a in study.arms for d in a.drugs))
+    if drugs:
+        arms = {d: [a.code for a in study.arms if d in a.drugs] for d in drugs}
+        opts = [(d, f"{d} — {', '.join(arms[d])}") for d in drugs]
+        out["exposures"] = {"drug": opts}
+        out["adverse_events"] = {"action_drug": opts}
+    return out
 
 
 def _cell(v: str | None) -> str | None:

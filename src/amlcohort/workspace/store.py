@@ -8,6 +8,7 @@ record cannot be committed. Values are stored in the cohort model's canonical un
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -117,6 +118,109 @@ def create_user(con: Connection, username: str, password_hash: str, role: str,
         raise ValueError(f"role must be one of {db.ROLES}, not {role!r}")
     return int(con.execute(sa.insert(db.users).values(
         username=username, password_hash=password_hash, role=role, centre_id=centre)).inserted_primary_key[0])
+
+
+# ---- administration (data manager): users and centres, each change audited ---------------------
+
+USERNAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+CENTRE_CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def users(con: Connection) -> list[dict]:
+    """Every account with its role, centre code and whether it is active (never the hash)."""
+    u, c = db.users, db.centres
+    q = (sa.select(u.c.id, u.c.username, u.c.role, u.c.active, u.c.centre_id, c.c.code.label("centre"))
+         .select_from(u.outerjoin(c, u.c.centre_id == c.c.id)).order_by(u.c.username))
+    return [dict(r) for r in con.execute(q).mappings()]
+
+
+def _account(con: Connection, user_id: int) -> dict:
+    r = con.execute(sa.select(db.users).where(db.users.c.id == user_id)).mappings().first()
+    if r is None:
+        raise NotFound(f"no user {user_id}")
+    return dict(r)
+
+
+def _existing_centre(con: Connection, code: str | None) -> int | None:
+    if not code:
+        return None
+    cid = con.execute(sa.select(db.centres.c.id).where(db.centres.c.code == code)).scalar()
+    if cid is None:
+        raise ValueError(f"no centre {code!r}")
+    return int(cid)
+
+
+def _needs_centre(role: str, centre: int | None) -> None:
+    # an investigator without a centre would see every centre's patients (User.all_centres)
+    if role == "investigator" and centre is None:
+        raise ValueError("an investigator works at a centre: choose one")
+
+
+def admin_create_user(con: Connection, by: User, username: str, password_hash: str, role: str,
+                      centre_code: str | None, reason: str | None = None) -> int:
+    """Create an account (the data manager's page); one ``create`` audit record per field set."""
+    if not USERNAME.match(username):
+        raise ValueError("user name: 1-64 letters, digits, '.', '_' or '-'")
+    if con.execute(sa.select(db.users.c.id).where(db.users.c.username == username)).first():
+        raise ValueError(f"a user {username!r} exists")
+    centre = _existing_centre(con, centre_code)
+    _needs_centre(role, centre)
+    uid = create_user(con, username, password_hash, role, centre)
+    for field, value in (("username", username), ("role", role), ("centre", centre_code or None),
+                         ("active", True)):
+        if value is not None:
+            audit(con, None, by.username, "create", table="users", row_id=uid, field=field, new=value,
+                  reason=reason or None)
+    return uid
+
+
+def admin_set_centre(con: Connection, by: User, user_id: int, centre_code: str | None, reason: str) -> None:
+    """Assign a user to a centre (or to none); a reason is required."""
+    if not reason.strip():
+        raise ValueError("a reason is required to change an account")
+    old = _account(con, user_id)
+    centre = _existing_centre(con, centre_code)
+    _needs_centre(old["role"], centre)
+    if centre == old["centre_id"]:
+        return
+    old_code = con.execute(sa.select(db.centres.c.code).where(db.centres.c.id == old["centre_id"])).scalar()
+    con.execute(sa.update(db.users).where(db.users.c.id == user_id).values(centre_id=centre))
+    audit(con, None, by.username, "update", table="users", row_id=user_id, field="centre",
+          old=old_code, new=centre_code or None, reason=reason)
+
+
+def admin_set_active(con: Connection, by: User, user_id: int, active: bool, reason: str) -> None:
+    """Deactivate (no login, sessions end at their next request) or reactivate an account."""
+    if not reason.strip():
+        raise ValueError("a reason is required to change an account")
+    old = _account(con, user_id)
+    if user_id == by.id and not active:
+        raise ValueError("you cannot deactivate your own account")
+    if bool(old["active"]) == active:
+        return
+    con.execute(sa.update(db.users).where(db.users.c.id == user_id).values(active=active))
+    audit(con, None, by.username, "update", table="users", row_id=user_id, field="active",
+          old=bool(old["active"]), new=active, reason=reason)
+
+
+def admin_create_centre(con: Connection, by: User, code: str, name: str, reason: str | None = None) -> int:
+    if not CENTRE_CODE.match(code):
+        raise ValueError("centre code: 1-64 letters, digits, '_' or '-'")
+    if not name.strip():
+        raise ValueError("a centre needs its name")
+    if con.execute(sa.select(db.centres.c.id).where(db.centres.c.code == code)).first():
+        raise ValueError(f"a centre {code!r} exists")
+    cid = centre_id(con, code, name.strip())
+    for field, value in (("code", code), ("name", name.strip())):
+        audit(con, None, by.username, "create", table="centres", row_id=cid, field=field, new=value,
+              reason=reason or None)
+    return cid
+
+
+def admin_trail(con: Connection, limit: int = 200) -> list[dict]:
+    """The newest audit records of administration (they belong to no study)."""
+    q = sa.select(db.audit_log).where(db.audit_log.c.study_id.is_(None)).order_by(db.audit_log.c.id.desc())
+    return [dict(r) for r in con.execute(q.limit(limit)).mappings()]
 
 
 def setting(con: Connection, key: str, default: str | None = None) -> str | None:
@@ -254,7 +358,7 @@ def lock_study(con: Connection, st: dict, user: User, lock: bool, reason: str) -
 
 # ---- audit -----------------------------------------------------------------------------------------
 
-def audit(con: Connection, study_id: int, username: str, action: str, *, table: str | None = None,
+def audit(con: Connection, study_id: int | None, username: str, action: str, *, table: str | None = None,
           row_id: int | None = None, patient_id: str | None = None, field: str | None = None,
           old: Any = None, new: Any = None, reason: str | None = None) -> None:
     con.execute(sa.insert(db.audit_log).values(
