@@ -16,13 +16,19 @@ demo: $(STAMP)
 	$(BIN)/amlcohort demo
 
 # The suite without the tests marked `slow` (Spark and registry-scale engine comparisons): the
-# edit loop. CI (.ci/run) runs `make test` and then `make test-slow`.
+# edit loop. CI (.ci/run) runs `make test` and then `make test-slow`. Tests run on every core
+# (pytest-xdist); a test that hangs fails after TEST_TIMEOUT seconds with its stack, instead of
+# stalling the run.
+TEST_TIMEOUT ?= 1200
+PYTEST := $(BIN)/python -m pytest -q -n auto --timeout=$(TEST_TIMEOUT)
+
 test: $(STAMP)
 	$(BIN)/ruff check src tests scripts bench
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) --dist worksteal -m "not slow"
 
+# one file per worker: the Spark session and the 10,000-patient registry are built once per file
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(PYTEST) --dist loadfile -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts bench

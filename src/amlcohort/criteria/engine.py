@@ -403,7 +403,18 @@ def _duckdb() -> ibis.BaseBackend:
 
 
 def evaluate(rules: RuleSet, values: Mapping[str, object]) -> Evaluation:
-    """Evaluate ``rules`` on one set of values (missing keys count as missing inputs)."""
+    """Evaluate ``rules`` on one set of values (missing keys, None and NaN count as missing inputs).
+
+    The single-value path: :func:`evaluate_fast` (plain Python, no SQL compilation, well under a
+    millisecond). :func:`evaluate_sql` runs the same rules through the compiled SQL the cohort
+    derivations use; ``tests/criteria/test_engine_paths.py`` checks that both agree on every
+    rule file's boundaries.
+    """
+    return evaluate_fast(rules, {k: _none(v) for k, v in values.items()})
+
+
+def evaluate_sql(rules: RuleSet, values: Mapping[str, object]) -> Evaluation:
+    """:func:`evaluate` through :func:`compile_rules` on an in-process DuckDB (the reference path)."""
     unknown = set(values) - set(rules.variables)
     if unknown:
         raise KeyError(
@@ -432,7 +443,13 @@ def evaluate(rules: RuleSet, values: Mapping[str, object]) -> Evaluation:
 
 
 def _none(x: object) -> Any:
-    return None if x is None or (isinstance(x, float) and x != x) else x
+    """None for every spelling of "missing": None, NaN, NaT, pandas.NA."""
+    if x is None or isinstance(x, str):
+        return x
+    try:
+        return None if bool(x != x) else x
+    except TypeError:  # pandas.NA: its comparisons are NA, whose truth value raises
+        return None
 
 
 # ---- single values, in Python (no SQL): the same rules, the same three-valued logic ------------
