@@ -69,7 +69,8 @@ def _sql_batch(rs: RuleSet, cases: list[dict]) -> list[tuple]:
     t = ibis.memtable({v: [c[v] for c in cases] for v in types}, schema=ibis.schema(types))
     t = t.mutate(_i=ibis.row_number())
     comp = compile_rules(rs, t)
-    df = t.select("_i", outcome=comp.outcome, rule_id=comp.rule_id, missing=comp.missing).order_by("_i").execute()
+    df = (t.select("_i", outcome=comp.outcome, rule_id=comp.rule_id, missing=comp.missing)
+          .order_by("_i").execute())
 
     def none(x):
         return None if x is None or (isinstance(x, float) and x != x) else x
@@ -104,7 +105,8 @@ def test_python_and_sql_paths_agree(filename, key):
 def test_evaluate_is_the_python_path_and_treats_nan_as_missing():
     rs = ruleset("response.csv", *sorted(load_rules("response.csv"))[0])
     values = dict.fromkeys(rs.variables)
-    a = evaluate(rs, {**values, **{v: float("nan") for v, t in rs.variable_types().items() if t == "float64"}})
+    nan = {v: float("nan") for v, t in rs.variable_types().items() if t == "float64"}
+    a = evaluate(rs, {**values, **nan})
     assert a == evaluate_fast(rs, values) == evaluate_sql(rs, values)
     assert a.outcome == "not_evaluable" and a.missing
 
