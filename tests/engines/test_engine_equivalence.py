@@ -20,12 +20,7 @@ from amlcohort.endpoints.analysis import analysis_table
 
 from .conftest import new_connection
 
-SPARK_DIFFERS = pytest.mark.xfail(
-    strict=True,
-    reason="known engine difference, reported: on Spark one embedded assessment derives 'relapse' "
-    "where DuckDB derives 'not_evaluable' (criteria/response.py history windows)",
-)
-ENGINES = ("sqlite", "postgres", pytest.param("spark", marks=[pytest.mark.slow, SPARK_DIFFERS]))
+ENGINES = ("sqlite", "postgres", pytest.param("spark", marks=pytest.mark.slow))
 
 
 def _frame(expr, keys: list[str]) -> pd.DataFrame:

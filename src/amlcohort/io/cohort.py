@@ -174,9 +174,27 @@ def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, C
             continue
         if name in existing:
             target.drop_table(name)
-        tables[name] = target.create_table(name, ibis.memtable(data.to_pyarrow()))
+        tables[name] = _copy_table(target, name, data)
     supplied = frozenset(staged.tables) & {m.name for m in TABLES}
     return report, Cohort(target, meta, tables, report, study, supplied)
+
+
+def _copy_table(target: ibis.BaseBackend, name: str, data: ir.Table) -> ir.Table:
+    """``data`` (validated, on the staging DuckDB) as table ``name`` on another engine.
+
+    Spark receives Arrow data through pandas, where a missing float becomes NaN, and on Spark NaN
+    is not NULL (it compares greater than every number): validated data hold no NaN (the loader
+    refuses it), so every NaN that arrives there is a missing value, and is made NULL again.
+    """
+    if target.name != "pyspark":
+        return target.create_table(name, ibis.memtable(data.to_pyarrow()))
+    raw = target.create_table(f"{name}__arrow", ibis.memtable(data.to_pyarrow()), overwrite=True)
+    floats = [c for c, t in raw.schema().items() if t.is_floating()]
+    table = target.create_table(
+        name, raw.mutate(**{c: ibis.ifelse(raw[c].isnan(), ibis.null(raw[c].type()), raw[c]) for c in floats})
+    )
+    target.drop_table(f"{name}__arrow")
+    return table
 
 
 def _study(
