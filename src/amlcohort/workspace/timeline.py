@@ -26,7 +26,7 @@ from amlcohort.schema.study import StudyDefinition
 
 WIDTH = 960
 LEFT = 170  # lane labels
-RIGHT = 24
+RIGHT = 90  # room for the label of a mark on the last day (e.g. "death")
 TOP = 28  # the axis
 SERIES = ("marrow_blasts_pct", "anc", "platelets")  # assessment columns drawn as series
 SERIES_HEIGHT = {"marrow_blasts_pct": 70, "anc": 50, "platelets": 50}
