@@ -180,7 +180,7 @@ def test_two_million_assessments_report_in_bounded_memory(large_bundle, tmp_path
     assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-3000:])
     assert "Traceback" not in out.stderr
     results = json.loads((out_dir / "results.json").read_text())
-    assert results["figures"]["cohort"]["n_patients"] == PATIENTS
+    assert results["figures"]["cohort.n_patients"] == PATIENTS
     assert (out_dir / "report.html").stat().st_size > 0
     # one line per patient is not drawn for 20,000 patients: the figure says why instead
     assert f"{PATIENTS} patients" in (out_dir / "figures" / "figure5_swimmer.svg").read_text()
