@@ -1,93 +1,188 @@
-"""A 2,000,000-row assessments table validates in bounded time and memory (issue 9 item 2).
+"""A 2,000,000-row assessments table validates and reports in bounded memory (issue 9 item 2).
 
-Slow (about a minute on two free cores): runs only with ``AMLCOHORT_SLOW=1``. The bundle is
-20,000 synthetic patients x 100 assessments, written as CSV or Parquet; the check runs in a
-child process so its peak memory (max RSS) can be measured.
+Slow (marked ``slow``: ``make test-slow``). The bundle is a synthetic registry
+(``amlcohort synth``, every table valid) of PATIENTS patients whose assessments are grown to
+exactly ROWS rows: each patient gets extra laboratory visits on the days between their first and
+last assessment that have none, each a copy of the patient's latest earlier visit without its
+marrow (so dates stay after diagnosis, before death and the cut-off, and keys stay unique).
+The checks run in a child process so its peak memory (max RSS) is the check's own.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import os
-import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
+import duckdb
 import pytest
 
-from amlcohort.io.cohort import embedded_study_path
+from amlcohort.synth import write_synthetic_bundle
 
-PATIENTS, PER_PATIENT = 20_000, 100
-SECONDS, GIB = 180, 2.0
+PATIENTS, ROWS = 20_000, 2_000_000
+#: Peak RSS allowed (issue 11's budget for validate: 10^5 patients in <= 2 GB; the report gets the
+#: same budget). Measured on the 2-core machine: validate 1.1 GiB, report 1.9 GiB.
+VALIDATE_GIB, REPORT_GIB = 2.0, 2.0
+#: Generous wall-time bounds (the timing targets live in `make bench`): measured 25-40 s and 55 s.
+VALIDATE_SECONDS, REPORT_SECONDS = 120, 300
+#: Columns a laboratory-only visit leaves empty.
+MARROW = ("marrow_blasts_pct", "marrow_spicules", "extramedullary_disease", "peripheral_blasts_pct")
 
-pytestmark = pytest.mark.skipif(os.environ.get("AMLCOHORT_SLOW") != "1", reason="slow: AMLCOHORT_SLOW=1")
+pytestmark = pytest.mark.slow
 
 
-def _csv(path: Path) -> pa.Table:
-    names = pacsv.read_csv(path).column_names
-    opts = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()))
-    return pacsv.read_csv(path, convert_options=opts)
+def grow_assessments(source: str, rows: int, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
+    """``source`` (a DuckDB table expression of text columns) grown to ``rows`` rows.
 
-
-def make_large_bundle(dest: Path, fmt: str) -> Path:
-    src = embedded_study_path()
-    dest.mkdir(parents=True)
-    shutil.copy(src / "metadata.yaml", dest / "metadata.yaml")
-    ids = pa.array([f"S{i:06d}" for i in range(PATIENTS)])
-    p01 = _csv(src / "patients.csv").slice(0, 1)
-    patients = pa.table({c: pa.repeat(p01.column(c)[0], PATIENTS) for c in p01.column_names})
-    patients = patients.set_column(0, "patient_id", ids)
-    ex = _csv(src / "exposures.csv")
-    ex = ex.filter(pc.equal(ex.column("patient_id"), "P01")).slice(0, 1)
-    exposures = pa.table({c: pa.repeat(ex.column(c)[0], PATIENTS) for c in ex.column_names})
-    exposures = exposures.set_column(0, "patient_id", ids)
-    a = _csv(src / "assessments.csv").slice(1, 1)  # a full laboratory row of P01
-    n = PATIENTS * PER_PATIENT
-    start = dt.date.fromisoformat(a.column("assessment_date")[0].as_py())
-    days = [(start + dt.timedelta(days=k)).isoformat() for k in range(PER_PATIENT)]
-    assessments = pa.table({c: pa.repeat(a.column(c)[0], n) for c in a.column_names})
-    assessments = assessments.set_column(
-        0, "patient_id", pc.take(ids, pa.array([i // PER_PATIENT for i in range(n)]))
+    Extra rows are taken round-robin over patients (every patient's k-th new day before anyone's
+    (k+1)-th), so the visits spread over the whole registry.
+    """
+    cols = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+    have = con.sql(f"SELECT count(*) FROM {source}").fetchone()[0]
+    copied = ", ".join(
+        "NULL::VARCHAR AS " + c if c in MARROW else f"prev.{c}"
+        for c in cols
+        if c not in ("patient_id", "assessment_date")
     )
-    assessments = assessments.set_column(1, "assessment_date", pa.array(days * PATIENTS))
-    empty = {"events", "adverse_events"}
-    tables = {"patients": patients, "exposures": exposures, "assessments": assessments}
-    for t in empty:
-        tables[t] = _csv(src / f"{t}.csv").slice(0, 0)
-    for name, t in tables.items():
-        if fmt == "csv":
-            pacsv.write_csv(t, dest / f"{name}.csv")
-        else:
-            pq.write_table(t, dest / f"{name}.parquet")
+    return con.sql(
+        f"""
+        WITH a AS (SELECT *, assessment_date::DATE AS d FROM {source}),
+        span AS (SELECT patient_id, min(d) AS lo, max(d) AS hi FROM a GROUP BY patient_id),
+        days AS (
+            SELECT patient_id, unnest(generate_series(lo, hi, INTERVAL 1 DAY))::DATE AS d FROM span
+        ),
+        free AS (SELECT * FROM days ANTI JOIN a USING (patient_id, d)),
+        ranked AS (
+            SELECT *, row_number() OVER (PARTITION BY patient_id ORDER BY hash(patient_id, d)) AS k
+            FROM free
+        ),
+        chosen AS (SELECT patient_id, d FROM ranked ORDER BY k, patient_id LIMIT {rows - have}),
+        extra AS (
+            SELECT chosen.patient_id, strftime(chosen.d, '%Y-%m-%d') AS assessment_date, {copied}
+            FROM chosen ASOF JOIN a AS prev
+              ON chosen.patient_id = prev.patient_id AND chosen.d >= prev.d
+        )
+        SELECT {", ".join(cols)} FROM (
+            SELECT {", ".join(cols)} FROM {source} UNION ALL SELECT {", ".join(cols)} FROM extra
+        ) ORDER BY patient_id, assessment_date
+        """
+    )
+
+
+def make_large_bundle(dest: Path, fmt: str, patients: int = PATIENTS, rows: int = ROWS) -> Path:
+    """A valid synthetic bundle of ``patients`` patients with ``rows`` assessment rows."""
+    write_synthetic_bundle(dest, patients, seed=9, fmt=fmt)
+    path = dest / f"assessments.{fmt}"
+    grown = path.with_name(f"grown.{fmt}")
+    con = duckdb.connect()
+    con.sql("SET threads TO 2")
+    con.sql("SET enable_progress_bar = false")
+    read = f"read_csv('{path}', all_varchar = true)" if fmt == "csv" else f"read_parquet('{path}')"
+    rel = grow_assessments(read, rows, con)
+    if fmt == "csv":
+        rel.write_csv(str(grown))
+    else:
+        rel.write_parquet(str(grown))
+    con.close()
+    grown.replace(path)
     return dest
 
 
 CHILD = """
-import json, resource, sys, time
+import json, resource, sys
 from amlcohort import validate_bundle
-t = time.perf_counter()
 report, cohort = validate_bundle(sys.argv[1])
-seconds = time.perf_counter() - t
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
-print(json.dumps({"seconds": seconds, "gib": rss, "errors": [str(p) for p in report.errors][:5],
-                  "rows": None if cohort is None else int(cohort.tables["assessments"].count().execute())}))
+rows = None if cohort is None else int(cohort.tables["assessments"].count().execute())
+print(json.dumps({"gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,  # KiB on Linux
+                  "rows": rows, "errors": [str(p) for p in report.errors][:5]}))
+"""
+
+#: Runs a command and prints, last, the peak RSS (KiB) of that command (its own process tree).
+PEAK = """
+import resource, subprocess, sys
+p = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+sys.stdout.write(p.stdout); sys.stderr.write(p.stderr)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.exit(p.returncode)
 """
 
 
-@pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_two_million_assessments_validate_in_bounded_time_and_memory(fmt, tmp_path):
-    bundle = make_large_bundle(tmp_path / fmt, fmt)
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(bundle)], capture_output=True, text=True, check=True
-    )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    print(fmt, result)
-    assert result["rows"] == PATIENTS * PER_PATIENT, result["errors"]
-    assert result["seconds"] < SECONDS
-    assert result["gib"] < GIB
+def run_measured(args: list[str], timeout: float) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run ``args`` in a child process: its result, wall seconds and peak RSS in GiB."""
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", PEAK, *args], capture_output=True, text=True, timeout=timeout)
+    seconds = time.perf_counter() - start
+    lines = out.stdout.strip().splitlines()
+    return out, seconds, int(lines[-1]) / 1024**2
+
+
+@pytest.fixture(scope="module")
+def large_bundle(tmp_path_factory) -> Callable[[str], Path]:
+    """The large bundle in a format, built once per module."""
+    root = tmp_path_factory.mktemp("large")
+    made: dict[str, Path] = {}
+
+    def get(fmt: str) -> Path:
+        if fmt not in made:
+            made[fmt] = make_large_bundle(root / fmt, fmt)
+        return made[fmt]
+
+    return get
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_the_grown_bundle_has_two_million_valid_assessments(large_bundle, fmt):
+    bundle = large_bundle(fmt)
+    con = duckdb.connect()
+    read = "read_parquet('{}')" if fmt == "parquet" else "read_csv('{}', all_varchar = true)"
+    a = read.format(bundle / f"assessments.{fmt}")
+    p = read.format(bundle / f"patients.{fmt}")
+    n, keys, patients = con.sql(
+        f"SELECT count(*), count(DISTINCT (patient_id, assessment_date)), count(DISTINCT patient_id) FROM {a}"
+    ).fetchone()
+    assert n == keys == ROWS
+    assert patients == con.sql(f"SELECT count(*) FROM {p}").fetchone()[0] == PATIENTS
+    # a grown visit carries no marrow: the marrow rows are the synthetic registry's own
+    marrow = con.sql(f"SELECT count(marrow_blasts_pct) FROM {a}").fetchone()[0]
+    assert 0 < marrow < PATIENTS * 10
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_two_million_assessments_validate_in_bounded_time_and_memory(large_bundle, fmt):
+    bundle = large_bundle(fmt)
+    out, seconds, _ = run_measured([sys.executable, "-c", CHILD, str(bundle)], VALIDATE_SECONDS * 3)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-2])
+    print(fmt, f"{seconds:.1f} s", result)
+    assert result["errors"] == []
+    assert result["rows"] == ROWS
+    assert result["gib"] < VALIDATE_GIB
+    assert seconds < VALIDATE_SECONDS
+
+
+def test_two_million_assessments_report_in_bounded_memory(large_bundle, tmp_path):
+    """The report reads the same typed tables whatever the format: run once, on Parquet."""
+    out_dir = tmp_path / "report"
+    args = [
+        sys.executable,
+        "-m",
+        "amlcohort.cli",
+        "report",
+        str(large_bundle("parquet")),
+        "--out",
+        str(out_dir),
+    ]
+    out, seconds, gib = run_measured(args, REPORT_SECONDS * 2)
+    print(f"report {seconds:.1f} s, {gib:.2f} GiB")
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-3000:])
+    assert "Traceback" not in out.stderr
+    results = json.loads((out_dir / "results.json").read_text())
+    assert results["figures"]["cohort.n_patients"] == PATIENTS
+    assert (out_dir / "report.html").stat().st_size > 0
+    # one line per patient is not drawn for 20,000 patients: the figure says why instead
+    assert f"{PATIENTS} patients" in (out_dir / "figures" / "figure5_swimmer.svg").read_text()
+    assert gib < REPORT_GIB
+    assert seconds < REPORT_SECONDS

@@ -11,22 +11,32 @@ The tables live on an Ibis connection (in-process DuckDB unless another is injec
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
 from amlcohort.io.consistency import anchors, consistency_problems, first_doses
 from amlcohort.io.metadata import METADATA_FILE, BundleMetadata, read_metadata
 from amlcohort.io.readers import ROW, bundle_path_problems, read_bundle
 from amlcohort.io.study import derive_study, read_study
-from amlcohort.io.validate import Staged, parsed, table_problems, unit_factor
+from amlcohort.io.validate import Staged, checked_table, table_problems
 from amlcohort.problems import InputError, Problem
 from amlcohort.schema import TABLES, TABLES_BY_NAME, Table, study_day_column
 from amlcohort.schema.study import StudyDefinition
 
+#: Memory the staging DuckDB may use (its tables, joins, sorts) before it spills to a private
+#: temporary folder; ``AMLCOHORT_DUCKDB_MEMORY`` (DuckDB's syntax, e.g. ``4GB``) overrides it.
+DUCKDB_MEMORY_LIMIT = "1GB"
+#: Rows typed per statement when a table is materialised (see :func:`_materialise`).
+SLICE_ROWS = 250_000
 _IBIS_TYPES = {"string": "string", "int": "int64", "float": "float64", "date": "date", "bool": "boolean"}
 
 
@@ -104,16 +114,13 @@ def study_day(date: ir.DateValue, first_dose: ir.DateValue) -> ir.IntegerValue:
     return ibis.ifelse(delta >= 0, delta + 1, delta)
 
 
-def _typed(t: ir.Table, model: Table, meta: BundleMetadata) -> ir.Table:
-    cols: dict[str, ir.Value] = {ROW: t[ROW]}
+def _typed(checked: ir.Table, model: Table) -> ir.Table:
+    """The typed table of ``model``: ``_row`` and every model column, from the checked table
+    (:func:`~amlcohort.io.validate.checked_table`); a column the bundle lacks reads as NULL."""
+    cols: dict[str, ir.Value] = {ROW: checked[ROW]}
     for c in model.columns:
-        if c.name not in t.columns:
-            cols[c.name] = ibis.null(_IBIS_TYPES[c.dtype])
-            continue
-        v = parsed(t[c.name], c)
-        factor = unit_factor(meta, model.name, c)
-        cols[c.name] = v * factor if c.dtype == "float" and factor != 1.0 else v
-    return t.select(**cols)
+        cols[c.name] = checked[c.name] if c.name in checked.columns else ibis.null(_IBIS_TYPES[c.dtype])
+    return checked.select(**cols)
 
 
 def validate_bundle(path: str | Path | None = None) -> tuple[ValidationReport, Cohort | None]:
@@ -146,17 +153,31 @@ def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, C
     problems += read_problems
     if meta is None or raw is None:
         return ValidationReport(str(path), tuple(problems)), None
-    stage = ibis.duckdb.connect()
-    staged = Staged(
-        stage, {name: stage.create_table(f"raw_{name}", ibis.memtable(t)) for name, t in raw.tables.items()}
-    )
-    problems += list(table_problems(staged, meta))
+    # Memory: the text tables stay Arrow (registered, scanned in place, never copied); each is
+    # typed ONCE into a checked table holding only the columns the bundle has; the cohort's
+    # tables are views over those (a column the bundle lacks costs nothing).
+    stage = staging_connection()
+    raw_tables = {}
+    for name, t in raw.tables.items():
+        stage.con.register(f"raw_{name}", t)
+        raw_tables[name] = stage.table(f"raw_{name}")
+    checked = {
+        name: _materialise(
+            stage, f"checked_{name}", checked_table(t, TABLES_BY_NAME[name], meta), raw.tables[name].num_rows
+        )
+        for name, t in raw_tables.items()
+        if name in TABLES_BY_NAME
+    }
+    problems += list(table_problems(Staged(stage, raw_tables, checked), meta))
+    supplied = frozenset(raw.tables) & {m.name for m in TABLES}
+    for name in raw.tables:
+        stage.con.unregister(f"raw_{name}")
+    del raw, raw_tables
+    pa.default_memory_pool().release_unused()  # the text tables' memory, back to the system
     # Cross-table checks run even when cells failed: an unparseable cell is NULL in the typed
     # tables, so one pass reports every problem the bundle has.
     typed = {
-        m.name: stage.create_table(f"typed_{m.name}", _typed(staged.tables[m.name], m, meta))
-        if m.name in staged.tables
-        else _empty(stage, m)
+        m.name: _typed(checked[m.name], m) if m.name in checked else _typed(_empty(stage, m), m)
         for m in TABLES
     }
     problems += list(consistency_problems(typed, meta.cutoff_date, declared))
@@ -170,13 +191,37 @@ def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, C
     for name, t in typed.items():
         data = t.drop(ROW)
         if target is stage:
-            tables[name] = stage.create_table(name, data)
+            tables[name] = stage.create_view(name, data)
             continue
         if name in existing:
             target.drop_table(name)
         tables[name] = _copy_table(target, name, data)
-    supplied = frozenset(staged.tables) & {m.name for m in TABLES}
     return report, Cohort(target, meta, tables, report, study, supplied)
+
+
+def staging_connection() -> ibis.BaseBackend:
+    """A new in-process DuckDB whose memory is capped (:data:`DUCKDB_MEMORY_LIMIT`): above it,
+    DuckDB spills to a temporary folder of its own (removed with the connection), never to the
+    working directory, so a large bundle costs disk, not memory."""
+    spill = tempfile.mkdtemp(prefix="amlcohort-duckdb-")
+    con = ibis.duckdb.connect()
+    limit = os.environ.get("AMLCOHORT_DUCKDB_MEMORY", DUCKDB_MEMORY_LIMIT)
+    con.con.execute("SET memory_limit = ?", [limit])
+    con.con.execute("SET temp_directory = ?", [spill])
+    weakref.finalize(con, shutil.rmtree, spill, True)
+    return con
+
+
+def _materialise(con: ibis.BaseBackend, name: str, expr: ir.Table, rows: int) -> ir.Table:
+    """``expr`` (rows numbered 1..``rows`` in ``_row``) as table ``name``, written SLICE_ROWS rows
+    at a time: DuckDB compresses what it has written at each checkpoint, so the memory a large
+    table takes uncompressed is one slice's, not the whole table's."""
+    t = con.create_table(name, expr.filter(expr[ROW] <= SLICE_ROWS))
+    for first in range(SLICE_ROWS + 1, rows + 1, SLICE_ROWS):
+        con.raw_sql("CHECKPOINT")
+        con.insert(name, expr.filter(expr[ROW].between(first, first + SLICE_ROWS - 1)))
+    con.raw_sql("CHECKPOINT")
+    return t
 
 
 def _copy_table(target: ibis.BaseBackend, name: str, data: ir.Table) -> ir.Table:
@@ -208,7 +253,7 @@ def _study(
 
 def _empty(con: ibis.BaseBackend, model: Table) -> ir.Table:
     schema = ibis.schema({ROW: "int64", **{c.name: _IBIS_TYPES[c.dtype] for c in model.columns}})
-    return con.create_table(f"typed_{model.name}", schema=schema)
+    return con.create_table(f"checked_{model.name}", schema=schema)
 
 
 __all__ = [

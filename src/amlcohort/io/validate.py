@@ -36,7 +36,7 @@ diagnosis.missing         warning  a patient with no diagnosis category in any c
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import ibis
 import ibis.expr.types as ir
@@ -56,10 +56,12 @@ FALSE_WORDS = ("false", "no", "n", "0", "f")
 
 @dataclass
 class Staged:
-    """Raw (text) tables on the staging connection, by name."""
+    """Raw (text) tables on the staging connection, by name; ``checked``: the same tables
+    typed in one pass (:func:`checked_table`), materialised by the loader, else built here."""
 
     con: ibis.BaseBackend
     tables: dict[str, ir.Table]
+    checked: dict[str, ir.Table] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -186,20 +188,44 @@ class Check:
     reason: Callable[[str], str]
 
 
+#: Columns of a checked table (:func:`checked_table`) that carry what the checks need from the text.
+UNTYPED, BLANK = "_untyped_", "_blank_"
+
+
+def checked_table(t: ir.Table, model: Table, meta: BundleMetadata) -> ir.Table:
+    """The text table ``t`` of ``model`` typed in one pass, each cell parsed once.
+
+    Columns: ``_row``; each model column ``t`` has, as its typed value (a float in its canonical
+    unit: the declared unit converted, :func:`unit_factor`); and what the checks need from the
+    text, as flags: ``_untyped_<c>`` (text that is not of the column's type) and, for required
+    columns, ``_blank_<c>`` (empty). Every per-cell check then reads this table, not the text.
+    """
+    cols: dict[str, ir.Value] = {ROW: t[ROW]}
+    for c in model.columns:
+        if c.name not in t.columns:
+            continue
+        raw = t[c.name]
+        val = parsed(raw, c)
+        factor = unit_factor(meta, model.name, c)
+        cols[c.name] = val * factor if c.dtype == "float" and factor != 1.0 else val
+        cols[UNTYPED + c.name] = raw.notnull() & val.isnull()
+        if c.required:
+            cols[BLANK + c.name] = raw.isnull() | (raw.strip() == "")
+    return t.select(**cols)
+
+
 def column_checks(t: ir.Table, meta: BundleMetadata, model: Table, c: Column) -> list[Check]:
-    """The checks of column ``c``: required, type, allowed values, unit, possible and plausible range."""
-    raw = t[c.name]
-    val = parsed(raw, c)
+    """The checks of column ``c`` over its checked table ``t`` (:func:`checked_table`): required,
+    type, allowed values, unit, possible and plausible range."""
+    val = t[c.name]
     checks: list[Check] = []
 
     def add(bad: ir.BooleanValue, severity: str, code: str, reason: Callable[[str], str]) -> None:
         checks.append(Check(c.name, bad, severity, code, reason))
 
     if c.required:
-        add(
-            raw.isnull() | (raw.strip() == ""), "error", "value.required", lambda v: "required value is empty"
-        )
-    add(raw.notnull() & val.isnull(), "error", "value.type", lambda v: _type_reason(c))
+        add(t[BLANK + c.name], "error", "value.required", lambda v: "required value is empty")
+    add(t[UNTYPED + c.name], "error", "value.type", lambda v: _type_reason(c))
     if c.allowed is not None:
         add(
             val.notnull() & ~val.isin(c.allowed),
@@ -211,7 +237,7 @@ def column_checks(t: ir.Table, meta: BundleMetadata, model: Table, c: Column) ->
         return checks
     declared = meta.unit_of(model.name, c.name) or c.unit
     factor = unit_factor(meta, model.name, c)
-    x = val * factor
+    x = val if c.dtype == "float" or factor == 1.0 else val * factor  # a float is converted already
     unit = f" {c.unit}" if c.unit else ""
     if c.dtype == "float":  # 1e400, or a value that overflows in its unit conversion
         add(x.isinf(), "error", "value.range", lambda v: f"not a finite number in{unit or ' its unit'}")
@@ -258,46 +284,38 @@ def column_checks(t: ir.Table, meta: BundleMetadata, model: Table, c: Column) ->
     return checks
 
 
-def _cell_problems(t: ir.Table, model: Table, checks: list[Check]) -> Iterator[Problem]:
-    """Run every check of a table in one query; report at most MAX_ROWS_REPORTED rows per check."""
+def _cell_problems(checked: ir.Table, raw: ir.Table, model: Table, checks: list[Check]) -> Iterator[Problem]:
+    """Run every check of a table in one query over its checked table; report at most
+    MAX_ROWS_REPORTED rows per check, each with its text as written (from ``raw``)."""
     if not checks:
         return
-    flags = {f"_c{i}": ck.bad.fill_null(False) for i, ck in enumerate(checks)}
-    flagged = t.mutate(**flags)
-    any_bad = flagged[next(iter(flags))]
-    for f in list(flags)[1:]:
-        any_bad = any_bad | flagged[f]
-    bad = flagged.filter(any_bad)
-    counts = bad.aggregate(**{f: bad[f].sum() for f in flags}).to_pyarrow().to_pylist()[0]
-    if not any(counts.values()):
-        return
-    for f, ck in zip(flags, checks, strict=True):
-        n = counts[f] or 0
+    counts = checked.aggregate(
+        **{f"_c{i}": ck.bad.fill_null(False).cast("int64").sum() for i, ck in enumerate(checks)}
+    )
+    n_by = counts.to_pyarrow().to_pylist()[0]
+    for i, ck in enumerate(checks):
+        n = n_by[f"_c{i}"] or 0
         if n == 0:
             continue
-        rows = (
-            bad.filter(bad[f])
-            .order_by(ROW)
-            .limit(MAX_ROWS_REPORTED)
-            .select(ROW, _raw=bad[ck.column])
-            .to_pyarrow()
-            .to_pylist()
-        )
-        for r in rows:
+        rows = checked.filter(ck.bad).order_by(ROW).limit(MAX_ROWS_REPORTED).select(ROW)
+        rows_list = rows.to_pyarrow()[ROW].to_pylist()
+        cells = raw.filter(raw[ROW].isin(rows_list)).select(ROW, _raw=raw[ck.column]).to_pyarrow()
+        text = dict(zip(cells[ROW].to_pylist(), cells["_raw"].to_pylist(), strict=True))
+        for row in rows_list:
             yield Problem(
                 ck.severity,
                 model.name,
-                ck.reason(r["_raw"]),
-                r[ROW],
+                ck.reason(text[row]),  # type: ignore[arg-type]
+                row,
                 ck.column,
-                r["_raw"],  # type: ignore[arg-type]
+                text[row],  # type: ignore[arg-type]
                 ck.code,
             )
-        if n > len(rows):
+        if n > len(rows_list):
             yield Problem(
                 ck.severity,
                 model.name,
-                f"... and {n - len(rows)} more row(s) with the same problem",  # type: ignore[arg-type]
+                f"... and {n - len(rows_list)} more row(s) with the same problem",
                 None,
                 ck.column,
                 None,
@@ -343,8 +361,13 @@ def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
                 "column.missing",
             )
         yield from _unit_problems(meta, model, present)
-        checks = [ck for c in model.columns if c.name in present for ck in column_checks(t, meta, model, c)]
-        yield from _cell_problems(t, model, checks)
+        checked = staged.checked.get(model.name)
+        if checked is None:
+            checked = checked_table(t, model, meta)
+        checks = [
+            ck for c in model.columns if c.name in present for ck in column_checks(checked, meta, model, c)
+        ]
+        yield from _cell_problems(checked, t, model, checks)
         if all(k in present for k in model.key):
             duplicates.append(_duplicate_keys(t, model))
     yield from report_findings(duplicates)

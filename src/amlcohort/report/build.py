@@ -288,6 +288,18 @@ def assemble(
     )
 
 
+#: Figures drawing one line or lane per patient (blast trajectories, swimmer) are drawn up to this
+#: many patients; above it they would be unreadable and take minutes and gigabytes to draw.
+MAX_PATIENTS_DRAWN = 200
+
+
+def _too_many(patients: pd.Series) -> str | None:
+    n = patients.nunique()
+    if n <= MAX_PATIENTS_DRAWN:
+        return None
+    return f"{n} patients: one line per patient is drawn for at most {MAX_PATIENTS_DRAWN}"
+
+
 def _figures(a: StudyAnalysis, tables: dict[str, pd.DataFrame], day1: str) -> dict[str, Figure]:
     xlabel = f"Days since the {day1}"
     marrow = no_marrow_reason(a)
@@ -298,8 +310,9 @@ def _figures(a: StudyAnalysis, tables: dict[str, pd.DataFrame], day1: str) -> di
         ("figure2_blasts_no_cr", False, "Patients without CR", {"max_day": 60}),
     ):
         data = None if marrow else _blasts(a, cr)
-        if marrow or data is None or data.empty:
-            why = marrow or ("nobody reached CR" if cr else "every patient reached CR")
+        crowded = None if data is None or data.empty else _too_many(data["patient_id"])
+        if marrow or data is None or data.empty or crowded:
+            why = marrow or crowded or ("nobody reached CR" if cr else "every patient reached CR")
             out[name] = fig.not_estimable_figure(title, why)
         else:
             out[name] = fig.blast_trajectories(data, title=title, xlabel=xlabel, **extra)
@@ -308,8 +321,10 @@ def _figures(a: StudyAnalysis, tables: dict[str, pd.DataFrame], day1: str) -> di
     out["figure4_efs_by_cr"] = _km_figure(a, "efs_by_cr", "Event-free survival by CR status",
                                           "Event-free survival (probability)", day1)
     bars, events, overlays = _swimmer(a)
-    if bars.empty:
-        out["figure5_swimmer"] = fig.not_estimable_figure("Course of each patient", "no treatment periods")
+    crowded = _too_many(bars["patient_id"]) if not bars.empty else None
+    if bars.empty or crowded:
+        why = crowded or "no treatment periods"
+        out["figure5_swimmer"] = fig.not_estimable_figure("Course of each patient", why)
     else:
         out["figure5_swimmer"] = fig.swimmer_plot(
             bars, events, title="Course of each patient", overlays=overlays, xlabel=xlabel
