@@ -14,6 +14,7 @@ from statsmodels.duration.survfunc import SurvfuncRight, survdiff
 
 from amlcohort.stats import counts_from_arrays, kaplan_meier, kaplan_meier_by_group, logrank_test
 from amlcohort.stats.counts import _engine_counts
+from amlcohort.stats.kaplan_meier import R_TOLERANCE, median_rule
 
 
 def _data(n: int, *, whole_days: bool, seed: int = 7) -> pd.DataFrame:
@@ -99,3 +100,53 @@ def test_unsorted_counts_frame_with_duplicates_is_summed():
     assert km.table["time"].tolist() == [2.0, 5.0, 9.0]
     assert km.table["n_censor"].tolist() == [0, 2, 0]
     assert km.n == 5
+
+
+@pytest.mark.parametrize("whole_days", [False, True])
+def test_two_group_logrank_matches_statsmodels(whole_days):
+    """Two groups take a dedicated kernel; shared times across the groups are pooled once."""
+    df = _data(20_000, whole_days=whole_days, seed=13)
+    two = df[df["arm"] != "ldac"]
+    ours = logrank_test(two["time"], two["status"], two["arm"])
+    stat, p = survdiff(two["time"].to_numpy(), two["status"].to_numpy(), two["arm"].to_numpy())
+    assert ours.dof == 1
+    assert ours.statistic == pytest.approx(stat, rel=1e-9)
+    assert ours.p_value == pytest.approx(p, rel=1e-7)
+    assert ours.table["observed"].sum() == two["status"].sum()
+    assert ours.table["expected"].sum() == pytest.approx(two["status"].sum(), rel=1e-12)
+    v = ours.variance.to_numpy()
+    assert v[0, 0] == pytest.approx(v[1, 1]) and v[0, 1] == pytest.approx(-v[0, 0])
+    strat = logrank_test(two["time"], two["status"], two["arm"], strata=two["site"])
+    stat_s, _ = survdiff(
+        two["time"].to_numpy(), two["status"].to_numpy(), two["arm"].to_numpy(), strata=two["site"].to_numpy()
+    )
+    assert strat.statistic == pytest.approx(stat_s, rel=1e-9)
+
+
+@pytest.mark.parametrize("conf_type", ["log", "log-log", "plain"])
+@pytest.mark.parametrize("tied", [False, True])
+def test_median_ci_computed_lazily_equals_full_bands(conf_type, tied):
+    """Long curves find the median's limits on the part of each band up to 0.5; same answer."""
+    df = _data(30_000, whole_days=False, seed=17)
+    if tied:  # tenths of a day: ties, and still more than 4096 distinct times
+        df["time"] = np.round(df["time"], 1)
+    lazy = kaplan_meier(df["time"], df["status"], conf_type=conf_type)
+    limits = lazy.median_ci_  # before the full bands exist
+    assert "_bounds" not in lazy.__dict__
+    full = kaplan_meier(df["time"], df["status"], conf_type=conf_type)
+    _ = full.lower  # the full bands now exist: the direct rule is used
+    assert full.median_ci_ == limits
+    time = full.table["time"].to_numpy()
+    lo = time[np.argmax(full.lower < 0.5 + R_TOLERANCE)]
+    assert limits[0] == lo
+    assert limits[0] < lazy.median_ < limits[1]
+
+
+def test_median_ci_midpoint_rule_on_long_curves():
+    """No censoring, 10,000 distinct times: S is exactly 0.5 on an interval; R takes midpoints."""
+    time = np.arange(1.0, 10_001.0)
+    km = kaplan_meier(time, np.ones_like(time), conf_type="log")
+    assert km.median_ == 5000.5
+    full = kaplan_meier(time, np.ones_like(time), conf_type="log")
+    expected = (median_rule(full.lower, time), median_rule(full.upper, time))
+    assert km.median_ci_ == expected

@@ -65,11 +65,13 @@ class Counts:
             ("group", self.group, self.group_labels),
         ):
             if codes is not None:
-                data[name] = _labels_array(labels)[codes]
+                # labels 0..k-1 (integer codes already) are their own column: no copy
+                own = all(type(v) is int for v in labels) and labels == tuple(range(len(labels)))
+                data[name] = codes if own else _labels_array(labels)[codes]
         data["time"] = self.time
         data["n_event"] = self.n_event
         data["n_censor"] = self.n_censor
-        return pd.DataFrame(data)
+        return pd.DataFrame(data, copy=False)  # no block consolidation: the arrays are not copied
 
 
 def _labels_array(labels: Sequence[Hashable]) -> np.ndarray:
@@ -79,7 +81,22 @@ def _labels_array(labels: Sequence[Hashable]) -> np.ndarray:
 
 
 def encode_labels(values: np.ndarray) -> tuple[np.ndarray, tuple[Hashable, ...]]:
-    """Integer codes into the sorted distinct labels (hash-based; no sort of the full array)."""
+    """Integer codes into the sorted distinct labels (no sort of the full array).
+
+    Integers in a small range (arm codes, 0/1) are counted with ``bincount``; other labels are
+    hashed (``pandas.factorize``). When the labels are already 0..k-1 the array is its own code.
+    """
+    if values.dtype.kind in "iu" and len(values):
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo < 2**16:
+            shifted = values if lo == 0 else values - lo
+            present = np.flatnonzero(np.bincount(shifted, minlength=hi - lo + 1))
+            labels_i = tuple(int(v) + lo for v in present)
+            if len(present) == hi - lo + 1:
+                return shifted.astype(np.int64, copy=False), labels_i
+            remap = np.zeros(hi - lo + 1, dtype=np.int64)
+            remap[present] = np.arange(len(present))
+            return remap[shifted], labels_i
     codes, uniques = pd.factorize(values, sort=True)
     labels = tuple(u.item() if isinstance(u, np.generic) else u for u in np.asarray(uniques, dtype=object))
     return codes.astype(np.int64, copy=False), labels
@@ -88,45 +105,12 @@ def encode_labels(values: np.ndarray) -> tuple[np.ndarray, tuple[Hashable, ...]]
 _ONE = np.uint64(1)
 
 
-def packed(time: np.ndarray, flag: np.ndarray | None = None) -> np.ndarray:
-    """Order-preserving uint64 keys of non-negative float times, shifted left to carry one flag bit.
-
-    For non-negative IEEE doubles the bit pattern orders as the value, and the sign bit is 0, so
-    ``bits << 1 | flag`` loses nothing: sorting the keys sorts by time, then by flag, and ``np.sort``
-    on them is several times faster than ``np.argsort`` on the times.
-    """
-    key = (np.asarray(time, dtype=np.float64) + 0.0).view(np.uint64)  # + 0.0 turns -0.0 into 0.0
-    key = key << _ONE
-    if flag is not None:
-        key |= flag.astype(np.uint64)
-    return key
-
-
-def unpack(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Times (as their uint64 bit patterns) and flags of packed keys."""
-    return key >> _ONE, (key & _ONE).astype(bool)
-
-
-def merge_sorted(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stable merge of two sorted time arrays; returns the merged times and a from-``b`` mask."""
-    key = np.concatenate((packed(a), packed(b, np.ones(len(b), dtype=bool))))
-    key.sort()
-    bits, from_b = unpack(key)
-    return bits.view(np.float64), from_b
-
-
-def _runs(bits: np.ndarray, censored: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct times of sorted time bit patterns with the number of events and censorings at each."""
-    n = len(bits)
-    if n == 0:
-        return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    starts = np.flatnonzero(np.concatenate(([True], bits[1:] != bits[:-1])))
-    if len(starts) == n:  # no ties: every time is its own run
-        n_censor = censored.astype(np.int64)
-        return bits.view(np.float64), 1 - n_censor, n_censor
-    total = np.diff(np.append(starts, n))
-    n_censor = np.add.reduceat(censored.view(np.int8), starts, dtype=np.int64)
-    return bits[starts].view(np.float64), total - n_censor, n_censor
+def _pack_segment(seg: np.ndarray, censored: np.ndarray) -> None:
+    """In place: float times already written into ``seg`` (a uint64 view) become packed keys."""
+    times = seg.view(np.float64)
+    times += 0.0  # -0.0 becomes 0.0
+    seg <<= _ONE
+    seg |= censored  # events sort before censorings at the same time (R's convention)
 
 
 def aggregate_arrays(
@@ -138,9 +122,11 @@ def aggregate_arrays(
     """Counts from per-subject arrays (already checked: finite non-negative times, 0/1 events).
 
     ``group``/``strata`` are raw labels (any hashable); they are encoded to sorted codes here.
+    All segments (one per stratum x group) are packed into one uint64 buffer, each sorted in
+    place; the distinct times are then found in one pass over the whole buffer.
     """
     time = np.asarray(time, dtype=np.float64)
-    is_event = np.asarray(event).astype(bool, copy=False)
+    censored = ~np.asarray(event).astype(bool, copy=False)
     g_codes = s_codes = None
     g_labels: tuple[Hashable, ...] = ()
     s_labels: tuple[Hashable, ...] = ()
@@ -153,32 +139,80 @@ def aggregate_arrays(
     if strata is not None:
         s_codes, s_labels = encode_labels(np.asarray(strata))
         key = s_codes * k + (g_codes if g_codes is not None else 0)
-    pieces: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+    n = len(time)
+    if n == 0:
+        return _assemble([], g_codes is not None, s_codes is not None, k, g_labels, s_labels)
+    buffer = np.empty(n, dtype=np.uint64)
+    seg_codes: list[int] = []
+    seg_sizes: list[int] = []
     if key is None:
-        parts = [(0, time, is_event)]
+        np.copyto(buffer.view(np.float64), time)
+        _pack_segment(buffer, censored)
+        seg_codes, seg_sizes = [0], [n]
     else:
-        n_keys = int(key.max()) + 1 if len(key) else 0
+        n_keys = int(key.max()) + 1
         if n_keys <= 8:
-            parts = [(c, time[key == c], is_event[key == c]) for c in range(n_keys)]
+            off = 0
+            for c in range(n_keys):
+                mine = key == c
+                size = int(np.count_nonzero(mine))
+                if size == 0:
+                    continue
+                seg = buffer[off : off + size]
+                np.compress(mine, time, out=seg.view(np.float64))
+                _pack_segment(seg, np.compress(mine, censored))
+                seg_codes.append(c)
+                seg_sizes.append(size)
+                off += size
         else:  # many segments: one stable (radix for small ints) sort by key, then slices
             small = key.astype(np.uint16) if n_keys < 2**16 else key
             order = np.argsort(small, kind="stable")
-            sorted_key = key[order]
-            bounds = np.searchsorted(sorted_key, np.arange(n_keys + 1))
-            t_o, e_o = time[order], is_event[order]
-            parts = [
-                (c, t_o[bounds[c] : bounds[c + 1]], e_o[bounds[c] : bounds[c + 1]]) for c in range(n_keys)
-            ]
-    for code, t, e in parts:
-        if len(t) == 0:
-            continue
-        key = packed(t, ~e)  # events sort before censorings at the same time (R's convention)
-        del t, e
-        key.sort()
-        bits, censored = unpack(key)
-        del key
-        pieces.append((code, *_runs(bits, censored)))
-    return _assemble(pieces, g_codes is not None, s_codes is not None, k, g_labels, s_labels)
+            sizes = np.bincount(key, minlength=n_keys)
+            np.take(time, order, out=buffer.view(np.float64))
+            _pack_segment(buffer, censored[order])
+            del order
+            seg_codes = [int(c) for c in np.flatnonzero(sizes)]
+            seg_sizes = [int(sizes[c]) for c in seg_codes]
+    bounds = np.cumsum([0, *seg_sizes])
+    for lo, hi in itertools.pairwise(bounds):
+        buffer[lo:hi].sort()
+    n_censor = (buffer & _ONE).view(np.int64)
+    buffer >>= _ONE  # the times' bit patterns
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(buffer[1:], buffer[:-1], out=new[1:])
+    new[bounds[:-1]] = True  # a run never spans two segments
+    if new.all():  # no ties: every subject is its own row
+        n_event = 1 - n_censor
+        time_out = buffer.view(np.float64)
+        runs_per_segment = seg_sizes
+    else:
+        starts = np.flatnonzero(new)
+        del new
+        n_censor = np.add.reduceat(n_censor, starts)
+        n_event = np.diff(np.append(starts, n)) - n_censor
+        time_out = buffer[starts].view(np.float64)
+        del buffer
+        runs_per_segment = np.diff(np.append(np.searchsorted(starts, bounds[:-1]), len(starts))).tolist()
+    codes = np.repeat(np.array(seg_codes, dtype=np.int64), runs_per_segment)
+    return Counts(
+        time=time_out,
+        n_event=n_event,
+        n_censor=n_censor,
+        group=_split_codes(codes, k, g_codes is not None, s_codes is not None)[0],
+        strata=_split_codes(codes, k, g_codes is not None, s_codes is not None)[1],
+        group_labels=g_labels,
+        strata_labels=s_labels,
+    )
+
+
+def _split_codes(
+    codes: np.ndarray, k: int, has_group: bool, has_strata: bool
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Group and stratum codes from combined segment codes ``stratum * k + group``."""
+    if has_group and has_strata:
+        return codes % k, codes // k
+    return (codes if has_group else None), (codes if has_strata else None)
 
 
 def _assemble(
@@ -236,6 +270,8 @@ def _codes_of_column(values: np.ndarray) -> tuple[np.ndarray, tuple[Hashable, ..
         ordered = all(a < b for a, b in itertools.pairwise(run_labels))
     except TypeError:
         ordered = False
+    if ordered and values.dtype.kind in "iu" and run_labels == list(range(len(run_labels))):
+        return values.astype(np.int64, copy=False), tuple(range(len(run_labels))), True
     if ordered:
         codes = np.cumsum(change, dtype=np.int64) - 1
         labels = tuple(v.item() if isinstance(v, np.generic) else v for v in run_labels)
@@ -284,8 +320,10 @@ def counts_from_frame(frame: Mapping[str, Any], keys: tuple[str, ...]) -> Counts
         d = np.add.reduceat(d, starts)
         c = np.add.reduceat(c, starts)
         cols = [col[starts] for col in cols]
-    keep = (d + c) > 0
-    if not keep.all():
+    empty = d == 0
+    empty &= c == 0
+    if empty.any():
+        keep = ~empty
         time, d, c = time[keep], d[keep], c[keep]
         cols = [col[keep] for col in cols]
     named = dict(zip(keys, cols, strict=True))
@@ -303,17 +341,27 @@ def counts_from_frame(frame: Mapping[str, Any], keys: tuple[str, ...]) -> Counts
 # ---------------------------------------------------------------------------------------------
 # Product-limit and log-rank kernels
 # ---------------------------------------------------------------------------------------------
+def reverse_cumsum(values: np.ndarray) -> np.ndarray:
+    """``out[i] = values[i:].sum()`` as float64, written contiguously (no reversed copy)."""
+    out = np.empty(len(values), dtype=np.float64)
+    np.cumsum(values[::-1], dtype=np.float64, out=out[::-1])
+    return out
+
+
 def product_limit(n_event: np.ndarray, n_censor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Number at risk, survival and ``sqrt(Greenwood sum)`` (the se of -log S) at each time.
 
     Inputs are the counts at the sorted distinct times of one curve.
     """
-    total = n_event + n_censor
-    n_risk = np.cumsum(total[::-1])[::-1].astype(np.float64)
-    d = n_event.astype(np.float64)
+    n_risk = np.add(n_event, n_censor)
+    n_risk = reverse_cumsum(n_risk)
     with np.errstate(divide="ignore", invalid="ignore"):
-        surv = np.cumprod(1.0 - d / n_risk)
-        term = d / (n_risk * (n_risk - d))  # +inf where n == d, NaN where d = 0 = n - d
+        surv = np.divide(n_event, n_risk)
+        np.subtract(1.0, surv, out=surv)
+        np.cumprod(surv, out=surv)
+        term = np.subtract(n_risk, n_event)
+        term *= n_risk
+        np.divide(n_event, term, out=term)  # +inf where n == d, NaN where d = 0 = n - d
     term[n_event == 0] = 0.0
     se_log = np.sqrt(np.cumsum(term, out=term), out=term)
     return n_risk, surv, se_log
@@ -322,6 +370,53 @@ def product_limit(n_event: np.ndarray, n_censor: np.ndarray) -> tuple[np.ndarray
 def _dot(a: np.ndarray, b: np.ndarray) -> float:
     """Sum of products without BLAS (``np.dot`` calls BLAS threads, slow on a busy machine)."""
     return float(np.multiply(a, b).sum())
+
+
+def _two_group_logrank(
+    time: np.ndarray, d: np.ndarray, c: np.ndarray, split: int
+) -> tuple[float, float, float]:
+    """Observed and expected events of the first group and the variance, for two groups.
+
+    Rows ``[:split]`` (first group) and ``[split:]`` are each sorted by time. With ``n_0`` at risk
+    in the first group, ``N`` in all and ``D`` events at a pooled time: ``E_0 = sum D n_0 / N`` and
+    ``V = sum D (N - D) / (N (N - 1)) * n_0 (N - n_0) / N``; the second group's values follow
+    (``E_1 = sum D - E_0``, ``V_01 = -V``). Few full-length temporaries, each reused.
+    """
+    order = np.argsort(time, kind="stable")  # timsort: one linear merge of the two runs
+    p_time = time.take(order)
+    same = p_time[1:] == p_time[:-1]
+    starts = np.flatnonzero(np.concatenate(([True], ~same))) if same.any() else None
+    del p_time, same
+    mine = order < split
+    p_d = d.take(order)
+    p_total = c.take(order)
+    p_total += p_d
+    del order
+    own = np.multiply(p_total, mine)
+    del mine
+    if starts is not None:  # times shared by the two groups: one row per pooled time
+        p_d = np.add.reduceat(p_d, starts)
+        p_total = np.add.reduceat(p_total, starts)
+        own = np.add.reduceat(own, starts)
+    big_n = reverse_cumsum(p_total)
+    del p_total
+    n_0 = reverse_cumsum(own)
+    del own
+    buf = np.divide(p_d, big_n)
+    buf *= n_0
+    expected_0 = float(buf.sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.subtract(big_n, p_d, out=buf)
+        buf *= p_d
+        den = np.subtract(big_n, 1.0)
+        den *= big_n
+        buf /= den  # D (N - D) / (N (N - 1)); 0/0 where N = 1
+    buf[big_n <= 1] = 0.0
+    np.subtract(big_n, n_0, out=den)
+    den *= n_0
+    den /= big_n
+    den *= buf
+    return float(d[:split].sum()), expected_0, float(den.sum())
 
 
 def logrank_sums(
@@ -341,51 +436,52 @@ def logrank_sums(
     variance = np.zeros((n_groups, n_groups))
     if len(time) == 0:
         return observed, expected, variance
-    # pool the per-group sorted runs by stable merges (packed-key sorts, no argsort, no searchsorted)
+    # the rows are sorted runs, one per group: a stable argsort (timsort) merges the runs in
+    # O(n log k) and keeps, at equal times, the group order
     bounds = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1], [True])))
     codes = [int(g[b]) for b in bounds[:-1]]
-    p_time, p_d, p_c = time[: bounds[1]], d[: bounds[1]], c[: bounds[1]]
-    p_g: np.ndarray | None = None if len(codes) <= 2 else g[: bounds[1]]
-    first_mask: np.ndarray | None = None  # rows of the first group, when there are two
-    for s, e in itertools.pairwise(bounds[1:]):
-        merged, from_b = merge_sorted(p_time, time[s:e])
-        from_a = ~from_b
-        pairs = [(p_d, d[s:e]), (p_c, c[s:e])] + ([(p_g, g[s:e])] if p_g is not None else [])
-        parts = []
-        for old, new in pairs:
-            out = np.empty(len(merged), dtype=old.dtype)
-            out[from_a] = old
-            out[from_b] = new
-            parts.append(out)
-        p_time, p_d, p_c = merged, parts[0], parts[1]
-        if p_g is not None:
-            p_g = parts[2]
-        first_mask = from_a
+    if len(codes) == 2 and weights == "logrank":
+        o_0, e_0, v = _two_group_logrank(time, d, c, int(bounds[1]))
+        (a, b), total = codes, float(d.sum())
+        observed[a], observed[b] = o_0, total - o_0
+        expected[a], expected[b] = e_0, total - e_0
+        variance[a, a] = variance[b, b] = v
+        variance[a, b] = variance[b, a] = -v
+        return observed, expected, variance
+    order = np.argsort(time, kind="stable") if len(codes) > 1 else None
+    p_time = time if order is None else time.take(order)
     starts = np.flatnonzero(np.concatenate(([True], p_time[1:] != p_time[:-1])))
     ties = len(starts) < len(p_time)
     del p_time
+
+    def pooled(values: np.ndarray) -> np.ndarray:
+        return values if order is None else values.take(order)
 
     def per_time(values: np.ndarray) -> np.ndarray:
         return np.add.reduceat(values, starts) if ties else values
 
     def at_risk(values: np.ndarray) -> np.ndarray:
-        return np.cumsum(values[::-1], dtype=np.float64)[::-1]
+        out = np.cumsum(values[::-1], dtype=np.float64)
+        return out[::-1]
 
+    p_d, p_total = pooled(d), pooled(d + c)
     big_d = per_time(p_d).astype(np.float64)
-    big_n = at_risk(per_time(p_d) + per_time(p_c))
+    big_n = at_risk(per_time(p_total))
     per_group: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for j in codes[:1] if len(codes) == 2 else codes:
-        mine = first_mask if len(codes) == 2 else (p_g == j if p_g is not None else None)
-        if mine is None:  # a single group
-            per_group[j] = big_d, big_n
-            continue
-        d_j = per_time(np.where(mine, p_d, 0)).astype(np.float64)
-        n_j = at_risk(per_time(np.where(mine, p_d + p_c, 0)))
-        per_group[j] = d_j, n_j
-    if len(codes) == 2:  # the second group is what the first leaves
-        d_0, n_0 = per_group[codes[0]]
-        per_group[codes[1]] = big_d - d_0, big_n - n_0
-    del p_d, p_c, p_g
+    if order is None:  # a single group
+        per_group[codes[0]] = big_d, big_n
+    else:
+        # with two groups the second is what the first leaves
+        own = codes[:1] if len(codes) == 2 else codes
+        for j, lo, hi in zip(own, bounds[:-1], bounds[1:], strict=False):
+            mine = (order >= lo) & (order < hi) if lo else order < hi
+            d_j = per_time(np.where(mine, p_d, 0)).astype(np.float64)
+            n_j = at_risk(per_time(np.where(mine, p_total, 0)))
+            per_group[j] = d_j, n_j
+        if len(codes) == 2:
+            d_0, n_0 = per_group[codes[0]]
+            per_group[codes[1]] = big_d - d_0, big_n - n_0
+    del p_d, p_total
     # rows without events contribute nothing below (D = 0), so no need to select event times
     if weights == "logrank":
         w = None

@@ -20,6 +20,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from amlcohort.stats import _fast
 from amlcohort.stats._validation import ArrayLike, as_1d, check_event, check_same_length, check_time
@@ -74,7 +75,7 @@ def event_counts(
 #: Above this share of distinct times in a sample, aggregating in the engine would return about as
 #: many rows as the table has: the engine then streams the columns and NumPy sorts and counts them.
 DISTINCT_SHARE: float = 0.5
-SAMPLE_ROWS: int = 100_000
+SAMPLE_ROWS: int = 10_000
 
 
 def _engine_counts(
@@ -123,40 +124,54 @@ def _engine_counts(
         n_censor=is_censor.sum(),
         n_rows=ibis._.count(),
     )
-    raw = expr.to_pandas()
-    frame = _finish_counts(raw, time_name=time, event_name=event, group_name=group, strata_name=strata)
-    return _fast.counts_from_frame(frame, tuple(k for k in ("strata", "group") if k in frame.columns))
+    raw = expr.to_pyarrow()
+    columns = _finish_counts(raw, time_name=time, event_name=event, group_name=group, strata_name=strata)
+    return _fast.counts_from_frame(columns, tuple(k for k in ("strata", "group") if k in columns))
+
+
+def _column_values(column: pa.ChunkedArray) -> np.ndarray:
+    """An Arrow column as NumPy (numbers stay numbers, strings become objects)."""
+    return column.to_numpy() if column.null_count == 0 else column.to_pandas().to_numpy()
 
 
 def _finish_counts(
-    raw: pd.DataFrame,
+    raw: pa.Table,
     *,
     time_name: str,
     event_name: str,
     group_name: str | None,
     strata_name: str | None,
-) -> pd.DataFrame:
-    """Check the aggregated rows and fix dtypes (pure pandas on the small result)."""
-    raw = raw.copy()
+) -> dict[str, np.ndarray]:
+    """Check the aggregated rows and fix dtypes (NumPy on the small result; no pandas frame)."""
+    counted = {}
     for col in ("n_event", "n_censor", "n_rows"):
-        raw[col] = raw[col].fillna(0).astype(np.int64)
-    bad_event = int((raw["n_rows"] - raw["n_event"] - raw["n_censor"]).sum())
+        values = raw[col].fill_null(0) if raw[col].null_count else raw[col]
+        counted[col] = values.to_numpy().astype(np.int64, copy=False)
+    bad_event = int((counted["n_rows"] - counted["n_event"] - counted["n_censor"]).sum())
     if bad_event:
         raise ValueError(
             f"event column {event_name!r} must be boolean or coded 0/1 (1 = event, 0 = censored); "
             f"{bad_event} rows have other or missing values"
         )
-    times = pd.to_numeric(raw["time"], errors="coerce").astype(np.float64)
-    if times.isna().any() or not np.all(np.isfinite(times)):
+    times = _column_values(raw["time"])
+    if times.dtype.kind not in "iuf":
+        times = pd.to_numeric(times, errors="coerce")
+    times = np.asarray(times, dtype=np.float64)
+    if not np.all(np.isfinite(times)):
         raise ValueError(f"time column {time_name!r} contains missing or non-finite values")
     if (times < 0).any():
         raise ValueError(f"time column {time_name!r} contains negative values")
-    raw["time"] = times
-    for key, name in (("group", group_name), ("strata", strata_name)):
-        if key in raw.columns and raw[key].isna().any():
-            raise ValueError(f"{key} column {name!r} contains missing values")
-    keys = [k for k in ("strata", "group") if k in raw.columns]
-    return raw[[*keys, *COUNT_COLUMNS]]
+    out: dict[str, np.ndarray] = {}
+    for key, name in (("strata", strata_name), ("group", group_name)):
+        if key in raw.column_names:
+            values = _column_values(raw[key])
+            if raw[key].null_count or pd.isna(values).any():
+                raise ValueError(f"{key} column {name!r} contains missing values")
+            out[key] = values
+    out["time"] = times
+    out["n_event"] = counted["n_event"]
+    out["n_censor"] = counted["n_censor"]
+    return out
 
 
 def _stream_counts(

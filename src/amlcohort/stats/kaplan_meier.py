@@ -26,7 +26,7 @@ times are taken as they are.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
@@ -68,26 +68,38 @@ TABLE_COLUMNS = ("time", "n_risk", "n_event", "n_censor", "survival", "std_err",
 # ---------------------------------------------------------------------------------------------
 # Pure numerical building blocks
 # ---------------------------------------------------------------------------------------------
+def _z(conf_level: float) -> float:
+    return float(stats.norm.ppf(1.0 - (1.0 - conf_level) / 2.0))
+
+
+def confidence_band(surv: np.ndarray, se_log: np.ndarray, conf_type: str, z: float, side: int) -> np.ndarray:
+    """One pointwise bound (``side`` 0 = lower, 1 = upper) as R's ``survfit_confint`` (``logse=TRUE``).
+
+    Elementwise, so a slice of the inputs gives the same slice of the bound.
+    """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if conf_type == "plain":
+            se2 = se_log * surv * z
+            return np.maximum(surv - se2, 0.0) if side == 0 else np.minimum(surv + se2, 1.0)
+        if conf_type == "log":
+            log_s = np.log(np.where(surv == 0, np.nan, surv))
+            se2 = z * se_log
+            return np.exp(log_s - se2) if side == 0 else np.minimum(np.exp(log_s + se2), 1.0)
+        if conf_type == "log-log":
+            xx = np.where((surv == 0) | (surv == 1), np.nan, surv)
+            log_s = np.log(xx)
+            se2 = z * se_log / log_s
+            loglog = np.log(-log_s)
+            return np.exp(-np.exp(loglog - se2)) if side == 0 else np.exp(-np.exp(loglog + se2))
+    raise ValueError(f"conf_type must be one of {CONF_TYPES}, got {conf_type!r}")
+
+
 def confidence_bounds(
     surv: np.ndarray, se_log: np.ndarray, conf_type: str, conf_level: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pointwise bounds exactly as R's ``survival:::survfit_confint`` (``logse=TRUE``)."""
-    z = stats.norm.ppf(1.0 - (1.0 - conf_level) / 2.0)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if conf_type == "plain":
-            se2 = se_log * surv * z
-            return np.maximum(surv - se2, 0.0), np.minimum(surv + se2, 1.0)
-        if conf_type == "log":
-            xx = np.where(surv == 0, np.nan, surv)
-            se2 = z * se_log
-            return np.exp(np.log(xx) - se2), np.minimum(np.exp(np.log(xx) + se2), 1.0)
-        if conf_type == "log-log":
-            xx = np.where((surv == 0) | (surv == 1), np.nan, surv)
-            se2 = z * se_log / np.log(xx)
-            lower = np.exp(-np.exp(np.log(-np.log(xx)) - se2))
-            upper = np.exp(-np.exp(np.log(-np.log(xx)) + se2))
-            return lower, upper
-    raise ValueError(f"conf_type must be one of {CONF_TYPES}, got {conf_type!r}")
+    z = _z(conf_level)
+    return confidence_band(surv, se_log, conf_type, z, 0), confidence_band(surv, se_log, conf_type, z, 1)
 
 
 def median_rule(y: np.ndarray, x: np.ndarray, tol: float = R_TOLERANCE) -> float:
@@ -107,6 +119,51 @@ def median_rule(y: np.ndarray, x: np.ndarray, tol: float = R_TOLERANCE) -> float
             below = y[first:] < y0
         if below.any():
             return float((x[first] + x[first + int(np.argmax(below))]) / 2.0)
+    return float(x[first])
+
+
+def _first_index(
+    values: Callable[[int, int], np.ndarray],
+    test: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    start: int,
+    stop: int,
+) -> tuple[int, float] | None:
+    """First ``i >= start`` where ``test(values(i, i + 1))`` holds, and the value there; chunks double.
+
+    ``values(a, b)`` gives ``y[a:b]`` of an elementwise curve; only the chunks up to the hit are computed.
+    """
+    stop = min(max(stop, start + 1), n)
+    while start < n:
+        y = values(start, stop)
+        with np.errstate(invalid="ignore"):
+            hit = test(y)
+        if hit.any():
+            k = int(np.argmax(hit))
+            return start + k, float(y[k])
+        start, stop = stop, min(n, stop + 2 * (stop - start))
+    return None
+
+
+def median_rule_lazy(
+    values: Callable[[int, int], np.ndarray], x: np.ndarray, start: int = 0, stop: int = 4096
+) -> float:
+    """:func:`median_rule` on a curve computed piecewise (``values(a, b)`` = ``y[a:b]``).
+
+    The caller guarantees that ``y[:start]`` does not drop below ``0.5 + tol``; the search starts at
+    ``start`` with a first chunk ending at ``stop``, so only the part of the curve up to the crossing
+    (and, for the midpoint rule, up to the next drop) is ever evaluated.
+    """
+    n = len(x)
+    threshold = 0.5 + R_TOLERANCE
+    found = _first_index(values, lambda y: y < threshold, n, start, stop)
+    if found is None:
+        return float("nan")
+    first, y0 = found
+    if abs(y0 - 0.5) < R_TOLERANCE:
+        nxt = _first_index(values, lambda y: y < y0, n, first + 1, first + 1 + 4096)
+        if nxt is not None:
+            return float((x[first] + x[nxt[0]]) / 2.0)
     return float(x[first])
 
 
@@ -397,9 +454,31 @@ class KaplanMeierResult:
 
     @property
     def median_ci_(self) -> tuple[float | None, float | None]:
-        """Confidence interval of the median (R's ``0.95LCL``, ``0.95UCL``); None where not reached."""
+        """Confidence interval of the median (R's ``0.95LCL``, ``0.95UCL``); None where not reached.
+
+        Only the part of each band up to where it crosses 0.5 is computed: the lower band lies at
+        or below the curve and the upper band at or above it, so the upper band's search starts
+        where the curve itself comes near 0.5.
+        """
         time = self._arrays("time")
-        return _opt(median_rule(self._arrays("lower"), time)), _opt(median_rule(self._arrays("upper"), time))
+        n = len(time)
+        if "_bounds" in self.__dict__ or n <= 4096:
+            return _opt(median_rule(self._arrays("lower"), time)), _opt(
+                median_rule(self._arrays("upper"), time)
+            )
+        surv = self._arrays("survival")
+        se_log = self._arrays("se_log")
+        z = _z(self.conf_level)
+
+        def band(side: int) -> Callable[[int, int], np.ndarray]:
+            return lambda a, b: confidence_band(surv[a:b], se_log[a:b], self.conf_type, z, side)
+
+        # the curve's own crossing; a margin far above rounding keeps the upper band's start safe
+        near = surv < 0.5 + R_TOLERANCE + 1e-9
+        m = int(np.argmax(near)) if near[-1] else n  # S never increases: near[-1] iff any
+        lower = median_rule_lazy(band(0), time, 0, m + 1)
+        upper = median_rule_lazy(band(1), time, m, m + 4096)
+        return _opt(lower), _opt(upper)
 
     def quantile(self, p: float) -> SurvivalQuantile:
         """Time by which a fraction ``p`` had the event, with its CI, as R's ``quantile.survfit``.

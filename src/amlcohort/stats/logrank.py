@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -39,7 +40,7 @@ Weights = Literal["logrank", "gehan-breslow", "wilcoxon", "peto-peto", "fleming-
 WEIGHTS: tuple[str, ...] = ("logrank", "gehan-breslow", "wilcoxon", "peto-peto", "fleming-harrington")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LogRankResult:
     """Result of a (weighted, possibly stratified) log-rank test.
 
@@ -51,11 +52,14 @@ class LogRankResult:
         variance) ``p_value`` is None, ``statistic`` is NaN and ``dof`` is 0.
     estimable, reason:
         False and a sentence saying why, when there is nothing to test; True and ``""`` otherwise.
+    groups, n_per_group, observed_sums, expected_sums, variance_matrix:
+        Group labels (sorted) and, in that order, the numbers behind the frames below (arrays).
     table:
-        Indexed by group: ``n``, ``observed``, ``expected`` (summed over strata, weighted for the
-        weighted tests), ``(O-E)^2/E`` and ``(O-E)^2/V``, as printed by R's ``print.survdiff``.
+        Built on first use. Indexed by group: ``n``, ``observed``, ``expected`` (summed over
+        strata, weighted for the weighted tests), ``(O-E)^2/E`` and ``(O-E)^2/V``, as printed by
+        R's ``print.survdiff``.
     variance:
-        The covariance matrix of ``observed - expected`` (R's ``survdiff(...)$var``).
+        Built on first use. The covariance matrix of ``observed - expected`` (R's ``survdiff(...)$var``).
     weights, rho, gamma:
         The weighting used (``rho``/``gamma`` for Fleming–Harrington).
     strata:
@@ -65,19 +69,40 @@ class LogRankResult:
     statistic: float
     dof: int
     p_value: float | None
-    table: pd.DataFrame = field(repr=False)
-    variance: pd.DataFrame = field(repr=False)
-    weights: str
+    groups: tuple[Hashable, ...]
+    n_per_group: np.ndarray = field(repr=False)
+    observed_sums: np.ndarray = field(repr=False)
+    expected_sums: np.ndarray = field(repr=False)
+    variance_matrix: np.ndarray = field(repr=False)
+    weights: str = "logrank"
     rho: float = 0.0
     gamma: float = 0.0
     strata: tuple[Hashable, ...] | None = None
     estimable: bool = True
     reason: str = ""
 
-    @property
-    def groups(self) -> tuple[Hashable, ...]:
-        """Group labels in the order used (sorted)."""
-        return tuple(self.table.index)
+    # the frames are built on first use (the test itself needs none of them)
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        """Per group: n, observed, expected, (O-E)^2/E and (O-E)^2/V, as R's ``print.survdiff``."""
+        observed, expected = self.observed_sums, self.expected_sums
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return pd.DataFrame(
+                {
+                    "n": self.n_per_group.astype(np.int64),
+                    "observed": observed,
+                    "expected": expected,
+                    "(O-E)^2/E": (observed - expected) ** 2 / expected,
+                    "(O-E)^2/V": (observed - expected) ** 2 / np.diag(self.variance_matrix),
+                },
+                index=pd.Index(list(self.groups), name="group"),
+            )
+
+    @cached_property
+    def variance(self) -> pd.DataFrame:
+        """Covariance matrix of ``observed - expected`` (R's ``survdiff(...)$var``), by group."""
+        index = pd.Index(list(self.groups), name="group")
+        return pd.DataFrame(self.variance_matrix, index=index, columns=index)
 
     @property
     def observed(self) -> pd.Series:
@@ -181,11 +206,9 @@ def logrank_from_checked(counts: _fast.Counts, kind: str, rho: float, gamma: flo
         observed += o
         expected += e
         variance += v
-    n_per_group = np.bincount(
-        counts.group if counts.group is not None else np.zeros(0, np.int64),
-        weights=counts.n_event + counts.n_censor,
-        minlength=k,
-    )
+    n_per_group = np.zeros(k, dtype=np.int64)
+    for code, start, stop in counts.segments(counts.group):  # runs of a group: a few per stratum
+        n_per_group[code] += int(counts.n_event[start:stop].sum() + counts.n_censor[start:stop].sum())
     present = [g for g, n in zip(groups, n_per_group, strict=True) if n > 0]
     reason = ""
     statistic, dof, p_value = float("nan"), 0, None
@@ -206,23 +229,15 @@ def logrank_from_checked(counts: _fast.Counts, kind: str, rho: float, gamma: flo
                 reason = "fewer than two groups have expected events: the test is not estimable"
             else:
                 p_value = float(stats.chi2.sf(statistic, dof))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        table = pd.DataFrame(
-            {
-                "n": n_per_group.astype(np.int64),
-                "observed": observed,
-                "expected": expected,
-                "(O-E)^2/E": (observed - expected) ** 2 / expected,
-                "(O-E)^2/V": (observed - expected) ** 2 / np.diag(variance),
-            },
-            index=pd.Index(groups, name="group"),
-        )
     return LogRankResult(
         statistic=statistic,
         dof=dof,
         p_value=p_value,
-        table=table,
-        variance=pd.DataFrame(variance, index=table.index, columns=table.index),
+        groups=tuple(groups),
+        n_per_group=n_per_group,
+        observed_sums=observed,
+        expected_sums=expected,
+        variance_matrix=variance,
         weights=kind,
         rho=rho,
         gamma=gamma,
