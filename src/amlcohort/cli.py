@@ -10,27 +10,67 @@ User-supplied text (paths, names from the bundle) is printed as plain text, neve
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperCommand, TyperGroup
 
 from amlcohort.interop.cli import import_app
-from amlcohort.io.cohort import Cohort, ValidationReport, validate_bundle
-from amlcohort.io.readers import bundle_path_problems
 from amlcohort.problems import InputError
 from amlcohort.protocol.cli import protocol_app
-from amlcohort.schema.dictionary import data_dictionary
 from amlcohort.schema.study import CRITERIA_SETS
-from amlcohort.synth import synth_command
 from amlcohort.workspace.cli import serve
 
+if TYPE_CHECKING:  # Ibis, pandas, PyArrow: imported when a command runs, so `--help` is instant
+    from amlcohort.io.cohort import Cohort, ValidationReport
+
+
+class LazyCommand(TyperCommand):
+    """A command listed by name and one-line help; ``module:function`` is imported when it is run
+    (or its own ``--help`` is asked for), so the top-level help does not load its dependencies."""
+
+    def __init__(self, name: str, target: str, help: str) -> None:
+        super().__init__(name, help=help)
+        self.target = target
+
+    def load(self) -> TyperCommand:
+        """The real command (its options as its function declares them)."""
+        module, function = self.target.split(":")
+        single = typer.Typer(add_completion=False)
+        single.command(self.name)(getattr(importlib.import_module(module), function))
+        return typer.main.get_command(single)  # type: ignore[return-value]
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        return self.load().make_context(info_name, args, parent=parent, **extra)
+
+
+#: Commands whose module is heavy (NumPy, PyArrow), listed first as before: name -> (target, help).
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": (
+        "amlcohort.synth:synth_command",
+        "Write a SYNTHETIC cohort bundle (valid, seeded) for scale tests and benchmarks.",
+    ),
+}
+
+
+class CommandLine(TyperGroup):
+    """The top-level group: the lazily imported commands first, then the ones declared here."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        lazy = {name: LazyCommand(name, target, text) for name, (target, text) in LAZY_COMMANDS.items()}
+        self.commands = {**lazy, **self.commands}
+
+
 app = typer.Typer(
+    cls=CommandLine,
     add_completion=False,
     no_args_is_help=True,
     help="AML salvage-therapy cohort study, end to end. Research software, not a medical device.",
@@ -101,10 +141,20 @@ def guarded(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def validate_bundle(path: Path | None) -> tuple[ValidationReport, Cohort | None]:
+    """:func:`amlcohort.io.cohort.validate_bundle`, imported on first use (looked up here at call
+    time, so a test can replace it to prove a command stops before loading a bundle)."""
+    from amlcohort.io.cohort import validate_bundle as validate
+
+    return validate(path)
+
+
 def _check_bundle(path: Path | None) -> None:
     """Usage error (exit 2) when ``path`` is not a bundle; nothing else is done before."""
     if path is None:
         return
+    from amlcohort.io.readers import bundle_path_problems
+
     problems = bundle_path_problems(path)
     if problems:
         raise fail(f"{path}: {problems[0].reason}", USAGE_ERROR)
@@ -116,7 +166,6 @@ def _check_out(out: Path) -> None:
 
 
 app.add_typer(protocol_app, name="protocol", help="The treatment protocol: definition, due, audit.")
-app.command("synth")(synth_command)
 app.add_typer(import_app, name="import", help="Import a cohort from REDCap (records, dictionary, mapping).")
 app.command("serve")(serve)  # the study workspace
 
@@ -289,6 +338,8 @@ def export(
 @guarded
 def dictionary(out: Path = typer.Option(None, help="Write to this file instead of printing.")) -> None:
     """The data dictionary of the cohort model, as Markdown."""
+    from amlcohort.schema.dictionary import data_dictionary
+
     text = data_dictionary()
     if out is None:
         console.print(text, markup=False, highlight=False)

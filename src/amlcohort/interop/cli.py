@@ -7,14 +7,15 @@ what ``amlcohort export DIR --format adam`` calls.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-import yaml
 from rich.console import Console
 from rich.text import Text
 
-from amlcohort.interop import redcap as rc
-from amlcohort.io.cohort import Cohort
+if TYPE_CHECKING:  # imported by the commands when they run, so `amlcohort --help` stays fast
+    from amlcohort.interop import redcap as rc
+    from amlcohort.io.cohort import Cohort
 
 import_app = typer.Typer(no_args_is_help=True, help="Import a cohort from another format (REDCap).")
 console = Console()
@@ -37,6 +38,8 @@ def _show(problems: list[rc.RedcapProblem], limit: int = 200) -> None:
 
 
 def _write_problems(problems: list[rc.RedcapProblem], path: Path) -> None:
+    from amlcohort.interop import redcap as rc
+
     rows = [p.as_dict() for p in problems]
     header = ("severity", "code", "record", "event", "instrument", "instance", "field", "value", "reason")
     rc.write_csv(rows, path, header)
@@ -61,6 +64,10 @@ def redcap(
 ) -> None:
     """Import a REDCap project as a cohort bundle; every unusable value is reported by record, event,
     instrument, instance and field, and nothing is written when there is an error."""
+    import yaml
+
+    from amlcohort.interop import redcap as rc
+
     if model_dictionary:
         dest = out or Path("redcap_project")
         dest.mkdir(parents=True, exist_ok=True)

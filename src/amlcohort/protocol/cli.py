@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -16,12 +17,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from amlcohort.io.cohort import load_cohort
 from amlcohort.problems import InputError
-from amlcohort.protocol.audit import audit_section
-from amlcohort.protocol.definition import Protocol, load_protocol, study_protocol
-from amlcohort.protocol.schedule import DueReport, due, plan, to_ical
-from amlcohort.protocol.surveillance import DateOutOfRange, UnknownPatient
+
+if TYPE_CHECKING:  # the commands import the protocol modules (Ibis, pandas) when they run
+    from amlcohort.protocol.definition import Protocol
+    from amlcohort.protocol.schedule import DueReport
 
 protocol_app = typer.Typer(
     add_completion=False,
@@ -47,6 +47,8 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def _load_protocol(path: Path) -> Protocol:
+    from amlcohort.protocol.definition import load_protocol
+
     try:
         return load_protocol(path)
     except InputError as e:
@@ -57,6 +59,8 @@ def _protocol(path: Path | None, cohort=None) -> Protocol:
     """``--protocol`` if given, else the study definition's protocol, else the embedded study's."""
     if path is not None:
         return _load_protocol(path)
+    from amlcohort.protocol.definition import load_protocol, study_protocol
+
     try:
         p = study_protocol(cohort) if cohort is not None else load_protocol()
     except InputError as e:
@@ -71,6 +75,8 @@ def _protocol(path: Path | None, cohort=None) -> Protocol:
 
 
 def _cohort(path: Path | None):
+    from amlcohort.io.cohort import load_cohort
+
     try:
         return load_cohort(path)
     except InputError as e:
@@ -80,6 +86,9 @@ def _cohort(path: Path | None):
 
 
 def _due(cohort, patient: str, on: dt.date, p: Protocol, observations: dict | None = None) -> DueReport:
+    from amlcohort.protocol.schedule import due
+    from amlcohort.protocol.surveillance import DateOutOfRange, UnknownPatient
+
     try:
         return due(cohort, patient, on, p, observations)
     except UnknownPatient as e:
@@ -306,6 +315,8 @@ def audit_cmd(
     ),
 ) -> None:
     """Adherence audit: every deviation with patient, date, rule and evidence, and a summary."""
+    from amlcohort.protocol.audit import audit_section
+
     cohort = _cohort(path)
     p = _protocol(protocol, cohort)
     sec = audit_section(cohort, p)
@@ -349,6 +360,8 @@ def ical(
     protocol: Path = PROTOCOL_OPT,
 ) -> None:
     """Write PATIENT's planned surveillance schedule as an iCalendar (RFC 5545) file for the ward."""
+    from amlcohort.protocol.schedule import plan, to_ical
+
     cohort = _cohort(path)
     p = _protocol(protocol, cohort)
     day = on.date() if on is not None else dt.date.today()
