@@ -25,6 +25,7 @@ import pandas as pd
 
 __all__ = [
     "Counts",
+    "StreamAggregator",
     "aggregate_arrays",
     "counts_from_frame",
     "encode_labels",
@@ -173,6 +174,112 @@ def aggregate_arrays(
             del order
             seg_codes = [int(c) for c in np.flatnonzero(sizes)]
             seg_sizes = [int(sizes[c]) for c in seg_codes]
+    return _runs_of_sorted_segments(
+        buffer, seg_codes, seg_sizes, k, g_codes is not None, s_codes is not None, g_labels, s_labels
+    )
+
+
+class StreamAggregator:
+    """Counts from batches streamed out of an engine, one batch at a time (bounded memory).
+
+    Each batch (checked float times, 0/1 censoring flags, raw group/stratum labels) is packed into
+    keys at once and split by its (stratum, group) labels; only those keys (8 bytes a subject) are
+    kept, not the batches. :meth:`finish` lays the segments out in sorted label order in one buffer
+    and counts them like :func:`aggregate_arrays` (identical result).
+    """
+
+    def __init__(self, has_group: bool, has_strata: bool) -> None:
+        self.has_group = has_group
+        self.has_strata = has_strata
+        self.chunks: dict[tuple[Hashable, Hashable], list[np.ndarray]] = {}
+        self.n = 0
+
+    def add(
+        self,
+        time: np.ndarray,
+        censored: np.ndarray,
+        group: np.ndarray | None = None,
+        strata: np.ndarray | None = None,
+    ) -> None:
+        """One batch: float64 times (finite, >= 0), censoring flags 0/1 (uint8 or bool), labels."""
+        n = len(time)
+        if n == 0:
+            return
+        packed = np.add(time, 0.0).view(np.uint64)  # own copy; -0.0 becomes 0.0
+        packed <<= _ONE
+        packed |= censored
+        self.n += n
+        g_codes, g_labels = encode_labels(group) if group is not None else (None, (None,))
+        s_codes, s_labels = encode_labels(strata) if strata is not None else (None, (None,))
+        k = len(g_labels)
+        n_keys = k * len(s_labels)
+        if n_keys == 1:
+            self.chunks.setdefault((s_labels[0], g_labels[0]), []).append(packed)
+            return
+        key = g_codes if s_codes is None else s_codes * k + (0 if g_codes is None else g_codes)
+        if n_keys <= 8:
+            pieces = [(c, np.compress(key == c, packed)) for c in range(n_keys)]
+        else:
+            order = np.argsort(key.astype(np.uint16) if n_keys < 2**16 else key, kind="stable")
+            sizes = np.bincount(key, minlength=n_keys)
+            pieces = list(enumerate(np.split(packed.take(order), np.cumsum(sizes)[:-1])))
+        for c, piece in pieces:
+            if len(piece):
+                label = (s_labels[c // k], g_labels[c % k])
+                self.chunks.setdefault(label, []).append(piece)
+
+    def finish(self) -> Counts:
+        """The counts of everything added (sorted labels; empty counts when nothing was added)."""
+        g_labels: tuple[Hashable, ...] = ()
+        s_labels: tuple[Hashable, ...] = ()
+        g_rank = s_rank = {None: 0}
+        if self.has_group:
+            g_labels = _sorted_labels({g for _, g in self.chunks})
+            g_rank = {v: i for i, v in enumerate(g_labels)}
+        if self.has_strata:
+            s_labels = _sorted_labels({s for s, _ in self.chunks})
+            s_rank = {v: i for i, v in enumerate(s_labels)}
+        k = max(len(g_labels), 1)
+        if self.n == 0:
+            return _assemble([], self.has_group, self.has_strata, k, g_labels, s_labels)
+        segments = sorted((s_rank[s] * k + g_rank[g], (s, g)) for s, g in self.chunks)
+        buffer = np.empty(self.n, dtype=np.uint64)
+        seg_codes: list[int] = []
+        seg_sizes: list[int] = []
+        off = 0
+        for code, label in segments:
+            chunks = self.chunks.pop(label)
+            size = sum(len(c) for c in chunks)
+            np.concatenate(chunks, out=buffer[off : off + size])
+            del chunks
+            seg_codes.append(code)
+            seg_sizes.append(size)
+            off += size
+        return _runs_of_sorted_segments(
+            buffer, seg_codes, seg_sizes, k, self.has_group, self.has_strata, g_labels, s_labels
+        )
+
+
+def _sorted_labels(labels: set[Hashable]) -> tuple[Hashable, ...]:
+    """Distinct labels in the order :func:`encode_labels` gives them."""
+    return encode_labels(np.asarray(list(labels)))[1]
+
+
+def _runs_of_sorted_segments(
+    buffer: np.ndarray,
+    seg_codes: list[int],
+    seg_sizes: list[int],
+    k: int,
+    has_group: bool,
+    has_strata: bool,
+    g_labels: tuple[Hashable, ...],
+    s_labels: tuple[Hashable, ...],
+) -> Counts:
+    """Counts from a buffer of packed keys laid out segment after segment (each sorted here, in place).
+
+    ``seg_codes`` are the combined codes ``stratum * k + group`` of the segments, in order.
+    """
+    n = len(buffer)
     bounds = np.cumsum([0, *seg_sizes])
     for lo, hi in itertools.pairwise(bounds):
         buffer[lo:hi].sort()
@@ -183,7 +290,7 @@ def aggregate_arrays(
     np.not_equal(buffer[1:], buffer[:-1], out=new[1:])
     new[bounds[:-1]] = True  # a run never spans two segments
     if new.all():  # no ties: every subject is its own row
-        n_event = 1 - n_censor
+        n_event = np.subtract(1, n_censor, out=np.empty_like(n_censor))
         time_out = buffer.view(np.float64)
         runs_per_segment = seg_sizes
     else:
@@ -195,12 +302,13 @@ def aggregate_arrays(
         del buffer
         runs_per_segment = np.diff(np.append(np.searchsorted(starts, bounds[:-1]), len(starts))).tolist()
     codes = np.repeat(np.array(seg_codes, dtype=np.int64), runs_per_segment)
+    group, strata = _split_codes(codes, k, has_group, has_strata)
     return Counts(
         time=time_out,
         n_event=n_event,
         n_censor=n_censor,
-        group=_split_codes(codes, k, g_codes is not None, s_codes is not None)[0],
-        strata=_split_codes(codes, k, g_codes is not None, s_codes is not None)[1],
+        group=group,
+        strata=strata,
         group_labels=g_labels,
         strata_labels=s_labels,
     )
