@@ -459,18 +459,23 @@ def reverse_cumsum(values: np.ndarray) -> np.ndarray:
 def product_limit(n_event: np.ndarray, n_censor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Number at risk, survival and ``sqrt(Greenwood sum)`` (the se of -log S) at each time.
 
-    Inputs are the counts at the sorted distinct times of one curve.
+    Inputs are the counts at the sorted distinct times of one curve. Three output arrays and no
+    other full-length temporary (the row totals are summed into the third output's memory first).
     """
-    n_risk = np.add(n_event, n_censor)
-    n_risk = reverse_cumsum(n_risk)
+    se_log = np.empty(len(n_event), dtype=np.float64)
+    ints = n_event.dtype == np.int64 and n_censor.dtype == np.int64
+    total = np.add(n_event, n_censor, out=se_log.view(np.int64) if ints else None)
+    n_risk = reverse_cumsum(total)
+    del total
     with np.errstate(divide="ignore", invalid="ignore"):
         surv = np.divide(n_event, n_risk)
         np.subtract(1.0, surv, out=surv)
         np.cumprod(surv, out=surv)
-        term = np.subtract(n_risk, n_event)
+        term = np.subtract(n_risk, n_event, out=se_log)
         term *= n_risk
-        np.divide(n_event, term, out=term)  # +inf where n == d, NaN where d = 0 = n - d
-    term[n_event == 0] = 0.0
+        np.divide(n_event, term, out=term)  # +inf where n == d; 0 where d = 0 (n >= 1 there)
+    if len(n_risk) and n_risk[-1] == 0:  # rows with nobody at risk (never in checked counts)
+        term[n_risk == 0] = 0.0
     se_log = np.sqrt(np.cumsum(term, out=term), out=term)
     return n_risk, surv, se_log
 
@@ -478,6 +483,11 @@ def product_limit(n_event: np.ndarray, n_censor: np.ndarray) -> tuple[np.ndarray
 def _dot(a: np.ndarray, b: np.ndarray) -> float:
     """Sum of products without BLAS (``np.dot`` calls BLAS threads, slow on a busy machine)."""
     return float(np.multiply(a, b).sum())
+
+
+#: Rows of each group per block of the two-group log-rank kernel: the block's temporaries stay in
+#: the CPU cache and are reused, instead of a dozen fresh full-length arrays (page faults).
+LOGRANK_BLOCK: int = 1 << 15
 
 
 def _two_group_logrank(
@@ -488,43 +498,69 @@ def _two_group_logrank(
     Rows ``[:split]`` (first group) and ``[split:]`` are each sorted by time. With ``n_0`` at risk
     in the first group, ``N`` in all and ``D`` events at a pooled time: ``E_0 = sum D n_0 / N`` and
     ``V = sum D (N - D) / (N (N - 1)) * n_0 (N - n_0) / N``; the second group's values follow
-    (``E_1 = sum D - E_0``, ``V_01 = -V``). Few full-length temporaries, each reused.
+    (``E_1 = sum D - E_0``, ``V_01 = -V``).
+
+    The pooled times are cut into blocks at every ``LOGRANK_BLOCK``-th time of either group (so
+    equal times never straddle two blocks, and a block holds at most that many rows of each group);
+    blocks are merged (a stable ``argsort`` of two sorted runs) and summed from the last to the
+    first, carrying the numbers at risk. No full-length temporary is made.
     """
-    order = np.argsort(time, kind="stable")  # timsort: one linear merge of the two runs
-    p_time = time.take(order)
-    same = p_time[1:] == p_time[:-1]
-    starts = np.flatnonzero(np.concatenate(([True], ~same))) if same.any() else None
-    del p_time, same
-    mine = order < split
-    p_d = d.take(order)
-    p_total = c.take(order)
-    p_total += p_d
-    del order
-    own = np.multiply(p_total, mine)
-    del mine
-    if starts is not None:  # times shared by the two groups: one row per pooled time
-        p_d = np.add.reduceat(p_d, starts)
-        p_total = np.add.reduceat(p_total, starts)
-        own = np.add.reduceat(own, starts)
-    big_n = reverse_cumsum(p_total)
-    del p_total
-    n_0 = reverse_cumsum(own)
-    del own
-    buf = np.divide(p_d, big_n)
-    buf *= n_0
-    expected_0 = float(buf.sum())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.subtract(big_n, p_d, out=buf)
-        buf *= p_d
-        den = np.subtract(big_n, 1.0)
-        den *= big_n
-        buf /= den  # D (N - D) / (N (N - 1)); 0/0 where N = 1
-    buf[big_n <= 1] = 0.0
-    np.subtract(big_n, n_0, out=den)
-    den *= n_0
-    den /= big_n
-    den *= buf
-    return float(d[:split].sum()), expected_0, float(den.sum())
+    a, b = time[:split], time[split:]
+    step = LOGRANK_BLOCK
+    cuts = np.union1d(a[::step], b[::step])
+    ia = np.append(np.searchsorted(a, cuts), split).tolist()
+    ib = (np.append(np.searchsorted(b, cuts), len(b)) + split).tolist()
+    n_carry = n0_carry = 0.0
+    expected_0 = var = 0.0
+    for k in range(len(cuts) - 1, -1, -1):
+        a0, a1, b0, b1 = ia[k], ia[k + 1], ib[k], ib[k + 1]
+        na = a1 - a0
+        if na and b1 > b0:
+            t_blk = np.concatenate((time[a0:a1], time[b0:b1]))
+            order = np.argsort(t_blk, kind="stable")  # timsort: a linear merge of the two runs
+            t_blk = t_blk.take(order)
+            p_d = np.concatenate((d[a0:a1], d[b0:b1])).take(order)
+            p_total = np.concatenate((c[a0:a1], c[b0:b1])).take(order)
+            p_total += p_d
+            own = p_total * (order < na)
+            same = t_blk[1:] == t_blk[:-1]
+            if same.any():  # times shared by the two groups: one row per pooled time
+                starts = np.flatnonzero(np.concatenate(([True], ~same)))
+                p_d = np.add.reduceat(p_d, starts)
+                p_total = np.add.reduceat(p_total, starts)
+                own = np.add.reduceat(own, starts)
+        elif na:
+            p_d, p_total = d[a0:a1], d[a0:a1] + c[a0:a1]
+            own = p_total
+        elif b1 > b0:
+            p_d, p_total = d[b0:b1], d[b0:b1] + c[b0:b1]
+            own = None
+        else:
+            continue
+        big_n = reverse_cumsum(p_total)
+        big_n += n_carry
+        if own is None:
+            n_0 = np.full(len(big_n), n0_carry)
+        else:
+            n_0 = reverse_cumsum(own)
+            n_0 += n0_carry
+        n_carry, n0_carry = float(big_n[0]), float(n_0[0])
+        buf = np.divide(p_d, big_n)
+        buf *= n_0
+        expected_0 += float(buf.sum())
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.subtract(big_n, p_d, out=buf)
+            buf *= p_d
+            den = np.subtract(big_n, 1.0)
+            den *= big_n
+            buf /= den  # D (N - D) / (N (N - 1)); 0/0 where N = 1
+        buf[big_n <= 1] = 0.0
+        np.subtract(big_n, n_0, out=den)
+        den *= n_0
+        den /= big_n
+        den *= buf
+        var += float(den.sum())
+    return float(d[:split].sum()), expected_0, var
 
 
 def logrank_sums(
