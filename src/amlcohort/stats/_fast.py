@@ -180,18 +180,21 @@ def aggregate_arrays(
 
 
 class StreamAggregator:
-    """Counts from batches streamed out of an engine, one batch at a time (bounded memory).
+    """Counts from batches streamed out of an engine (identical to :func:`aggregate_arrays`).
 
-    Each batch (checked float times, 0/1 censoring flags, raw group/stratum labels) is packed into
-    keys at once and split by its (stratum, group) labels; only those keys (8 bytes a subject) are
-    kept, not the batches. :meth:`finish` lays the segments out in sorted label order in one buffer
-    and counts them like :func:`aggregate_arrays` (identical result).
+    :meth:`add` keeps each checked batch (float times, 0/1 censoring flags, the codes of its
+    (stratum, group) labels) and counts its rows per label; :meth:`finish` then knows every
+    segment's size and writes each batch's rows straight into their segment of one packed buffer
+    (no intermediate copies), frees the batches and counts the runs.
     """
 
     def __init__(self, has_group: bool, has_strata: bool) -> None:
         self.has_group = has_group
         self.has_strata = has_strata
-        self.chunks: dict[tuple[Hashable, Hashable], list[np.ndarray]] = {}
+        self.batches: list[
+            tuple[np.ndarray, np.ndarray, np.ndarray | None, list[tuple[Hashable, Hashable]]]
+        ] = []
+        self.sizes: dict[tuple[Hashable, Hashable], int] = {}
         self.n = 0
 
     def add(
@@ -205,28 +208,21 @@ class StreamAggregator:
         n = len(time)
         if n == 0:
             return
-        packed = np.add(time, 0.0).view(np.uint64)  # own copy; -0.0 becomes 0.0
-        packed <<= _ONE
-        packed |= censored
         self.n += n
         g_codes, g_labels = encode_labels(group) if group is not None else (None, (None,))
         s_codes, s_labels = encode_labels(strata) if strata is not None else (None, (None,))
         k = len(g_labels)
-        n_keys = k * len(s_labels)
-        if n_keys == 1:
-            self.chunks.setdefault((s_labels[0], g_labels[0]), []).append(packed)
-            return
-        key = g_codes if s_codes is None else s_codes * k + (0 if g_codes is None else g_codes)
-        if n_keys <= 8:
-            pieces = [(c, np.compress(key == c, packed)) for c in range(n_keys)]
+        labels = [(s, g) for s in s_labels for g in g_labels]  # local code = stratum * k + group
+        if len(labels) == 1:
+            key = None
+            counts = [n]
         else:
-            order = np.argsort(key.astype(np.uint16) if n_keys < 2**16 else key, kind="stable")
-            sizes = np.bincount(key, minlength=n_keys)
-            pieces = list(enumerate(np.split(packed.take(order), np.cumsum(sizes)[:-1])))
-        for c, piece in pieces:
-            if len(piece):
-                label = (s_labels[c // k], g_labels[c % k])
-                self.chunks.setdefault(label, []).append(piece)
+            key = g_codes if s_codes is None else s_codes * k + (0 if g_codes is None else g_codes)
+            counts = np.bincount(key, minlength=len(labels)).tolist()
+        for label, size in zip(labels, counts, strict=True):
+            if size:
+                self.sizes[label] = self.sizes.get(label, 0) + size
+        self.batches.append((time, censored, key, labels))
 
     def finish(self) -> Counts:
         """The counts of everything added (sorted labels; empty counts when nothing was added)."""
@@ -234,27 +230,57 @@ class StreamAggregator:
         s_labels: tuple[Hashable, ...] = ()
         g_rank = s_rank = {None: 0}
         if self.has_group:
-            g_labels = _sorted_labels({g for _, g in self.chunks})
+            g_labels = _sorted_labels({g for _, g in self.sizes})
             g_rank = {v: i for i, v in enumerate(g_labels)}
         if self.has_strata:
-            s_labels = _sorted_labels({s for s, _ in self.chunks})
+            s_labels = _sorted_labels({s for s, _ in self.sizes})
             s_rank = {v: i for i, v in enumerate(s_labels)}
         k = max(len(g_labels), 1)
         if self.n == 0:
             return _assemble([], self.has_group, self.has_strata, k, g_labels, s_labels)
-        segments = sorted((s_rank[s] * k + g_rank[g], (s, g)) for s, g in self.chunks)
-        buffer = np.empty(self.n, dtype=np.uint64)
-        seg_codes: list[int] = []
-        seg_sizes: list[int] = []
+        segments = sorted((s_rank[s] * k + g_rank[g], (s, g)) for s, g in self.sizes)
+        cursor: dict[tuple[Hashable, Hashable], int] = {}
         off = 0
-        for code, label in segments:
-            chunks = self.chunks.pop(label)
-            size = sum(len(c) for c in chunks)
-            np.concatenate(chunks, out=buffer[off : off + size])
-            del chunks
-            seg_codes.append(code)
-            seg_sizes.append(size)
-            off += size
+        for _, label in segments:
+            cursor[label] = off
+            off += self.sizes[label]
+        buffer = np.empty(self.n, dtype=np.uint64)
+        while self.batches:
+            time, censored, key, labels = self.batches.pop(0)
+            if key is None:
+                pieces = [(labels[0], None, len(time))]
+            elif len(labels) <= 8:
+                masks = [(label, key == c) for c, label in enumerate(labels)]
+                pieces = [(label, m, int(np.count_nonzero(m))) for label, m in masks]
+            else:
+                order = np.argsort(key.astype(np.uint16) if len(labels) < 2**16 else key, kind="stable")
+                bounds = np.cumsum([0, *np.bincount(key, minlength=len(labels)).tolist()])
+                pieces = [
+                    (label, order[lo:hi], hi - lo)
+                    for label, lo, hi in zip(labels, bounds[:-1], bounds[1:], strict=True)
+                ]
+            for label, rows, size in pieces:
+                if not size:
+                    continue
+                pos = cursor[label]
+                seg = buffer[pos : pos + size]
+                times = seg.view(np.float64)
+                if rows is None:
+                    np.copyto(times, time)
+                    flags = censored
+                elif rows.dtype == bool:
+                    np.compress(rows, time, out=times)
+                    flags = np.compress(rows, censored)
+                else:
+                    np.take(time, rows, out=times)
+                    flags = censored.take(rows)
+                times += 0.0  # -0.0 becomes 0.0
+                seg <<= _ONE
+                seg |= flags
+                cursor[label] = pos + size
+            del pieces
+        seg_codes = [code for code, _ in segments]
+        seg_sizes = [self.sizes[label] for _, label in segments]
         return _runs_of_sorted_segments(
             buffer, seg_codes, seg_sizes, k, self.has_group, self.has_strata, g_labels, s_labels
         )
@@ -368,10 +394,13 @@ def _assemble(
     )
 
 
-def _codes_of_column(values: np.ndarray) -> tuple[np.ndarray, tuple[Hashable, ...], bool]:
-    """Codes of a key column; cheap when the column is already grouped in sorted label order."""
+def _codes_of_column(values: np.ndarray) -> tuple[np.ndarray, tuple[Hashable, ...], np.ndarray]:
+    """Codes of a key column and where its value changes; cheap when it is already grouped in order."""
     n = len(values)
-    change = np.concatenate(([True], values[1:] != values[:-1])) if n else np.zeros(0, bool)
+    change = np.empty(n, dtype=bool)
+    if n:
+        change[0] = True
+        np.not_equal(values[1:], values[:-1], out=change[1:])
     starts = np.flatnonzero(change)
     run_labels = list(values[starts])
     try:
@@ -379,13 +408,62 @@ def _codes_of_column(values: np.ndarray) -> tuple[np.ndarray, tuple[Hashable, ..
     except TypeError:
         ordered = False
     if ordered and values.dtype.kind in "iu" and run_labels == list(range(len(run_labels))):
-        return values.astype(np.int64, copy=False), tuple(range(len(run_labels))), True
+        return values.astype(np.int64, copy=False), tuple(range(len(run_labels))), change
     if ordered:
-        codes = np.cumsum(change, dtype=np.int64) - 1
+        codes = np.cumsum(change, dtype=np.int64)
+        codes -= 1
         labels = tuple(v.item() if isinstance(v, np.generic) else v for v in run_labels)
-        return codes, labels, True
+        return codes, labels, change
     codes, labels = encode_labels(values)
-    return codes, labels, False
+    return codes, labels, change
+
+
+#: Rows per block in the order checks (block temporaries stay in the CPU cache and are reused).
+CHECK_BLOCK: int = 1 << 16
+
+
+def _sorted_unique_rows(time: np.ndarray, cols: list[np.ndarray], changes: list[np.ndarray]) -> bool:
+    """Rows strictly increasing in (codes..., time), checked without full-length temporaries.
+
+    Between runs of equal codes the code tuples must increase; within a run, the times.
+    """
+    n = len(time)
+    if n <= 1:
+        return True
+    if cols:
+        change = changes[0] if len(changes) == 1 else np.logical_or.reduce(changes)
+        starts = np.flatnonzero(change)[1:]
+        if len(starts):  # code tuples of consecutive runs, lexicographically increasing
+            same = np.ones(len(starts), dtype=bool)
+            increasing = np.zeros(len(starts), dtype=bool)
+            for col in cols:
+                prev, cur = col[starts - 1], col[starts]
+                increasing |= same & (prev < cur)
+                same &= prev == cur
+            if not increasing.all():
+                return False
+    else:
+        change = None
+    buf = np.empty(min(n - 1, CHECK_BLOCK), dtype=bool)
+    for lo in range(0, n - 1, CHECK_BLOCK):
+        hi = min(lo + CHECK_BLOCK, n - 1)
+        ok = np.greater(time[lo + 1 : hi + 1], time[lo:hi], out=buf[: hi - lo])
+        if change is not None:
+            ok |= change[lo + 1 : hi + 1]  # a new run may start at any time
+        if not ok.all():
+            return False
+    return True
+
+
+def _has_empty_rows(d: np.ndarray, c: np.ndarray) -> bool:
+    """Any row with neither events nor censorings (non-negative counts), block by block."""
+    buf = np.empty(min(len(d), CHECK_BLOCK), dtype=np.result_type(d, c))
+    for lo in range(0, len(d), CHECK_BLOCK):
+        hi = min(lo + CHECK_BLOCK, len(d))
+        total = np.add(d[lo:hi], c[lo:hi], out=buf[: hi - lo])
+        if np.count_nonzero(total) < hi - lo:
+            return True
+    return False
 
 
 def counts_from_frame(frame: Mapping[str, Any], keys: tuple[str, ...]) -> Counts:
@@ -398,23 +476,15 @@ def counts_from_frame(frame: Mapping[str, Any], keys: tuple[str, ...]) -> Counts
     d = np.asarray(frame["n_event"], dtype=np.int64)
     c = np.asarray(frame["n_censor"], dtype=np.int64)
     coded: dict[str, tuple[np.ndarray, tuple[Hashable, ...]]] = {}
+    changes = []
     for key in keys:
-        codes, labels, _ = _codes_of_column(np.asarray(frame[key]))
+        codes, labels, change = _codes_of_column(np.asarray(frame[key]))
         coded[key] = codes, labels
+        changes.append(change)
     cols = [coded[key][0] for key in keys]
     n = len(time)
-    if n > 1:
-        # strictly increasing in (keys..., time)?
-        same = np.ones(n - 1, dtype=bool)
-        increasing = np.zeros(n - 1, dtype=bool)
-        for col in [*cols, time]:
-            lt = col[:-1] < col[1:]
-            eq = col[:-1] == col[1:]
-            increasing |= same & lt
-            same &= eq
-        in_order = bool(increasing.all())
-    else:
-        in_order = True
+    in_order = _sorted_unique_rows(time, cols, changes)
+    del changes
     if not in_order:
         order = np.lexsort((time, *reversed(cols)))
         time, d, c = time[order], d[order], c[order]
@@ -428,10 +498,8 @@ def counts_from_frame(frame: Mapping[str, Any], keys: tuple[str, ...]) -> Counts
         d = np.add.reduceat(d, starts)
         c = np.add.reduceat(c, starts)
         cols = [col[starts] for col in cols]
-    empty = d == 0
-    empty &= c == 0
-    if empty.any():
-        keep = ~empty
+    if _has_empty_rows(d, c):
+        keep = (d != 0) | (c != 0)
         time, d, c = time[keep], d[keep], c[keep]
         cols = [col[keep] for col in cols]
     named = dict(zip(keys, cols, strict=True))

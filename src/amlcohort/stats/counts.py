@@ -356,14 +356,14 @@ def checked_counts(counts: pd.DataFrame, *, keys: tuple[str, ...] = ()) -> _fast
     if time.dtype.kind not in "iuf":
         time = pd.to_numeric(time, errors="coerce")
     t = time.to_numpy(dtype=np.float64)
-    if not np.isfinite(t).all() or (t < 0).any():
+    if len(t) and not (t.min() >= 0 and t.max() < np.inf):  # min is NaN when any is missing
         raise ValueError("counts['time'] must be finite, non-negative and not missing")
     columns["time"] = t
     for col in ("n_event", "n_censor"):
         values = counts[col]
         if values.dtype.kind in "iu":
             arr = values.to_numpy()
-            if (arr < 0).any():
+            if len(arr) and arr.min() < 0:
                 raise ValueError(f"counts[{col!r}] must hold non-negative whole numbers")
         else:
             num = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
@@ -372,6 +372,8 @@ def checked_counts(counts: pd.DataFrame, *, keys: tuple[str, ...] = ()) -> _fast
             arr = num
         columns[col] = arr.astype(np.int64, copy=False)
     for key in keys:
-        if counts[key].isna().any():
+        dtype = counts[key].dtype
+        plain = isinstance(dtype, np.dtype) and dtype.kind in "iub"  # NumPy integers cannot be missing
+        if not plain and counts[key].isna().any():
             raise ValueError(f"counts[{key!r}] contains missing values")
     return _fast.counts_from_frame(columns, keys)
