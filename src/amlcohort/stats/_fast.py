@@ -219,6 +219,8 @@ class StreamAggregator:
         else:
             key = g_codes if s_codes is None else s_codes * k + (0 if g_codes is None else g_codes)
             counts = np.bincount(key, minlength=len(labels)).tolist()
+            if len(labels) <= 256:  # one byte a row is kept, not the labels (often 8 bytes)
+                key = key.astype(np.uint8)
         for label, size in zip(labels, counts, strict=True):
             if size:
                 self.sizes[label] = self.sizes.get(label, 0) + size
@@ -253,7 +255,8 @@ class StreamAggregator:
                 masks = [(label, key == c) for c, label in enumerate(labels)]
                 pieces = [(label, m, int(np.count_nonzero(m))) for label, m in masks]
             else:
-                order = np.argsort(key.astype(np.uint16) if len(labels) < 2**16 else key, kind="stable")
+                small = key.astype(np.uint16) if key.dtype.itemsize > 2 and len(labels) < 2**16 else key
+                order = np.argsort(small, kind="stable")
                 bounds = np.cumsum([0, *np.bincount(key, minlength=len(labels)).tolist()])
                 pieces = [
                     (label, order[lo:hi], hi - lo)
