@@ -294,37 +294,6 @@ def _sorted_labels(labels: set[Hashable]) -> tuple[Hashable, ...]:
     return encode_labels(np.asarray(list(labels)))[1]
 
 
-#: Keys per piece in :func:`sort_keys` after the radix pass (a piece sorts inside the CPU cache).
-SORT_PIECE: int = 1 << 11
-
-
-def sort_keys(keys: np.ndarray) -> None:
-    """Sort uint64 keys in place: one radix pass on their 16 highest varying bits, then small sorts.
-
-    The keys are scattered into buckets by those 16 bits (a stable ``argsort`` of 16-bit digits is
-    a radix sort in NumPy), so every bucket holds a contiguous range of keys; consecutive buckets
-    are then sorted in pieces of about ``SORT_PIECE`` keys, which fit the CPU cache (one large
-    ``np.sort`` does not). The same result as ``keys.sort()``, about a third faster on 10^5+ keys.
-    """
-    n = len(keys)
-    if n < 1 << 15:
-        keys.sort()
-        return
-    lo, hi = int(keys.min()), int(keys.max())
-    shift = np.uint64(max((lo ^ hi).bit_length() - 16, 0))
-    digit = (keys >> shift).astype(np.uint16)  # bits above the 16 kept are the same in every key
-    order = np.argsort(digit, kind="stable")
-    sizes = np.bincount(digit, minlength=1 << 16)
-    del digit
-    np.take(keys.copy(), order, out=keys)
-    del order
-    ends = np.cumsum(sizes)[sizes > 0]  # where each non-empty bucket ends
-    cuts = ends[np.searchsorted(ends, np.arange(SORT_PIECE, n, SORT_PIECE))]
-    for a, b in itertools.pairwise([0, *cuts.tolist(), n]):  # non-decreasing; repeats are empty
-        if b - a > 1:
-            keys[a:b].sort()
-
-
 def _runs_of_sorted_segments(
     buffer: np.ndarray,
     seg_codes: list[int],
@@ -342,7 +311,7 @@ def _runs_of_sorted_segments(
     n = len(buffer)
     bounds = np.cumsum([0, *seg_sizes])
     for lo, hi in itertools.pairwise(bounds):
-        sort_keys(buffer[lo:hi])
+        buffer[lo:hi].sort()  # in place: no index array, no copy
     n_censor = (buffer & _ONE).view(np.int64)
     buffer >>= _ONE  # the times' bit patterns
     new = np.empty(n, dtype=bool)
