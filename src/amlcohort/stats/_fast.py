@@ -527,28 +527,56 @@ def reverse_cumsum(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def product_limit(n_event: np.ndarray, n_censor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Number at risk, survival and ``sqrt(Greenwood sum)`` (the se of -log S) at each time.
+#: Rows per block of the product-limit pass (the block's temporaries stay in the CPU cache).
+KM_BLOCK: int = 1 << 15
 
-    Inputs are the counts at the sorted distinct times of one curve. Three output arrays and no
-    other full-length temporary (the row totals are summed into the third output's memory first).
+
+def product_limit(n_event: np.ndarray, n_censor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Survival and ``sqrt(Greenwood sum)`` (the se of -log S) at each time, block by block.
+
+    Inputs are the counts at the sorted distinct times of one curve. One forward pass in blocks of
+    ``KM_BLOCK`` rows: the number at risk is the total minus the rows before (exact in float64), S
+    continues the running product (the block's first factor is multiplied by S so far, so every
+    product is formed in the same order as one ``cumprod`` over the whole curve: identical values)
+    and the Greenwood sum continues the running sum the same way. Only the two outputs are
+    full-length; the number at risk is not kept (see :func:`number_at_risk`).
     """
-    se_log = np.empty(len(n_event), dtype=np.float64)
-    ints = n_event.dtype == np.int64 and n_censor.dtype == np.int64
-    total = np.add(n_event, n_censor, out=se_log.view(np.int64) if ints else None)
-    n_risk = reverse_cumsum(total)
-    del total
+    m = len(n_event)
+    surv = np.empty(m, dtype=np.float64)
+    se_log = np.empty(m, dtype=np.float64)
+    remaining = float(n_event.sum()) + float(n_censor.sum())  # at risk at the first time
+    s_so_far, g_so_far = 1.0, 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        surv = np.divide(n_event, n_risk)
-        np.subtract(1.0, surv, out=surv)
-        np.cumprod(surv, out=surv)
-        term = np.subtract(n_risk, n_event, out=se_log)
-        term *= n_risk
-        np.divide(n_event, term, out=term)  # +inf where n == d; 0 where d = 0 (n >= 1 there)
-    if len(n_risk) and n_risk[-1] == 0:  # rows with nobody at risk (never in checked counts)
-        term[n_risk == 0] = 0.0
-    se_log = np.sqrt(np.cumsum(term, out=term), out=term)
-    return n_risk, surv, se_log
+        for lo in range(0, m, KM_BLOCK):
+            hi = min(lo + KM_BLOCK, m)
+            d = n_event[lo:hi]
+            total = np.add(d, n_censor[lo:hi], dtype=np.float64)
+            n = np.cumsum(total)
+            n -= total
+            np.subtract(remaining, n, out=n)  # at risk at each time of the block
+            remaining = float(n[-1] - total[-1])
+            s = surv[lo:hi]
+            np.divide(d, n, out=s)
+            np.subtract(1.0, s, out=s)
+            s[0] *= s_so_far
+            np.cumprod(s, out=s)
+            s_so_far = float(s[-1])
+            g = se_log[lo:hi]
+            np.subtract(n, d, out=g)
+            g *= n
+            np.divide(d, g, out=g)  # +inf where n == d; 0 where d = 0 (n >= 1 there)
+            if n[-1] == 0:  # rows with nobody at risk (never in checked counts)
+                g[n == 0] = 0.0
+            g[0] += g_so_far
+            np.cumsum(g, out=g)
+            g_so_far = float(g[-1])
+            np.sqrt(g, out=g)
+    return surv, se_log
+
+
+def number_at_risk(n_event: np.ndarray, n_censor: np.ndarray) -> np.ndarray:
+    """Number at risk at each sorted distinct time of one curve (float64, exact)."""
+    return reverse_cumsum(np.add(n_event, n_censor))
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> float:

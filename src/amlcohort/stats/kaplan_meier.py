@@ -37,7 +37,7 @@ import pandas as pd
 from scipy import stats
 
 from amlcohort.stats import _fast
-from amlcohort.stats._fast import product_limit
+from amlcohort.stats._fast import number_at_risk, product_limit
 from amlcohort.stats._validation import ArrayLike, as_1d, check_conf_level
 from amlcohort.stats.counts import COUNT_COLUMNS, checked_arrays, checked_counts, counts_from_arrays
 
@@ -338,7 +338,6 @@ class KaplanMeierResult:
     """
 
     time: np.ndarray = field(repr=False)
-    n_risk: np.ndarray = field(repr=False)
     n_event: np.ndarray = field(repr=False)
     n_censor: np.ndarray = field(repr=False)
     survival: np.ndarray = field(repr=False)
@@ -368,11 +367,10 @@ class KaplanMeierResult:
         """
         _check_conf_type(conf_type)
         level = check_conf_level(conf_level)
-        n_risk, surv, se_log = product_limit(n_event, n_censor)
+        surv, se_log = product_limit(n_event, n_censor)
         estimable, reason = (True, "") if len(time) else (False, "no subjects: the curve is not estimable")
         return cls(
             time=time,
-            n_risk=n_risk,
             n_event=n_event,
             n_censor=n_censor,
             survival=surv,
@@ -417,6 +415,11 @@ class KaplanMeierResult:
 
     # -- derived columns (computed on first use) ------------------------------------------------
     @cached_property
+    def n_risk(self) -> np.ndarray:
+        """Number at risk at each time (R's ``fit$n.risk``), as float64."""
+        return number_at_risk(self.n_event, self.n_censor)
+
+    @cached_property
     def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return confidence_bounds(self.survival, self.se_log, self.conf_type, self.conf_level)
 
@@ -456,7 +459,7 @@ class KaplanMeierResult:
     @property
     def n(self) -> int:
         """Number of subjects."""
-        return int(self.n_risk[0]) if len(self.n_risk) else 0
+        return int(self.n_event.sum() + self.n_censor.sum())
 
     @property
     def n_events(self) -> int:
