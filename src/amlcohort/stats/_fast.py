@@ -108,9 +108,7 @@ _ONE = np.uint64(1)
 
 def _pack_segment(seg: np.ndarray, censored: np.ndarray) -> None:
     """In place: float times already written into ``seg`` (a uint64 view) become packed keys."""
-    times = seg.view(np.float64)
-    times += 0.0  # -0.0 becomes 0.0
-    seg <<= _ONE
+    seg <<= _ONE  # the sign bit (set only for -0.0 in checked times) falls off: -0.0 becomes 0.0
     seg |= censored  # events sort before censorings at the same time (R's convention)
 
 
@@ -277,8 +275,7 @@ class StreamAggregator:
                 else:
                     np.take(time, rows, out=times)
                     flags = censored.take(rows)
-                times += 0.0  # -0.0 becomes 0.0
-                seg <<= _ONE
+                seg <<= _ONE  # the sign bit falls off: -0.0 (the only signed checked time) is 0.0
                 seg |= flags
                 cursor[label] = pos + size
             del pieces
