@@ -615,10 +615,10 @@ def _two_group_logrank(
             t_blk = np.concatenate((time[a0:a1], time[b0:b1]))
             order = np.argsort(t_blk, kind="stable")  # timsort: a linear merge of the two runs
             t_blk = t_blk.take(order)
-            p_d = np.concatenate((d[a0:a1], d[b0:b1])).take(order)
-            p_total = np.concatenate((c[a0:a1], c[b0:b1])).take(order)
+            p_d = np.concatenate((d[a0:a1], d[b0:b1]), dtype=np.float64).take(order)
+            p_total = np.concatenate((c[a0:a1], c[b0:b1]), dtype=np.float64).take(order)
             p_total += p_d
-            own = p_total * (order < na)
+            own = np.multiply(p_total, order < na)
             same = t_blk[1:] == t_blk[:-1]
             if same.any():  # times shared by the two groups: one row per pooled time
                 starts = np.flatnonzero(np.concatenate(([True], ~same)))
@@ -626,36 +626,38 @@ def _two_group_logrank(
                 p_total = np.add.reduceat(p_total, starts)
                 own = np.add.reduceat(own, starts)
         elif na:
-            p_d, p_total = d[a0:a1], d[a0:a1] + c[a0:a1]
+            p_d = d[a0:a1].astype(np.float64)
+            p_total = np.add(p_d, c[a0:a1])
             own = p_total
         elif b1 > b0:
-            p_d, p_total = d[b0:b1], d[b0:b1] + c[b0:b1]
+            p_d = d[b0:b1].astype(np.float64)
+            p_total = np.add(p_d, c[b0:b1])
             own = None
         else:
             continue
         big_n = reverse_cumsum(p_total)
         big_n += n_carry
         if own is None:
-            n_0 = np.full(len(big_n), n0_carry)
+            share = np.divide(n0_carry, big_n)
         else:
-            n_0 = reverse_cumsum(own)
-            n_0 += n0_carry
-        n_carry, n0_carry = float(big_n[0]), float(n_0[0])
-        buf = np.divide(p_d, big_n)
-        buf *= n_0
-        expected_0 += float(buf.sum())
+            share = reverse_cumsum(own)
+            share += n0_carry
+            n0_carry = float(share[0])
+            share /= big_n  # n_0 / N: the first group's share of those at risk
+        n_carry = float(big_n[0])
+        expected_0 += float(np.multiply(p_d, share).sum())
+        # V: D (N - D) / (N - 1) * r (1 - r), with r = n_0 / N; nothing where N = 1
+        w = np.subtract(big_n, p_d)
+        w *= p_d
+        big_n -= 1.0
         with np.errstate(divide="ignore", invalid="ignore"):
-            np.subtract(big_n, p_d, out=buf)
-            buf *= p_d
-            den = np.subtract(big_n, 1.0)
-            den *= big_n
-            buf /= den  # D (N - D) / (N (N - 1)); 0/0 where N = 1
-        buf[big_n <= 1] = 0.0
-        np.subtract(big_n, n_0, out=den)
-        den *= n_0
-        den /= big_n
-        den *= buf
-        var += float(den.sum())
+            w /= big_n
+        if big_n[-1] <= 0:  # N = 1 (only possible at the last times: N never increases)
+            w[big_n <= 0] = 0.0
+        np.subtract(1.0, share, out=big_n)
+        big_n *= share
+        big_n *= w
+        var += float(big_n.sum())
     return float(d[:split].sum()), expected_0, var
 
 
