@@ -125,7 +125,7 @@ def aggregate_arrays(
     place; the distinct times are then found in one pass over the whole buffer.
     """
     time = np.asarray(time, dtype=np.float64)
-    censored = ~np.asarray(event).astype(bool, copy=False)
+    censored = np.equal(event, 0)  # one temporary (bool or 0/1 events)
     g_codes = s_codes = None
     g_labels: tuple[Hashable, ...] = ()
     s_labels: tuple[Hashable, ...] = ()
