@@ -5,8 +5,9 @@ censorings at each distinct time (within each group and stratum). :func:`event_c
 database engine for exactly that, with one Ibis ``group_by(...).aggregate(...)``, so millions of
 patients never have to be loaded into Python when times are coarse (days): only the small
 aggregated frame comes back. With continuous times that aggregate has one row per subject anyway;
-the engine then streams the columns (Arrow) and NumPy aggregates them with sorts (see
-:mod:`amlcohort.stats._fast`); both ways give the same frame.
+the engine then streams the time, a one-byte censoring flag it computes, and the labels in Arrow
+batches, and NumPy aggregates them with sorts (see :mod:`amlcohort.stats._fast`). The first rows of
+the stream decide between the two (no separate sample query); both ways give the same frame.
 
 Arrays are aggregated by the same NumPy kernel (:func:`counts_from_arrays`).
 
