@@ -271,3 +271,15 @@ def test_counts_frame_order_checks_in_blocks(monkeypatch):
         n_event=good["n_event"].where(good.index != 5, 0), n_censor=good["n_censor"].where(good.index != 5, 0)
     )
     assert validate_counts(empty, keys=("group",))["time"].tolist() == [1.0, 2, 5, 0.5, 2, 8]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "polars"])
+def test_streamed_counts_on_other_backends(backend):
+    """The stream path is plain Ibis: the censoring flag is a signed byte every backend has."""
+    df = _data(3000, whole_days=False, seed=43).assign(died=lambda d: d["status"] == 1)
+    con = getattr(ibis, backend).connect()
+    table = con.create_table("d", df) if backend == "polars" else con.create_table("d", ibis.memtable(df))
+    expected = counts_from_arrays(df["time"], df["status"], group=df["arm"])
+    for event in ("status", "died"):  # numeric 0/1 and boolean
+        streamed = _engine_counts(table, "time", event, group="arm", method="stream").to_frame()
+        pd.testing.assert_frame_equal(streamed, expected)

@@ -205,7 +205,7 @@ def _stream_reader(
     t = table[time]
     cols: dict[str, ir.Value] = {
         "t": t if t.type().is_floating() and t.type().nbytes == 8 else t.cast("float64"),
-        "c": censored.cast("uint8"),
+        "c": censored.cast("int8"),  # a signed byte: every backend has one (PostgreSQL has no unsigned)
     }
     if group is not None:
         cols["g"] = table[group]
@@ -283,6 +283,8 @@ def _add_batch(
     _check_streamed_times(t, time)
     c = batch.column(1).to_numpy()
     bad = int(np.count_nonzero(c > 1)) if len(c) and c.max() > 1 else 0
+    if c.dtype != np.uint8 and not bad:
+        c = c.view(np.uint8) if c.dtype == np.int8 else c.astype(np.uint8)  # 0/1: the same bytes
     labels: dict[str, np.ndarray | None] = {"g": None, "s": None}
     for i, (key, name, what) in enumerate((("g", group, "group"), ("s", strata, "strata"))):
         if name is not None:
