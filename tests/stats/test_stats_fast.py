@@ -12,9 +12,17 @@ import pandas as pd
 import pytest
 from statsmodels.duration.survfunc import SurvfuncRight, survdiff
 
-from amlcohort.stats import counts_from_arrays, kaplan_meier, kaplan_meier_by_group, logrank_test
+from amlcohort.stats import (
+    _fast,
+    counts_from_arrays,
+    kaplan_meier,
+    kaplan_meier_by_group,
+    logrank_test,
+    validate_counts,
+)
+from amlcohort.stats import counts as counts_module
 from amlcohort.stats.counts import _engine_counts
-from amlcohort.stats.kaplan_meier import R_TOLERANCE, median_rule
+from amlcohort.stats.kaplan_meier import R_TOLERANCE, median_rule, median_rule_monotone
 
 
 def _data(n: int, *, whole_days: bool, seed: int = 7) -> pd.DataFrame:
@@ -150,3 +158,128 @@ def test_median_ci_midpoint_rule_on_long_curves():
     full = kaplan_meier(time, np.ones_like(time), conf_type="log")
     expected = (median_rule(full.lower, time), median_rule(full.upper, time))
     assert km.median_ci_ == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# Streamed batches, blocked kernels and fast checks: the same numbers as the plain formulas
+# ---------------------------------------------------------------------------------------------
+def test_streamed_small_batches_equal_the_arrays(monkeypatch):
+    """Many batches (700 rows), -0.0 among the times, 14 (stratum x group) segments (> 8)."""
+    df = _data(6000, whole_days=False, seed=23)
+    df.loc[:9, "time"] = -0.0
+    df["site"] = np.arange(6000) % 7
+    monkeypatch.setattr(counts_module, "STREAM_BATCH_ROWS", 700)
+    table = ibis.duckdb.connect().create_table("d", ibis.memtable(df))
+    for strata in (None, "site"):
+        streamed = _engine_counts(table, "time", "status", group="arm", strata=strata, method="stream")
+        keys = {"group": df["arm"], "strata": df["site"] if strata else None}
+        pd.testing.assert_frame_equal(
+            streamed.to_frame(), counts_from_arrays(df["time"], df["status"], **keys)
+        )
+    auto = _engine_counts(table, "time", "status", group="arm", method="auto").to_frame()
+    assert len(auto) > 5000  # continuous: the stream was kept, not the engine's GROUP BY
+    assert (auto["time"] == 0).sum() == 3 and not np.signbit(auto["time"]).any()  # -0.0 is 0.0
+
+
+def test_streamed_errors_in_a_later_batch_name_the_column(monkeypatch):
+    monkeypatch.setattr(counts_module, "STREAM_BATCH_ROWS", 500)
+    df = _data(3000, whole_days=False, seed=29)
+    bad_event = df.assign(status=df["status"].where(df.index != 2500, 2))
+    negative = df.assign(time=df["time"].where(df.index != 2900, -1.0))
+    con = ibis.duckdb.connect()
+    with pytest.raises(ValueError, match=r"event column 'status' must be boolean or coded 0/1.*1 rows"):
+        _engine_counts(con.create_table("e", ibis.memtable(bad_event)), "time", "status", method="stream")
+    with pytest.raises(ValueError, match="time column 'time' contains negative values"):
+        _engine_counts(con.create_table("n", ibis.memtable(negative)), "time", "status", method="stream")
+    whole = _engine_counts(
+        con.create_table("w", ibis.memtable(df.assign(time=np.floor(df["time"])))), "time", "status"
+    )
+    assert len(whole) < 2000  # coarse times: decided on the first rows, the engine aggregated
+
+
+def _plain_product_limit(d: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The textbook formulas in one go (the reference for the blocked pass)."""
+    n = np.cumsum((d + c)[::-1])[::-1].astype(np.float64)
+    surv = np.cumprod(1.0 - d / n)
+    with np.errstate(divide="ignore"):
+        term = d / (n * (n - d))
+    return surv, np.sqrt(np.cumsum(term))
+
+
+def test_blocked_product_limit_is_identical_to_one_pass(monkeypatch):
+    rng = np.random.default_rng(31)
+    d = rng.integers(0, 3, 5000)
+    c = rng.integers(0, 2, 5000)
+    c[d + c == 0] = 1
+    d[-1], c[-1] = 2, 0  # S reaches 0: the Greenwood sum becomes infinite
+    monkeypatch.setattr(_fast, "KM_BLOCK", 64)
+    surv, se_log = _fast.product_limit(d, c)
+    ref_surv, ref_se = _plain_product_limit(d, c)
+    np.testing.assert_array_equal(surv, ref_surv)  # the same products in the same order: bit-identical
+    np.testing.assert_array_equal(se_log, ref_se)
+    assert surv[-1] == 0.0 and np.isinf(se_log[-1])
+    np.testing.assert_array_equal(_fast.number_at_risk(d, c), np.cumsum((d + c)[::-1])[::-1])
+
+
+@pytest.mark.parametrize("whole_days", [False, True])
+def test_blocked_two_group_logrank_equals_one_block(monkeypatch, whole_days):
+    """Blocks of 50 rows per group (ties across blocks impossible by construction) vs one block."""
+    df = _data(8000, whole_days=whole_days, seed=37)
+    two = df[df["arm"] != "ldac"]
+    one = logrank_test(two["time"], two["status"], two["arm"])
+    monkeypatch.setattr(_fast, "LOGRANK_BLOCK", 50)
+    many = logrank_test(two["time"], two["status"], two["arm"])
+    assert many.statistic == pytest.approx(one.statistic, rel=1e-12)
+    np.testing.assert_allclose(many.expected_sums, one.expected_sums, rtol=1e-12)
+    np.testing.assert_allclose(many.variance_matrix, one.variance_matrix, rtol=1e-12)
+    # one group entirely after the other: blocks that hold a single group
+    late = logrank_test([1.0, 2.0, 3.0, 10.0, 11.0, 12.0], [1, 1, 0, 1, 1, 1], [0, 0, 0, 1, 1, 1])
+    monkeypatch.setattr(_fast, "LOGRANK_BLOCK", 1)
+    again = logrank_test([1.0, 2.0, 3.0, 10.0, 11.0, 12.0], [1, 1, 0, 1, 1, 1], [0, 0, 0, 1, 1, 1])
+    assert again.statistic == pytest.approx(late.statistic, rel=1e-12)
+
+
+def test_median_by_binary_search_equals_the_scan():
+    rng = np.random.default_rng(41)
+    for _ in range(200):
+        n = int(rng.integers(1, 60))
+        steps = rng.choice([1.0, 1.0, 0.9, 0.75, 0.5, 0.0], n)
+        y = np.cumprod(steps)
+        if rng.random() < 0.3:  # a plateau at exactly 0.5
+            y = np.where(y < 0.5, y, np.maximum(y, 0.5))
+            y = np.minimum.accumulate(y)
+        x = np.sort(rng.random(n)) * 100
+        expected = median_rule(y, x)
+        got = median_rule_monotone(y, x)
+        assert got == expected or (np.isnan(got) and np.isnan(expected))
+
+
+def test_counts_frame_order_checks_in_blocks(monkeypatch):
+    """Sorted frames pass untouched; a drop in time inside a group, a repeat or an empty row is fixed."""
+    monkeypatch.setattr(_fast, "CHECK_BLOCK", 3)
+    good = pd.DataFrame(
+        {"group": [0, 0, 0, 1, 1, 1, 1], "time": [1.0, 2, 5, 0.5, 2, 3, 8], "n_event": [1, 0, 1, 1, 1, 0, 1]}
+    ).assign(n_censor=[0, 1, 0, 0, 1, 1, 0])
+    checked = validate_counts(good, keys=("group",))
+    pd.testing.assert_frame_equal(checked, good)
+    shuffled = good.iloc[[0, 2, 1, 3, 4, 6, 5]].reset_index(drop=True)  # time drops inside each group
+    pd.testing.assert_frame_equal(validate_counts(shuffled, keys=("group",)), good)
+    repeated = pd.concat([good, good.iloc[[4]]]).sort_values(["group", "time"], kind="stable")
+    summed = validate_counts(repeated.reset_index(drop=True), keys=("group",))
+    assert summed["n_event"].tolist() == [1, 0, 1, 1, 2, 0, 1] and summed["n_censor"].iloc[4] == 2
+    empty = good.assign(
+        n_event=good["n_event"].where(good.index != 5, 0), n_censor=good["n_censor"].where(good.index != 5, 0)
+    )
+    assert validate_counts(empty, keys=("group",))["time"].tolist() == [1.0, 2, 5, 0.5, 2, 8]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "polars"])
+def test_streamed_counts_on_other_backends(backend):
+    """The stream path is plain Ibis: the censoring flag is a signed byte every backend has."""
+    df = _data(3000, whole_days=False, seed=43).assign(died=lambda d: d["status"] == 1)
+    con = getattr(ibis, backend).connect()
+    table = con.create_table("d", df) if backend == "polars" else con.create_table("d", ibis.memtable(df))
+    expected = counts_from_arrays(df["time"], df["status"], group=df["arm"])
+    for event in ("status", "died"):  # numeric 0/1 and boolean
+        streamed = _engine_counts(table, "time", event, group="arm", method="stream").to_frame()
+        pd.testing.assert_frame_equal(streamed, expected)

@@ -7,10 +7,16 @@ The central object is :class:`Counts`: one row per distinct (stratum, group, tim
 events and censorings, sorted by stratum code, group code and time. Group and stratum labels are
 stored once (sorted); the rows carry integer codes into them.
 
-Aggregating raw arrays avoids ``argsort`` (slow on 10^7 floats): within each (stratum, group)
-segment the event times and the censoring times are sorted separately with ``np.sort`` and merged by
-``searchsorted``, which gives the sorted sequence with its event flags; runs of equal times are then
-summed with ``np.add.reduceat``.
+Aggregating raw arrays avoids ``argsort`` (slow on 10^7 floats): every (stratum, group) segment
+is written into one uint64 buffer as order-preserving keys (the time's bits shifted left, the
+censoring flag in the freed lowest bit, so events sort before censorings at equal times), each
+segment is sorted in place with ``np.sort``, and runs of equal times are summed with
+``np.add.reduceat``. Batches streamed from an engine go through :class:`StreamAggregator`, which
+writes them into the same buffer.
+
+Full-length temporaries cost page faults (about 0.3-0.5 ms per MB on the benchmark machine, more
+for memory never touched before), so the kernels that would need many of them (the two-group
+log-rank sums, the product-limit pass, the order checks) work in cache-sized blocks with carries.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import pandas as pd
 
 __all__ = [
     "Counts",
+    "StreamAggregator",
     "aggregate_arrays",
     "counts_from_frame",
     "encode_labels",
@@ -107,9 +114,7 @@ _ONE = np.uint64(1)
 
 def _pack_segment(seg: np.ndarray, censored: np.ndarray) -> None:
     """In place: float times already written into ``seg`` (a uint64 view) become packed keys."""
-    times = seg.view(np.float64)
-    times += 0.0  # -0.0 becomes 0.0
-    seg <<= _ONE
+    seg <<= _ONE  # the sign bit (set only for -0.0 in checked times) falls off: -0.0 becomes 0.0
     seg |= censored  # events sort before censorings at the same time (R's convention)
 
 
@@ -126,7 +131,7 @@ def aggregate_arrays(
     place; the distinct times are then found in one pass over the whole buffer.
     """
     time = np.asarray(time, dtype=np.float64)
-    censored = ~np.asarray(event).astype(bool, copy=False)
+    censored = np.equal(event, 0)  # one temporary (bool or 0/1 events)
     g_codes = s_codes = None
     g_labels: tuple[Hashable, ...] = ()
     s_labels: tuple[Hashable, ...] = ()
@@ -173,9 +178,143 @@ def aggregate_arrays(
             del order
             seg_codes = [int(c) for c in np.flatnonzero(sizes)]
             seg_sizes = [int(sizes[c]) for c in seg_codes]
+    return _runs_of_sorted_segments(
+        buffer, seg_codes, seg_sizes, k, g_codes is not None, s_codes is not None, g_labels, s_labels
+    )
+
+
+class StreamAggregator:
+    """Counts from batches streamed out of an engine (identical to :func:`aggregate_arrays`).
+
+    :meth:`add` keeps each checked batch (float times, 0/1 censoring flags, the codes of its
+    (stratum, group) labels) and counts its rows per label; :meth:`finish` then knows every
+    segment's size and writes each batch's rows straight into their segment of one packed buffer
+    (no intermediate copies), frees the batches and counts the runs.
+    """
+
+    def __init__(self, has_group: bool, has_strata: bool) -> None:
+        self.has_group = has_group
+        self.has_strata = has_strata
+        self.batches: list[
+            tuple[np.ndarray, np.ndarray, np.ndarray | None, list[tuple[Hashable, Hashable]]]
+        ] = []
+        self.sizes: dict[tuple[Hashable, Hashable], int] = {}
+        self.n = 0
+
+    def add(
+        self,
+        time: np.ndarray,
+        censored: np.ndarray,
+        group: np.ndarray | None = None,
+        strata: np.ndarray | None = None,
+    ) -> None:
+        """One batch: float64 times (finite, >= 0), censoring flags 0/1 (uint8 or bool), labels."""
+        n = len(time)
+        if n == 0:
+            return
+        self.n += n
+        g_codes, g_labels = encode_labels(group) if group is not None else (None, (None,))
+        s_codes, s_labels = encode_labels(strata) if strata is not None else (None, (None,))
+        k = len(g_labels)
+        labels = [(s, g) for s in s_labels for g in g_labels]  # local code = stratum * k + group
+        if len(labels) == 1:
+            key = None
+            counts = [n]
+        else:
+            key = g_codes if s_codes is None else s_codes * k + (0 if g_codes is None else g_codes)
+            counts = np.bincount(key, minlength=len(labels)).tolist()
+            if len(labels) <= 256:  # one byte a row is kept, not the labels (often 8 bytes)
+                key = key.astype(np.uint8)
+        for label, size in zip(labels, counts, strict=True):
+            if size:
+                self.sizes[label] = self.sizes.get(label, 0) + size
+        self.batches.append((time, censored, key, labels))
+
+    def finish(self) -> Counts:
+        """The counts of everything added (sorted labels; empty counts when nothing was added)."""
+        g_labels: tuple[Hashable, ...] = ()
+        s_labels: tuple[Hashable, ...] = ()
+        g_rank = s_rank = {None: 0}
+        if self.has_group:
+            g_labels = _sorted_labels({g for _, g in self.sizes})
+            g_rank = {v: i for i, v in enumerate(g_labels)}
+        if self.has_strata:
+            s_labels = _sorted_labels({s for s, _ in self.sizes})
+            s_rank = {v: i for i, v in enumerate(s_labels)}
+        k = max(len(g_labels), 1)
+        if self.n == 0:
+            return _assemble([], self.has_group, self.has_strata, k, g_labels, s_labels)
+        segments = sorted((s_rank[s] * k + g_rank[g], (s, g)) for s, g in self.sizes)
+        cursor: dict[tuple[Hashable, Hashable], int] = {}
+        off = 0
+        for _, label in segments:
+            cursor[label] = off
+            off += self.sizes[label]
+        buffer = np.empty(self.n, dtype=np.uint64)
+        while self.batches:
+            time, censored, key, labels = self.batches.pop(0)
+            if key is None:
+                pieces = [(labels[0], None, len(time))]
+            elif len(labels) <= 8:
+                masks = [(label, key == c) for c, label in enumerate(labels)]
+                pieces = [(label, m, int(np.count_nonzero(m))) for label, m in masks]
+            else:
+                small = key.astype(np.uint16) if key.dtype.itemsize > 2 and len(labels) < 2**16 else key
+                order = np.argsort(small, kind="stable")
+                bounds = np.cumsum([0, *np.bincount(key, minlength=len(labels)).tolist()])
+                pieces = [
+                    (label, order[lo:hi], hi - lo)
+                    for label, lo, hi in zip(labels, bounds[:-1], bounds[1:], strict=True)
+                ]
+            for label, rows, size in pieces:
+                if not size:
+                    continue
+                pos = cursor[label]
+                seg = buffer[pos : pos + size]
+                times = seg.view(np.float64)
+                if rows is None:
+                    np.copyto(times, time)
+                    flags = censored
+                elif rows.dtype == bool:
+                    np.compress(rows, time, out=times)
+                    flags = np.compress(rows, censored)
+                else:
+                    np.take(time, rows, out=times)
+                    flags = censored.take(rows)
+                seg <<= _ONE  # the sign bit falls off: -0.0 (the only signed checked time) is 0.0
+                seg |= flags
+                cursor[label] = pos + size
+            del pieces
+        seg_codes = [code for code, _ in segments]
+        seg_sizes = [self.sizes[label] for _, label in segments]
+        return _runs_of_sorted_segments(
+            buffer, seg_codes, seg_sizes, k, self.has_group, self.has_strata, g_labels, s_labels
+        )
+
+
+def _sorted_labels(labels: set[Hashable]) -> tuple[Hashable, ...]:
+    """Distinct labels in the order :func:`encode_labels` gives them."""
+    return encode_labels(np.asarray(list(labels)))[1]
+
+
+def _runs_of_sorted_segments(
+    buffer: np.ndarray,
+    seg_codes: list[int],
+    seg_sizes: list[int],
+    k: int,
+    has_group: bool,
+    has_strata: bool,
+    g_labels: tuple[Hashable, ...],
+    s_labels: tuple[Hashable, ...],
+) -> Counts:
+    """Counts from a buffer of packed keys laid out segment after segment (each sorted here, in place).
+
+    ``seg_codes`` are the combined codes ``stratum * k + group`` of the segments, in order.
+    """
+    n = len(buffer)
     bounds = np.cumsum([0, *seg_sizes])
     for lo, hi in itertools.pairwise(bounds):
-        buffer[lo:hi].sort()
+        buffer[lo:hi].sort()  # in place: no index array, no copy
     n_censor = (buffer & _ONE).view(np.int64)
     buffer >>= _ONE  # the times' bit patterns
     new = np.empty(n, dtype=bool)
@@ -183,7 +322,7 @@ def aggregate_arrays(
     np.not_equal(buffer[1:], buffer[:-1], out=new[1:])
     new[bounds[:-1]] = True  # a run never spans two segments
     if new.all():  # no ties: every subject is its own row
-        n_event = 1 - n_censor
+        n_event = np.subtract(1, n_censor, out=np.empty_like(n_censor))
         time_out = buffer.view(np.float64)
         runs_per_segment = seg_sizes
     else:
@@ -195,12 +334,13 @@ def aggregate_arrays(
         del buffer
         runs_per_segment = np.diff(np.append(np.searchsorted(starts, bounds[:-1]), len(starts))).tolist()
     codes = np.repeat(np.array(seg_codes, dtype=np.int64), runs_per_segment)
+    group, strata = _split_codes(codes, k, has_group, has_strata)
     return Counts(
         time=time_out,
         n_event=n_event,
         n_censor=n_censor,
-        group=_split_codes(codes, k, g_codes is not None, s_codes is not None)[0],
-        strata=_split_codes(codes, k, g_codes is not None, s_codes is not None)[1],
+        group=group,
+        strata=strata,
         group_labels=g_labels,
         strata_labels=s_labels,
     )
@@ -260,10 +400,13 @@ def _assemble(
     )
 
 
-def _codes_of_column(values: np.ndarray) -> tuple[np.ndarray, tuple[Hashable, ...], bool]:
-    """Codes of a key column; cheap when the column is already grouped in sorted label order."""
+def _codes_of_column(values: np.ndarray) -> tuple[np.ndarray, tuple[Hashable, ...], np.ndarray]:
+    """Codes of a key column and where its value changes; cheap when it is already grouped in order."""
     n = len(values)
-    change = np.concatenate(([True], values[1:] != values[:-1])) if n else np.zeros(0, bool)
+    change = np.empty(n, dtype=bool)
+    if n:
+        change[0] = True
+        np.not_equal(values[1:], values[:-1], out=change[1:])
     starts = np.flatnonzero(change)
     run_labels = list(values[starts])
     try:
@@ -271,13 +414,62 @@ def _codes_of_column(values: np.ndarray) -> tuple[np.ndarray, tuple[Hashable, ..
     except TypeError:
         ordered = False
     if ordered and values.dtype.kind in "iu" and run_labels == list(range(len(run_labels))):
-        return values.astype(np.int64, copy=False), tuple(range(len(run_labels))), True
+        return values.astype(np.int64, copy=False), tuple(range(len(run_labels))), change
     if ordered:
-        codes = np.cumsum(change, dtype=np.int64) - 1
+        codes = np.cumsum(change, dtype=np.int64)
+        codes -= 1
         labels = tuple(v.item() if isinstance(v, np.generic) else v for v in run_labels)
-        return codes, labels, True
+        return codes, labels, change
     codes, labels = encode_labels(values)
-    return codes, labels, False
+    return codes, labels, change
+
+
+#: Rows per block in the order checks (block temporaries stay in the CPU cache and are reused).
+CHECK_BLOCK: int = 1 << 16
+
+
+def _sorted_unique_rows(time: np.ndarray, cols: list[np.ndarray], changes: list[np.ndarray]) -> bool:
+    """Rows strictly increasing in (codes..., time), checked without full-length temporaries.
+
+    Between runs of equal codes the code tuples must increase; within a run, the times.
+    """
+    n = len(time)
+    if n <= 1:
+        return True
+    if cols:
+        change = changes[0] if len(changes) == 1 else np.logical_or.reduce(changes)
+        starts = np.flatnonzero(change)[1:]
+        if len(starts):  # code tuples of consecutive runs, lexicographically increasing
+            same = np.ones(len(starts), dtype=bool)
+            increasing = np.zeros(len(starts), dtype=bool)
+            for col in cols:
+                prev, cur = col[starts - 1], col[starts]
+                increasing |= same & (prev < cur)
+                same &= prev == cur
+            if not increasing.all():
+                return False
+    else:
+        change = None
+    buf = np.empty(min(n - 1, CHECK_BLOCK), dtype=bool)
+    for lo in range(0, n - 1, CHECK_BLOCK):
+        hi = min(lo + CHECK_BLOCK, n - 1)
+        ok = np.greater(time[lo + 1 : hi + 1], time[lo:hi], out=buf[: hi - lo])
+        if change is not None:
+            ok |= change[lo + 1 : hi + 1]  # a new run may start at any time
+        if not ok.all():
+            return False
+    return True
+
+
+def _has_empty_rows(d: np.ndarray, c: np.ndarray) -> bool:
+    """Any row with neither events nor censorings (non-negative counts), block by block."""
+    buf = np.empty(min(len(d), CHECK_BLOCK), dtype=np.result_type(d, c))
+    for lo in range(0, len(d), CHECK_BLOCK):
+        hi = min(lo + CHECK_BLOCK, len(d))
+        total = np.add(d[lo:hi], c[lo:hi], out=buf[: hi - lo])
+        if np.count_nonzero(total) < hi - lo:
+            return True
+    return False
 
 
 def counts_from_frame(frame: Mapping[str, Any], keys: tuple[str, ...]) -> Counts:
@@ -290,23 +482,15 @@ def counts_from_frame(frame: Mapping[str, Any], keys: tuple[str, ...]) -> Counts
     d = np.asarray(frame["n_event"], dtype=np.int64)
     c = np.asarray(frame["n_censor"], dtype=np.int64)
     coded: dict[str, tuple[np.ndarray, tuple[Hashable, ...]]] = {}
+    changes = []
     for key in keys:
-        codes, labels, _ = _codes_of_column(np.asarray(frame[key]))
+        codes, labels, change = _codes_of_column(np.asarray(frame[key]))
         coded[key] = codes, labels
+        changes.append(change)
     cols = [coded[key][0] for key in keys]
     n = len(time)
-    if n > 1:
-        # strictly increasing in (keys..., time)?
-        same = np.ones(n - 1, dtype=bool)
-        increasing = np.zeros(n - 1, dtype=bool)
-        for col in [*cols, time]:
-            lt = col[:-1] < col[1:]
-            eq = col[:-1] == col[1:]
-            increasing |= same & lt
-            same &= eq
-        in_order = bool(increasing.all())
-    else:
-        in_order = True
+    in_order = _sorted_unique_rows(time, cols, changes)
+    del changes
     if not in_order:
         order = np.lexsort((time, *reversed(cols)))
         time, d, c = time[order], d[order], c[order]
@@ -320,10 +504,8 @@ def counts_from_frame(frame: Mapping[str, Any], keys: tuple[str, ...]) -> Counts
         d = np.add.reduceat(d, starts)
         c = np.add.reduceat(c, starts)
         cols = [col[starts] for col in cols]
-    empty = d == 0
-    empty &= c == 0
-    if empty.any():
-        keep = ~empty
+    if _has_empty_rows(d, c):
+        keep = (d != 0) | (c != 0)
         time, d, c = time[keep], d[keep], c[keep]
         cols = [col[keep] for col in cols]
     named = dict(zip(keys, cols, strict=True))
@@ -348,28 +530,66 @@ def reverse_cumsum(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def product_limit(n_event: np.ndarray, n_censor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Number at risk, survival and ``sqrt(Greenwood sum)`` (the se of -log S) at each time.
+#: Rows per block of the product-limit pass (the block's temporaries stay in the CPU cache).
+KM_BLOCK: int = 1 << 15
 
-    Inputs are the counts at the sorted distinct times of one curve.
+
+def product_limit(n_event: np.ndarray, n_censor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Survival and ``sqrt(Greenwood sum)`` (the se of -log S) at each time, block by block.
+
+    Inputs are the counts at the sorted distinct times of one curve. One forward pass in blocks of
+    ``KM_BLOCK`` rows: the number at risk is the total minus the rows before (exact in float64), S
+    continues the running product (the block's first factor is multiplied by S so far, so every
+    product is formed in the same order as one ``cumprod`` over the whole curve: identical values)
+    and the Greenwood sum continues the running sum the same way. Only the two outputs are
+    full-length; the number at risk is not kept (see :func:`number_at_risk`).
     """
-    n_risk = np.add(n_event, n_censor)
-    n_risk = reverse_cumsum(n_risk)
+    m = len(n_event)
+    surv = np.empty(m, dtype=np.float64)
+    se_log = np.empty(m, dtype=np.float64)
+    remaining = float(n_event.sum()) + float(n_censor.sum())  # at risk at the first time
+    s_so_far, g_so_far = 1.0, 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        surv = np.divide(n_event, n_risk)
-        np.subtract(1.0, surv, out=surv)
-        np.cumprod(surv, out=surv)
-        term = np.subtract(n_risk, n_event)
-        term *= n_risk
-        np.divide(n_event, term, out=term)  # +inf where n == d, NaN where d = 0 = n - d
-    term[n_event == 0] = 0.0
-    se_log = np.sqrt(np.cumsum(term, out=term), out=term)
-    return n_risk, surv, se_log
+        for lo in range(0, m, KM_BLOCK):
+            hi = min(lo + KM_BLOCK, m)
+            d = n_event[lo:hi]
+            total = np.add(d, n_censor[lo:hi], dtype=np.float64)
+            n = np.cumsum(total)
+            n -= total
+            np.subtract(remaining, n, out=n)  # at risk at each time of the block
+            remaining = float(n[-1] - total[-1])
+            s = surv[lo:hi]
+            np.divide(d, n, out=s)
+            np.subtract(1.0, s, out=s)
+            s[0] *= s_so_far
+            np.cumprod(s, out=s)
+            s_so_far = float(s[-1])
+            g = se_log[lo:hi]
+            np.subtract(n, d, out=g)
+            g *= n
+            np.divide(d, g, out=g)  # +inf where n == d; 0 where d = 0 (n >= 1 there)
+            if n[-1] == 0:  # rows with nobody at risk (never in checked counts)
+                g[n == 0] = 0.0
+            g[0] += g_so_far
+            np.cumsum(g, out=g)
+            g_so_far = float(g[-1])
+            np.sqrt(g, out=g)
+    return surv, se_log
+
+
+def number_at_risk(n_event: np.ndarray, n_censor: np.ndarray) -> np.ndarray:
+    """Number at risk at each sorted distinct time of one curve (float64, exact)."""
+    return reverse_cumsum(np.add(n_event, n_censor))
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> float:
     """Sum of products without BLAS (``np.dot`` calls BLAS threads, slow on a busy machine)."""
     return float(np.multiply(a, b).sum())
+
+
+#: Rows of each group per block of the two-group log-rank kernel: the block's temporaries stay in
+#: the CPU cache and are reused, instead of a dozen fresh full-length arrays (page faults).
+LOGRANK_BLOCK: int = 1 << 15
 
 
 def _two_group_logrank(
@@ -380,43 +600,71 @@ def _two_group_logrank(
     Rows ``[:split]`` (first group) and ``[split:]`` are each sorted by time. With ``n_0`` at risk
     in the first group, ``N`` in all and ``D`` events at a pooled time: ``E_0 = sum D n_0 / N`` and
     ``V = sum D (N - D) / (N (N - 1)) * n_0 (N - n_0) / N``; the second group's values follow
-    (``E_1 = sum D - E_0``, ``V_01 = -V``). Few full-length temporaries, each reused.
+    (``E_1 = sum D - E_0``, ``V_01 = -V``).
+
+    The pooled times are cut into blocks at every ``LOGRANK_BLOCK``-th time of either group (so
+    equal times never straddle two blocks, and a block holds at most that many rows of each group);
+    blocks are merged (a stable ``argsort`` of two sorted runs) and summed from the last to the
+    first, carrying the numbers at risk. No full-length temporary is made.
     """
-    order = np.argsort(time, kind="stable")  # timsort: one linear merge of the two runs
-    p_time = time.take(order)
-    same = p_time[1:] == p_time[:-1]
-    starts = np.flatnonzero(np.concatenate(([True], ~same))) if same.any() else None
-    del p_time, same
-    mine = order < split
-    p_d = d.take(order)
-    p_total = c.take(order)
-    p_total += p_d
-    del order
-    own = np.multiply(p_total, mine)
-    del mine
-    if starts is not None:  # times shared by the two groups: one row per pooled time
-        p_d = np.add.reduceat(p_d, starts)
-        p_total = np.add.reduceat(p_total, starts)
-        own = np.add.reduceat(own, starts)
-    big_n = reverse_cumsum(p_total)
-    del p_total
-    n_0 = reverse_cumsum(own)
-    del own
-    buf = np.divide(p_d, big_n)
-    buf *= n_0
-    expected_0 = float(buf.sum())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.subtract(big_n, p_d, out=buf)
-        buf *= p_d
-        den = np.subtract(big_n, 1.0)
-        den *= big_n
-        buf /= den  # D (N - D) / (N (N - 1)); 0/0 where N = 1
-    buf[big_n <= 1] = 0.0
-    np.subtract(big_n, n_0, out=den)
-    den *= n_0
-    den /= big_n
-    den *= buf
-    return float(d[:split].sum()), expected_0, float(den.sum())
+    a, b = time[:split], time[split:]
+    step = LOGRANK_BLOCK
+    cuts = np.union1d(a[::step], b[::step])
+    ia = np.append(np.searchsorted(a, cuts), split).tolist()
+    ib = (np.append(np.searchsorted(b, cuts), len(b)) + split).tolist()
+    n_carry = n0_carry = 0.0
+    expected_0 = var = 0.0
+    for k in range(len(cuts) - 1, -1, -1):
+        a0, a1, b0, b1 = ia[k], ia[k + 1], ib[k], ib[k + 1]
+        na = a1 - a0
+        if na and b1 > b0:
+            t_blk = np.concatenate((time[a0:a1], time[b0:b1]))
+            order = np.argsort(t_blk, kind="stable")  # timsort: a linear merge of the two runs
+            t_blk = t_blk.take(order)
+            p_d = np.concatenate((d[a0:a1], d[b0:b1]), dtype=np.float64).take(order)
+            p_total = np.concatenate((c[a0:a1], c[b0:b1]), dtype=np.float64).take(order)
+            p_total += p_d
+            own = np.multiply(p_total, order < na)
+            same = t_blk[1:] == t_blk[:-1]
+            if same.any():  # times shared by the two groups: one row per pooled time
+                starts = np.flatnonzero(np.concatenate(([True], ~same)))
+                p_d = np.add.reduceat(p_d, starts)
+                p_total = np.add.reduceat(p_total, starts)
+                own = np.add.reduceat(own, starts)
+        elif na:
+            p_d = d[a0:a1].astype(np.float64)
+            p_total = np.add(p_d, c[a0:a1])
+            own = p_total
+        elif b1 > b0:
+            p_d = d[b0:b1].astype(np.float64)
+            p_total = np.add(p_d, c[b0:b1])
+            own = None
+        else:
+            continue
+        big_n = reverse_cumsum(p_total)
+        big_n += n_carry
+        if own is None:
+            share = np.divide(n0_carry, big_n)
+        else:
+            share = reverse_cumsum(own)
+            share += n0_carry
+            n0_carry = float(share[0])
+            share /= big_n  # n_0 / N: the first group's share of those at risk
+        n_carry = float(big_n[0])
+        expected_0 += float(np.multiply(p_d, share).sum())
+        # V: D (N - D) / (N - 1) * r (1 - r), with r = n_0 / N; nothing where N = 1
+        w = np.subtract(big_n, p_d)
+        w *= p_d
+        big_n -= 1.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w /= big_n
+        if big_n[-1] <= 0:  # N = 1 (only possible at the last times: N never increases)
+            w[big_n <= 0] = 0.0
+        np.subtract(1.0, share, out=big_n)
+        big_n *= share
+        big_n *= w
+        var += float(big_n.sum())
+    return float(d[:split].sum()), expected_0, var
 
 
 def logrank_sums(

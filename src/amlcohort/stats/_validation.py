@@ -49,23 +49,28 @@ def check_same_length(named: Sequence[tuple[str, np.ndarray]]) -> int:
 
 
 def check_time(name: str, time: np.ndarray) -> np.ndarray:
-    """Survival times: numeric, finite, non-negative; returned as float64."""
+    """Survival times: numeric, finite, non-negative; returned as float64 (not copied if already)."""
     if time.dtype.kind not in "iuf":
         raise ValueError(f"{name} must be numeric, got dtype {time.dtype}")
-    out = time.astype(np.float64)
-    if not np.all(np.isfinite(out)):
-        raise ValueError(f"{name} contains missing or infinite values")
-    if np.any(out < 0):
+    out = time.astype(np.float64, copy=False)
+    if len(out) and not (out.min() >= 0 and out.max() < np.inf):  # min is NaN when any is NaN
+        if not np.all(np.isfinite(out)):
+            raise ValueError(f"{name} contains missing or infinite values")
         raise ValueError(f"{name} contains negative values")
     return out
 
 
 def check_event(name: str, event: np.ndarray) -> np.ndarray:
-    """Event indicators: boolean or numeric 0/1 (1 = event, 0 = censored); returned as int64."""
+    """Event indicators: boolean or numeric 0/1 (1 = event, 0 = censored); returned as int64.
+
+    Integer input already in 0..1 (two reductions, no temporary) is returned without a copy.
+    """
     if event.dtype.kind == "b":
         return event.astype(np.int64)
     if event.dtype.kind not in "iuf":
         raise ValueError(f"{name} must be boolean or coded 0/1, got dtype {event.dtype}")
+    if event.dtype.kind in "iu" and (len(event) == 0 or (event.min() >= 0 and event.max() <= 1)):
+        return event.astype(np.int64, copy=False)
     ok = (event == 0) | (event == 1)
     if not np.all(ok):
         bad = np.asarray(event)[~ok][:3]

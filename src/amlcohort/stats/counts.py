@@ -5,8 +5,9 @@ censorings at each distinct time (within each group and stratum). :func:`event_c
 database engine for exactly that, with one Ibis ``group_by(...).aggregate(...)``, so millions of
 patients never have to be loaded into Python when times are coarse (days): only the small
 aggregated frame comes back. With continuous times that aggregate has one row per subject anyway;
-the engine then streams the columns (Arrow) and NumPy aggregates them with sorts (see
-:mod:`amlcohort.stats._fast`); both ways give the same frame.
+the engine then streams the time, a one-byte censoring flag it computes, and the labels in Arrow
+batches, and NumPy aggregates them with sorts (see :mod:`amlcohort.stats._fast`). The first rows of
+the stream decide between the two (no separate sample query); both ways give the same frame.
 
 Arrays are aggregated by the same NumPy kernel (:func:`counts_from_arrays`).
 
@@ -15,6 +16,8 @@ and ``n_censor``, sorted by them in that order, one row per distinct key.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import ibis
 import ibis.expr.types as ir
@@ -100,15 +103,23 @@ def _engine_counts(
     ev = table[event]
     if not (ev.type().is_boolean() or ev.type().is_numeric()):
         raise ValueError(f"event column {event!r} must be boolean or numeric 0/1, got {ev.type()}")
-    if method == "auto":
-        sample = table.select(t=table[time]).limit(SAMPLE_ROWS).to_pyarrow()["t"]
-        n_sample = len(sample)
-        distinct = len(sample.unique()) if n_sample else 0
-        method = "stream" if n_sample >= 1000 and distinct > DISTINCT_SHARE * n_sample else "engine"
-    if method == "stream":
-        return _stream_counts(table, time, event, group=group, strata=strata)
-    if method != "engine":
+    if method not in ("auto", "engine", "stream"):
         raise ValueError(f"method must be 'auto', 'engine' or 'stream', got {method!r}")
+    if method != "engine" and table[time].type().is_numeric():
+        # the columns are streamed in batches; with "auto" the first rows decide, and for coarse
+        # times the stream is closed after its first batch and the engine aggregates instead
+        with warnings.catch_warnings():
+            # ibis 12 streams DuckDB results with a call DuckDB 1.5 deprecates; nothing to act on here
+            warnings.filterwarnings("ignore", r"fetch_record_batch\(\) is deprecated", DeprecationWarning)
+            reader = _stream_reader(table, time, event, group=group, strata=strata)
+            try:
+                counts = _stream_counts(
+                    reader, time, event, group=group, strata=strata, decide=method == "auto"
+                )
+            finally:
+                reader.close()
+        if counts is not None:
+            return counts
     keys: dict[str, ir.Value] = {}
     if strata is not None:
         keys["strata"] = table[strata]
@@ -174,42 +185,116 @@ def _finish_counts(
     return out
 
 
-def _stream_counts(
+#: Rows per streamed batch: small enough that deciding on the first batch wastes little when the
+#: engine aggregates after all, large enough that the per-batch overhead does not show.
+STREAM_BATCH_ROWS: int = 1 << 17
+
+
+def _stream_reader(
     table: ir.Table, time: str, event: str, *, group: str | None, strata: str | None
-) -> _fast.Counts:
-    """The engine streams the needed columns (Arrow); NumPy checks and aggregates them."""
-    cols = {"t": table[time], "e": table[event]}
+) -> pa.RecordBatchReader:
+    """The engine's stream of float times, censoring flags (0/1, 2 = invalid) and labels, in batches.
+
+    The flag is computed by the engine, so one byte a subject comes back instead of the event column.
+    """
+    ev = table[event]
+    if ev.type().is_boolean():
+        censored = ibis.cases((ev, 0), (~ev, 1), else_=2)
+    else:
+        censored = ibis.cases((ev == 1, 0), (ev == 0, 1), else_=2)
+    t = table[time]
+    cols: dict[str, ir.Value] = {
+        "t": t if t.type().is_floating() and t.type().nbytes == 8 else t.cast("float64"),
+        "c": censored.cast("int8"),  # a signed byte: every backend has one (PostgreSQL has no unsigned)
+    }
     if group is not None:
         cols["g"] = table[group]
     if strata is not None:
         cols["s"] = table[strata]
-    arrow = table.select(**cols).to_pyarrow()
-    t_col = arrow["t"]
-    if t_col.null_count:
-        raise ValueError(f"time column {time!r} contains missing or non-finite values")
-    t = t_col.to_numpy().astype(np.float64, copy=False)
-    if not np.isfinite(t).all():
-        raise ValueError(f"time column {time!r} contains missing or non-finite values")
-    if (t < 0).any():
+    return table.select(**cols).to_pyarrow_batches(chunk_size=STREAM_BATCH_ROWS)
+
+
+def _check_streamed_times(t: np.ndarray, time: str) -> None:
+    """Finite and non-negative, in two reductions (NaN fails ``min >= 0``)."""
+    if len(t) and not (t.min() >= 0 and t.max() < np.inf):
+        if np.isnan(t).any() or np.isinf(t).any():
+            raise ValueError(f"time column {time!r} contains missing or non-finite values")
         raise ValueError(f"time column {time!r} contains negative values")
-    e_col = arrow["e"]
-    e = e_col.to_numpy(zero_copy_only=False)
-    bad = e_col.null_count
-    if e.dtype.kind != "b":
-        bad += int(np.count_nonzero((e != 0) & (e != 1)))
+
+
+def _stream_counts(
+    reader: pa.RecordBatchReader,
+    time: str,
+    event: str,
+    *,
+    group: str | None,
+    strata: str | None,
+    decide: bool,
+) -> _fast.Counts | None:
+    """NumPy checks and aggregates the streamed batches; None when ``decide`` finds coarse times.
+
+    With ``decide`` the first ``SAMPLE_ROWS`` rows are looked at first: when fewer than
+    ``DISTINCT_SHARE`` of their times are distinct, aggregating in the engine returns far fewer
+    rows, and None tells the caller to do that.
+    """
+    agg = _fast.StreamAggregator(group is not None, strata is not None)
+    pending: list[pa.RecordBatch] = []
+    seen = 0
+    bad = 0
+    for batch in reader:
+        if decide:
+            pending.append(batch)
+            seen += batch.num_rows
+            if seen < SAMPLE_ROWS:
+                continue
+            decide = False
+            if _coarse(pending):
+                return None
+        for b in pending or [batch]:
+            bad += _add_batch(agg, b, time, group=group, strata=strata)
+        pending = []
+    if decide and _coarse(pending):
+        return None
+    for b in pending:
+        bad += _add_batch(agg, b, time, group=group, strata=strata)
     if bad:
         raise ValueError(
             f"event column {event!r} must be boolean or coded 0/1 (1 = event, 0 = censored); "
             f"{bad} rows have other or missing values"
         )
+    return agg.finish()
+
+
+def _coarse(batches: list[pa.RecordBatch]) -> bool:
+    """Few distinct times among the first ``SAMPLE_ROWS`` rows (or fewer than 1,000 rows in all)."""
+    times = pa.chunked_array([b.column(0) for b in batches], type=pa.float64())[:SAMPLE_ROWS]
+    n_sample = len(times)
+    return n_sample < 1000 or len(times.unique()) <= DISTINCT_SHARE * n_sample
+
+
+def _add_batch(
+    agg: _fast.StreamAggregator, batch: pa.RecordBatch, time: str, *, group: str | None, strata: str | None
+) -> int:
+    """Check one batch and hand it to the aggregator; the number of invalid event values."""
+    t_col = batch.column(0)
+    if t_col.null_count:
+        raise ValueError(f"time column {time!r} contains missing or non-finite values")
+    t = t_col.to_numpy()
+    _check_streamed_times(t, time)
+    c = batch.column(1).to_numpy()
+    bad = int(np.count_nonzero(c > 1)) if len(c) and c.max() > 1 else 0
+    if c.dtype != np.uint8 and not bad:
+        c = c.view(np.uint8) if c.dtype == np.int8 else c.astype(np.uint8)  # 0/1: the same bytes
     labels: dict[str, np.ndarray | None] = {"g": None, "s": None}
-    for key, name, what in (("g", group, "group"), ("s", strata, "strata")):
+    for i, (key, name, what) in enumerate((("g", group, "group"), ("s", strata, "strata"))):
         if name is not None:
-            if arrow[key].null_count:
+            col = batch.column(2 + i - (1 if group is None else 0))
+            if col.null_count:
                 raise ValueError(f"{what} column {name!r} contains missing values")
-            labels[key] = arrow[key].to_numpy(zero_copy_only=False)
-    del arrow, t_col, e_col
-    return _fast.aggregate_arrays(t, e, labels["g"], labels["s"])
+            labels[key] = col.to_numpy(zero_copy_only=False)
+    if not bad:
+        agg.add(t, c, labels["g"], labels["s"])
+    return bad
 
 
 def checked_arrays(
@@ -281,14 +366,14 @@ def checked_counts(counts: pd.DataFrame, *, keys: tuple[str, ...] = ()) -> _fast
     if time.dtype.kind not in "iuf":
         time = pd.to_numeric(time, errors="coerce")
     t = time.to_numpy(dtype=np.float64)
-    if not np.isfinite(t).all() or (t < 0).any():
+    if len(t) and not (t.min() >= 0 and t.max() < np.inf):  # min is NaN when any is missing
         raise ValueError("counts['time'] must be finite, non-negative and not missing")
     columns["time"] = t
     for col in ("n_event", "n_censor"):
         values = counts[col]
         if values.dtype.kind in "iu":
             arr = values.to_numpy()
-            if (arr < 0).any():
+            if len(arr) and arr.min() < 0:
                 raise ValueError(f"counts[{col!r}] must hold non-negative whole numbers")
         else:
             num = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
@@ -297,6 +382,8 @@ def checked_counts(counts: pd.DataFrame, *, keys: tuple[str, ...] = ()) -> _fast
             arr = num
         columns[col] = arr.astype(np.int64, copy=False)
     for key in keys:
-        if counts[key].isna().any():
+        dtype = counts[key].dtype
+        plain = isinstance(dtype, np.dtype) and dtype.kind in "iub"  # NumPy integers cannot be missing
+        if not plain and counts[key].isna().any():
             raise ValueError(f"counts[{key!r}] contains missing values")
     return _fast.counts_from_frame(columns, keys)

@@ -26,6 +26,7 @@ times are taken as they are.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -36,7 +37,7 @@ import pandas as pd
 from scipy import stats
 
 from amlcohort.stats import _fast
-from amlcohort.stats._fast import product_limit
+from amlcohort.stats._fast import number_at_risk, product_limit
 from amlcohort.stats._validation import ArrayLike, as_1d, check_conf_level
 from amlcohort.stats.counts import COUNT_COLUMNS, checked_arrays, checked_counts, counts_from_arrays
 
@@ -122,6 +123,11 @@ def median_rule(y: np.ndarray, x: np.ndarray, tol: float = R_TOLERANCE) -> float
     return float(x[first])
 
 
+#: Elements per chunk when a band is evaluated piecewise: the chunk's temporaries are the same
+#: size every time, so their memory is reused (and stays in the CPU cache).
+BAND_CHUNK: int = 1 << 14
+
+
 def _first_index(
     values: Callable[[int, int], np.ndarray],
     test: Callable[[np.ndarray], np.ndarray],
@@ -129,9 +135,10 @@ def _first_index(
     start: int,
     stop: int,
 ) -> tuple[int, float] | None:
-    """First ``i >= start`` where ``test(values(i, i + 1))`` holds, and the value there; chunks double.
+    """First ``i >= start`` where ``test(values(i, i + 1))`` holds, and the value there.
 
-    ``values(a, b)`` gives ``y[a:b]`` of an elementwise curve; only the chunks up to the hit are computed.
+    ``values(a, b)`` gives ``y[a:b]`` of an elementwise curve; only the chunks up to the hit are
+    computed: the first ends at ``stop``, the next ones hold ``BAND_CHUNK`` elements each.
     """
     stop = min(max(stop, start + 1), n)
     while start < n:
@@ -141,7 +148,7 @@ def _first_index(
         if hit.any():
             k = int(np.argmax(hit))
             return start + k, float(y[k])
-        start, stop = stop, min(n, stop + 2 * (stop - start))
+        start, stop = stop, min(n, stop + BAND_CHUNK)
     return None
 
 
@@ -164,6 +171,29 @@ def median_rule_lazy(
         nxt = _first_index(values, lambda y: y < y0, n, first + 1, first + 1 + 4096)
         if nxt is not None:
             return float((x[first] + x[nxt[0]]) / 2.0)
+    return float(x[first])
+
+
+def _first_below(y: np.ndarray, threshold: float, start: int = 0) -> int:
+    """First ``i >= start`` with ``y[i] < threshold`` for a non-increasing ``y`` (``len(y)`` if none).
+
+    A binary search: a product-limit curve never increases (each factor is at most 1, and
+    rounding preserves that), so no pass over the curve is needed.
+    """
+    return bisect.bisect_left(range(len(y)), True, lo=start, key=lambda i: bool(y[i] < threshold))
+
+
+def median_rule_monotone(y: np.ndarray, x: np.ndarray, tol: float = R_TOLERANCE) -> float:
+    """:func:`median_rule` for a non-increasing curve without NaN (the survival curve itself)."""
+    n = len(y)
+    first = _first_below(y, 0.5 + tol)
+    if first == n:
+        return float("nan")
+    y0 = y[first]
+    if abs(y0 - 0.5) < tol:
+        nxt = _first_below(y, y0, first + 1)
+        if nxt < n:
+            return float((x[first] + x[nxt]) / 2.0)
     return float(x[first])
 
 
@@ -308,7 +338,6 @@ class KaplanMeierResult:
     """
 
     time: np.ndarray = field(repr=False)
-    n_risk: np.ndarray = field(repr=False)
     n_event: np.ndarray = field(repr=False)
     n_censor: np.ndarray = field(repr=False)
     survival: np.ndarray = field(repr=False)
@@ -338,11 +367,10 @@ class KaplanMeierResult:
         """
         _check_conf_type(conf_type)
         level = check_conf_level(conf_level)
-        n_risk, surv, se_log = product_limit(n_event, n_censor)
+        surv, se_log = product_limit(n_event, n_censor)
         estimable, reason = (True, "") if len(time) else (False, "no subjects: the curve is not estimable")
         return cls(
             time=time,
-            n_risk=n_risk,
             n_event=n_event,
             n_censor=n_censor,
             survival=surv,
@@ -387,6 +415,11 @@ class KaplanMeierResult:
 
     # -- derived columns (computed on first use) ------------------------------------------------
     @cached_property
+    def n_risk(self) -> np.ndarray:
+        """Number at risk at each time (R's ``fit$n.risk``), as float64."""
+        return number_at_risk(self.n_event, self.n_censor)
+
+    @cached_property
     def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return confidence_bounds(self.survival, self.se_log, self.conf_type, self.conf_level)
 
@@ -426,7 +459,7 @@ class KaplanMeierResult:
     @property
     def n(self) -> int:
         """Number of subjects."""
-        return int(self.n_risk[0]) if len(self.n_risk) else 0
+        return int(self.n_event.sum() + self.n_censor.sum())
 
     @property
     def n_events(self) -> int:
@@ -450,7 +483,7 @@ class KaplanMeierResult:
     @property
     def median_(self) -> float | None:
         """Median survival as ``print.survfit`` / ``summary(fit)$table["median"]``; None if not reached."""
-        return _opt(median_rule(self._arrays("survival"), self._arrays("time")))
+        return _opt(median_rule_monotone(self._arrays("survival"), self._arrays("time")))
 
     @property
     def median_ci_(self) -> tuple[float | None, float | None]:
@@ -474,9 +507,8 @@ class KaplanMeierResult:
             return lambda a, b: confidence_band(surv[a:b], se_log[a:b], self.conf_type, z, side)
 
         # the curve's own crossing; a margin far above rounding keeps the upper band's start safe
-        near = surv < 0.5 + R_TOLERANCE + 1e-9
-        m = int(np.argmax(near)) if near[-1] else n  # S never increases: near[-1] iff any
-        lower = median_rule_lazy(band(0), time, 0, m + 1)
+        m = _first_below(surv, 0.5 + R_TOLERANCE + 1e-9)
+        lower = median_rule_lazy(band(0), time, 0, min(m + 1, BAND_CHUNK))
         upper = median_rule_lazy(band(1), time, m, m + 4096)
         return _opt(lower), _opt(upper)
 
