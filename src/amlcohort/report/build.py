@@ -24,6 +24,7 @@ from amlcohort.report import figures as fig
 from amlcohort.report import tables as tab
 from amlcohort.report.audit import Verdict, audit, contradictions, load_claims
 from amlcohort.report.html import render_html
+from amlcohort.report.parallel import PendingSvgs, render_in_background, render_serially
 from amlcohort.report.results import ALL, EFS_DAY1_NOTE, StudyAnalysis, analyse, no_marrow_reason, protocol_of
 from amlcohort.report.tables import p_text
 
@@ -52,6 +53,7 @@ class Report:
     summary: str = ""
     methods: str = ""
     claims_path: Path | None = None
+    svgs: PendingSvgs | None = field(default=None, repr=False, compare=False)
 
 
 def _blasts(a: StudyAnalysis, cr: bool) -> pd.DataFrame:
@@ -247,11 +249,14 @@ def assemble(
     criteria: str | None = None,
     progress: Progress | None = None,
     p_values: bool = False,
+    background_svg: bool = True,
 ) -> Report:
     """Compute the analysis, the tables, the figures, the claims audit (only with a claims file:
     ``claims_path`` or the study's) and the protocol section (only when the study has a protocol).
 
-    ``criteria`` defaults to the study definition's response criteria."""
+    ``criteria`` defaults to the study definition's response criteria. ``background_svg``: encode
+    the figures as SVG in a forked child while the rest is derived (:mod:`amlcohort.report.parallel`;
+    the bytes are the same as rendered in-process, which happens where forking is not possible)."""
     step = progress or (lambda _s: None)
     step("deriving responses, endpoints and statistics")
     a = analyse(cohort, criteria)
@@ -264,9 +269,16 @@ def assemble(
         "days_to_cr": tab.days_to_cr_table(a),
         "survival": tab.survival_table(a),
         "adverse_events": tab.adverse_events_table(a),
-        "lab_ctcae_grades": tab.lab_grades_table(a),
-        "dose_modifications": tab.dose_modifications_table(a),
     }
+    # The figures need the analysis and the adverse-event table only: drawn now, their SVG is
+    # encoded by a child process (report.parallel) while the laboratory grades and the protocol
+    # audit are derived here.
+    step("drawing figures")
+    figures = _figures(a, tables, day1)
+    svgs = render_in_background(figures) if background_svg else None
+    step("grading laboratory values")
+    tables["lab_ctcae_grades"] = tab.lab_grades_table(a)
+    tables["dose_modifications"] = tab.dose_modifications_table(a)
     verdicts: list[Verdict] = []
     path = _claims_path(a, claims_path)
     if path is not None:
@@ -280,11 +292,9 @@ def assemble(
         if protocol is not None:
             tables["protocol_deviations"] = protocol["deviations"]
             tables["protocol_summary"] = protocol["summary"]
-    step("drawing figures")
-    figures = _figures(a, tables, day1)
     return Report(
         a, tables, figures, verdicts, protocol, captions=_captions(a, day1), table_titles=_table_titles(a),
-        summary=_summary(a), methods=_methods(a, day1), claims_path=path,
+        summary=_summary(a), methods=_methods(a, day1), claims_path=path, svgs=svgs,
     )
 
 
@@ -382,7 +392,7 @@ def write_report(
     drawn = {name: f for name, f in report.figures.items() if isinstance(f, Figure)}
     with staged_output(out) as stage:
         step("rendering figures (SVG)")
-        svgs = {name: fig.render_figure(f, "svg") for name, f in drawn.items()}
+        svgs = report.svgs.collect(drawn) if report.svgs is not None else render_serially(drawn)
         for name, data in svgs.items():
             stage.write_bytes(f"figures/{name}.svg", data)
         if png:

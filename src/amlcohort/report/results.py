@@ -178,6 +178,8 @@ class MaterialisedCohort:
         self._cohort = cohort
         self._tables: dict[str, ir.Table] = {}
         self._first: ir.Table | None = None
+        self._responses: dict[str, ir.Table] = {}
+        self._key_dates: dict[str, ir.Table] = {}
 
     @property
     def base(self) -> Cohort:
@@ -192,6 +194,31 @@ class MaterialisedCohort:
         if self._first is None:
             self._first = self._cohort.first_dose().cache()
         return self._first
+
+    def cached_responses(self, criteria: str) -> ir.Table:
+        """The response of every assessment under ``criteria`` (:func:`amlcohort.criteria.response.derive`,
+        no landmark), materialised once: the analysis table and the protocol's phases read it."""
+        if criteria not in self._responses:
+            from amlcohort.criteria.response import derive
+
+            self._responses[criteria] = derive(self, criteria).cache()
+        return self._responses[criteria]
+
+    def landmark_responses(self, criteria: str) -> ir.Table:
+        """:meth:`cached_responses` up to the study's response landmark (all of them without one)."""
+        r = self.cached_responses(criteria)
+        landmark = getattr(self._cohort.study, "response_landmark_days", None)
+        return r if landmark is None else r.filter(r.assessment_study_day <= landmark)
+
+    def cached_key_dates(self, criteria: str) -> ir.Table:
+        """Per patient key dates (:func:`amlcohort.endpoints.key_dates.key_dates`) under ``criteria``,
+        materialised once: the endpoints and the protocol audit's phases read the same table."""
+        if criteria not in self._key_dates:
+            from amlcohort.endpoints.key_dates import key_dates
+
+            kd = key_dates(self, criteria=criteria, responses=self.landmark_responses(criteria))
+            self._key_dates[criteria] = kd.cache()
+        return self._key_dates[criteria]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cohort, name)
