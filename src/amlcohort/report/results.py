@@ -195,6 +195,16 @@ class MaterialisedCohort:
             self._first = self._cohort.first_dose().cache()
         return self._first
 
+    def materialise_all(self) -> MaterialisedCohort:
+        """Materialise every table of the cohort model and the first doses now (so that building an
+        expression afterwards runs no query)."""
+        from amlcohort.schema import TABLES
+
+        for model in TABLES:
+            self.table(model.name)
+        self.first_dose()
+        return self
+
     def cached_responses(self, criteria: str) -> ir.Table:
         """The response of every assessment under ``criteria`` (:func:`amlcohort.criteria.response.derive`,
         no landmark), materialised once: the analysis table and the protocol's phases read it."""
