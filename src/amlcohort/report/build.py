@@ -29,6 +29,7 @@ from amlcohort.report.html import render_html
 from amlcohort.report.parallel import (
     PendingSql,
     PendingSvgs,
+    can_fork_for,
     compile_in_background,
     render_in_background,
     render_serially,
@@ -279,7 +280,8 @@ def assemble(
     step = progress or (lambda _s: None)
     step("deriving responses, endpoints and statistics")
     mc = materialise(cohort)
-    ahead = _compile_ahead(mc) if background else None
+    # DuckDB only (another engine, or no fork: the queries are built and compiled where needed)
+    ahead = _compile_ahead(mc) if background and can_fork_for(mc.con) else None
     a = analyse(mc, criteria)
     day1 = str(getattr(a.study, "day1_text", "first dose"))
     step("building tables")
@@ -463,7 +465,8 @@ def write_report(
     drawn = {name: f for name, f in report.figures.items() if isinstance(f, Figure)}
     with staged_output(out) as stage:
         step("rendering figures (SVG)")
-        svgs = report.svgs.collect(drawn) if report.svgs is not None else render_serially(drawn)
+        pending = getattr(report, "svgs", None)
+        svgs = pending.collect(drawn) if pending is not None else render_serially(drawn)
         for name, data in svgs.items():
             stage.write_bytes(f"figures/{name}.svg", data)
         if png:

@@ -224,12 +224,17 @@ class PendingSql:
         return self._tables[key]
 
 
+def can_fork_for(con: ibis.BaseBackend) -> bool:
+    """Whether queries on ``con`` may be compiled by a child: an in-process DuckDB, fork allowed."""
+    return getattr(con, "name", None) == "duckdb" and parallel_allowed()
+
+
 def compile_in_background(
     con: ibis.BaseBackend, builders: Mapping[str, Callable[[], ir.Table]]
 ) -> PendingSql:
     """Start building and compiling queries in a forked child (DuckDB only; see :class:`PendingSql`)."""
     pending = PendingSql(con, builders)
-    if builders and getattr(con, "name", None) == "duckdb" and parallel_allowed():
+    if builders and can_fork_for(con):
         with contextlib.suppress(OSError):
             pending.start()
     return pending
