@@ -1,17 +1,23 @@
-"""Render the report's figures (SVG) in a forked process while the main one goes on deriving.
+"""Work of the report done by forked children while the main process goes on deriving.
 
-Drawing a figure is cheap; encoding it as SVG (every glyph a path) takes 0.2-0.4 s per figure, about
-two seconds for the report's eight, all in matplotlib's Python code. :func:`render_in_background`
-forks one child that encodes the figures exactly as :func:`amlcohort.report.figures.render_figure`
-does (same bytes: the child holds a copy of the very same figures), writes them to a private
-temporary file and exits, while the parent audits the protocol and grades the laboratory values.
-:meth:`PendingSvgs.collect` waits for it and returns the bytes; on any failure (no ``fork`` on the
-platform, one CPU, a child that died, a figure changed since) it renders in-process instead, so the
-result never depends on whether the child ran.
+Two kinds of work need no database and are pure Python (so threads would not help):
 
-The child only runs matplotlib and writes one file; it never touches the database connection, and it
-ends with ``os._exit`` (no ``atexit`` handlers, nothing of the parent's is cleaned up by the child).
-``AMLCOHORT_PARALLEL=0`` turns the child off.
+* **SVG encoding** (:func:`render_in_background`, :class:`PendingSvgs`). Encoding a figure as SVG
+  (every glyph a path) takes 0.2-0.4 s, about two seconds for the report's eight. A child encodes
+  two thirds of the figures exactly as :func:`amlcohort.report.figures.render_figure` does (same
+  bytes: it holds a copy of the very same figures) while the parent grades the laboratory values
+  and audits the protocol; the parent encodes the rest when it writes.
+* **building and compiling large queries** (:func:`compile_in_background`, :class:`PendingSql`):
+  the laboratory CTCAE grades and the protocol audit, about a second of Ibis each; the parent
+  creates each as a temporary table from the child's SQL.
+
+Each child writes its result to a private temporary file and leaves with ``os._exit`` (no
+``atexit`` handlers: nothing of the parent's is cleaned up by a child); it runs no garbage
+collection, writes nothing to the terminal and never touches the database (the connection object
+is cut off in the child). Whatever a child did not deliver (no ``fork`` on the platform, one CPU,
+another engine than an in-process DuckDB, a child that failed or died, a figure changed since) is
+done in-process, so the result never depends on whether a child ran. ``AMLCOHORT_PARALLEL=0`` turns
+the children off.
 """
 
 from __future__ import annotations

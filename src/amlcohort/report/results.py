@@ -1,8 +1,9 @@
 """Every figure the report states, computed from a cohort and named stably (``results.json``).
 
 :func:`analyse` runs the derivations (Ibis) once per cohort on materialised intermediates
-(:class:`MaterialisedCohort`: every table with its study days, the first doses, the analysis
-table), pulls small per-patient results to pandas and computes the statistics. The report is
+(:class:`MaterialisedCohort`: every table with its study days, the first doses, the responses per
+assessment and the key dates per criteria set, the analysis table), pulls small per-patient results
+to pandas and computes the statistics. The report is
 about the cohort it is given: arms, labels, the response criteria set, the CTCAE version, the
 protocol and the claims come from the study definition (``cohort.study``), never from code.
 
@@ -166,7 +167,7 @@ def arm_label(study: Any, code: str) -> str:
 
 
 class MaterialisedCohort:
-    """A cohort whose tables (with study days) and first doses are materialised once.
+    """A cohort whose tables (with study days), first doses, responses and key dates are materialised once.
 
     Derivations take a cohort and call ``table(name)`` / ``first_dose()`` many times; on the plain
     :class:`~amlcohort.io.cohort.Cohort` each call rebuilds (and each execution recompiles) the join
