@@ -80,14 +80,16 @@ def analysis_table(cohort: Cohort, criteria: str | None = None) -> ir.Table:
     criteria = criteria or study.criteria
     cutoff = ibis.literal(cohort.metadata.cutoff_date, "date")
     # Materialised (a temporary table on the backend): the response derivation is a deep query,
-    # and SQLite cannot parse it nested again under every parameter.
-    responses = resp.derive(cohort, criteria).cache()
+    # and SQLite cannot parse it nested again under every parameter. A cohort that keeps its
+    # intermediates (the report's) derives the responses and key dates once for every reader.
+    cached = getattr(cohort, "cached_responses", None)
+    responses = cached(criteria) if callable(cached) else resp.derive(cohort, criteria).cache()
     landmark = study.response_landmark_days
     by_landmark = (
         responses if landmark is None else responses.filter(responses.assessment_study_day <= landmark)
     )
     # the per-patient key dates are the protocol's too (one definition: endpoints.key_dates)
-    kd = key_dates(cohort, criteria=criteria, responses=by_landmark)
+    kd = key_dates(cohort, criteria=criteria, responses=None if callable(cached) else by_landmark)
     best = resp.best_response(by_landmark)
     last_assess = responses.group_by("patient_id").aggregate(last_assessment=responses.assessment_date.max())
     # One flat join (no nested projections: SQLite's parser has a depth limit).

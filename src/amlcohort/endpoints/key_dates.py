@@ -150,11 +150,15 @@ def key_dates(
     response table to use instead.
     """
     view: Cohort | AsOf = _as_of(cohort, as_of) if as_of is not None else cohort
-    end = ibis.literal(bound(view), "date")
-    first = view.first_dose()
     if responses is None:
         study = getattr(getattr(view, "cohort", view), "study", None)
         criteria = criteria or getattr(study, "criteria", None) or "study"
+        cached = getattr(view, "cached_key_dates", None)  # a cohort that materialises them once
+        if callable(cached):
+            return cached(criteria)
+    end = ibis.literal(bound(view), "date")
+    first = view.first_dose()
+    if responses is None:
         responses = resp.derive(view, criteria)
         landmark = getattr(study, "response_landmark_days", None)
         if landmark is not None:

@@ -641,16 +641,19 @@ def _supplied(cohort: Cohort, name: str) -> bool:
     return True if has is None else bool(has(name))
 
 
-def audit(cohort: Cohort, protocol: Protocol | None = None) -> ir.Table:
+def audit(cohort: Cohort, protocol: Protocol | None = None, *, per: ir.Table | None = None) -> ir.Table:
     """Every deviation (columns ``DEVIATION_COLUMNS``), ordered by patient, date and rule.
 
     ``protocol`` default: the study definition's (:func:`study_protocol`); a study without one has
-    nothing to audit (an empty table).
+    nothing to audit (an empty table). ``per``: the cohort's :func:`periods` under this protocol,
+    already materialised (default: derived and cached here); with it, building the expression runs
+    no query.
     """
     p = protocol or study_protocol(cohort)
     if p is None:
         return _empty()
-    per = periods(cohort, p).cache()
+    if per is None:
+        per = periods(cohort, p).cache()
     parts = [_surveillance(cohort, per, p, item) for item in p.surveillance]
     if p.has_rule("stopping_rule"):
         parts.append(_stopping_rule(cohort, p))
@@ -709,15 +712,19 @@ def audit_summary(deviations: ir.Table) -> AuditSummary:
     return AuditSummary(by_rule, by_patient)
 
 
-def audit_section(cohort: Cohort, protocol: Protocol | None = None) -> dict | None:
+def audit_section(
+    cohort: Cohort, protocol: Protocol | None = None, *, deviations: ir.Table | None = None
+) -> dict | None:
     """The audit as a report section: small pandas tables and one paragraph of text.
 
     ``protocol`` default: the study definition's; None (no section) when the study has no protocol.
+    ``deviations``: :func:`audit` of this cohort and protocol, already materialised (the report
+    compiles it ahead, :mod:`amlcohort.report.parallel`); default: derived and cached here.
     """
     p = protocol or study_protocol(cohort)
     if p is None:
         return None
-    dev = audit(cohort, p).cache()
+    dev = deviations if deviations is not None else audit(cohort, p).cache()
     s = audit_summary(dev)
     deviations = dev.to_pandas()
     deviations["date"] = pd.to_datetime(deviations["date"]).dt.date

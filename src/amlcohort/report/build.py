@@ -8,13 +8,15 @@ XLSX), ``results.json``, ``manifest.json`` and, on request, a typeset PDF; writt
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -24,7 +26,25 @@ from amlcohort.report import figures as fig
 from amlcohort.report import tables as tab
 from amlcohort.report.audit import Verdict, audit, contradictions, load_claims
 from amlcohort.report.html import render_html
-from amlcohort.report.results import ALL, EFS_DAY1_NOTE, StudyAnalysis, analyse, no_marrow_reason, protocol_of
+from amlcohort.report.parallel import (
+    PendingSql,
+    PendingSvgs,
+    can_fork_for,
+    compile_in_background,
+    render_in_background,
+    render_serially,
+)
+from amlcohort.report.results import (
+    ALL,
+    EFS_DAY1_NOTE,
+    MaterialisedCohort,
+    StudyAnalysis,
+    analyse,
+    materialise,
+    no_marrow_reason,
+    protocol_of,
+    study_of,
+)
 from amlcohort.report.tables import p_text
 
 if TYPE_CHECKING:
@@ -52,6 +72,7 @@ class Report:
     summary: str = ""
     methods: str = ""
     claims_path: Path | None = None
+    svgs: PendingSvgs | None = field(default=None, repr=False, compare=False)
 
 
 def _blasts(a: StudyAnalysis, cr: bool) -> pd.DataFrame:
@@ -247,14 +268,21 @@ def assemble(
     criteria: str | None = None,
     progress: Progress | None = None,
     p_values: bool = False,
+    background: bool = True,
 ) -> Report:
     """Compute the analysis, the tables, the figures, the claims audit (only with a claims file:
     ``claims_path`` or the study's) and the protocol section (only when the study has a protocol).
 
-    ``criteria`` defaults to the study definition's response criteria."""
+    ``criteria`` defaults to the study definition's response criteria. ``background``: compile the
+    two largest queries (laboratory grades, protocol audit) to SQL and encode the figures as SVG in
+    forked children while the rest is derived (:mod:`amlcohort.report.parallel`; the SQL and the
+    bytes are the same as made in-process, which is what happens where forking is not possible)."""
     step = progress or (lambda _s: None)
     step("deriving responses, endpoints and statistics")
-    a = analyse(cohort, criteria)
+    mc = materialise(cohort)
+    # DuckDB only (another engine, or no fork: the queries are built and compiled where needed)
+    ahead = _compile_ahead(mc) if background and can_fork_for(mc.con) else None
+    a = analyse(mc, criteria)
     day1 = str(getattr(a.study, "day1_text", "first dose"))
     step("building tables")
     tables = {
@@ -264,9 +292,20 @@ def assemble(
         "days_to_cr": tab.days_to_cr_table(a),
         "survival": tab.survival_table(a),
         "adverse_events": tab.adverse_events_table(a),
-        "lab_ctcae_grades": tab.lab_grades_table(a),
-        "dose_modifications": tab.dose_modifications_table(a),
     }
+    # The figures need the analysis and the adverse-event table only: drawn now, their SVG is
+    # encoded by a child process (report.parallel) while the laboratory grades and the protocol
+    # audit are derived here.
+    step("drawing figures")
+    figures = _figures(a, tables, day1)
+    svgs = render_in_background(figures) if background else None
+    step("grading laboratory values")
+    lab_version = tab.lab_version(a)
+    if ahead is not None and ahead.version == lab_version and "lab" in ahead.sql.builders:
+        tables["lab_ctcae_grades"] = tab.lab_grades_table(a, ahead.sql.table("lab"))
+    else:
+        tables["lab_ctcae_grades"] = tab.lab_grades_table(a)
+    tables["dose_modifications"] = tab.dose_modifications_table(a)
     verdicts: list[Verdict] = []
     path = _claims_path(a, claims_path)
     if path is not None:
@@ -276,15 +315,13 @@ def assemble(
     protocol = None
     if getattr(a.study, "protocol", None) is not None:
         step("auditing protocol adherence")
-        protocol = _protocol_section(a)
+        protocol = _protocol_section(a, ahead)
         if protocol is not None:
             tables["protocol_deviations"] = protocol["deviations"]
             tables["protocol_summary"] = protocol["summary"]
-    step("drawing figures")
-    figures = _figures(a, tables, day1)
     return Report(
         a, tables, figures, verdicts, protocol, captions=_captions(a, day1), table_titles=_table_titles(a),
-        summary=_summary(a), methods=_methods(a, day1), claims_path=path,
+        summary=_summary(a), methods=_methods(a, day1), claims_path=path, svgs=svgs,
     )
 
 
@@ -343,13 +380,59 @@ def _figures(a: StudyAnalysis, tables: dict[str, pd.DataFrame], day1: str) -> di
     return out
 
 
-def _protocol_section(a: StudyAnalysis) -> dict | None:
+@dataclass
+class _Ahead:
+    """Queries built before the analysis and compiled meanwhile by a child (see :func:`_compile_ahead`)."""
+
+    sql: PendingSql
+    version: str | None = None  # CTCAE version of the "lab" query
+    protocol: Any = None  # the protocol of the "protocol" (audit) query
+
+
+def _compile_ahead(mc: MaterialisedCohort) -> _Ahead:
+    """Run the few queries the laboratory-grade and protocol-audit expressions need (which terms the
+    assessments have values for; each patient's protocol phases), then start building and
+    compiling the two in a child. What fails here is simply done again later, where its error is
+    reported as before."""
+    from amlcohort.criteria.ctcae import grade_assessments, worst_grade
+    from amlcohort.protocol.audit import audit
+    from amlcohort.protocol.definition import load_protocol
+    from amlcohort.protocol.timeline import periods
+
+    study = study_of(mc)
+    mc.materialise_all()
+    builders: dict[str, Callable[[], ir.Table]] = {}
+    ahead = _Ahead(PendingSql(mc.con, {}))
+    version = str(getattr(study, "ctcae_version", None) or "5.0")
+    with contextlib.suppress(Exception):
+        terms = tab.lab_terms(mc)
+        if terms:
+            t = mc.table("assessments")
+            builders["lab"] = lambda: worst_grade(
+                grade_assessments(t, version=version, terms=terms), from_study_day=1
+            )
+            ahead.version = version
+    path = getattr(study, "protocol", None)
+    if path is not None:
+        with contextlib.suppress(Exception):
+            protocol = load_protocol(path)
+            per = periods(mc, protocol).cache()
+            builders["protocol"] = lambda: audit(mc, protocol, per=per)
+            ahead.protocol = protocol
+    ahead.sql = compile_in_background(mc.con, builders)
+    return ahead
+
+
+def _protocol_section(a: StudyAnalysis, ahead: _Ahead | None = None) -> dict | None:
     from amlcohort.protocol import audit_section
 
     protocol = protocol_of(a)
     if protocol is None:
         return None
     try:
+        # the same protocol file of the same study, read before the analysis
+        if ahead is not None and ahead.protocol is not None and "protocol" in ahead.sql.builders:
+            return audit_section(a.cohort, protocol, deviations=ahead.sql.table("protocol"))
         return audit_section(a.cohort, protocol)
     except Exception as err:
         a.na("protocol.deviations", f"the protocol audit could not run: {type(err).__name__}: {err}")
@@ -382,7 +465,8 @@ def write_report(
     drawn = {name: f for name, f in report.figures.items() if isinstance(f, Figure)}
     with staged_output(out) as stage:
         step("rendering figures (SVG)")
-        svgs = {name: fig.render_figure(f, "svg") for name, f in drawn.items()}
+        pending = getattr(report, "svgs", None)
+        svgs = pending.collect(drawn) if pending is not None else render_serially(drawn)
         for name, data in svgs.items():
             stage.write_bytes(f"figures/{name}.svg", data)
         if png:

@@ -1,8 +1,9 @@
 """Every figure the report states, computed from a cohort and named stably (``results.json``).
 
 :func:`analyse` runs the derivations (Ibis) once per cohort on materialised intermediates
-(:class:`MaterialisedCohort`: every table with its study days, the first doses, the analysis
-table), pulls small per-patient results to pandas and computes the statistics. The report is
+(:class:`MaterialisedCohort`: every table with its study days, the first doses, the responses per
+assessment and the key dates per criteria set, the analysis table), pulls small per-patient results
+to pandas and computes the statistics. The report is
 about the cohort it is given: arms, labels, the response criteria set, the CTCAE version, the
 protocol and the claims come from the study definition (``cohort.study``), never from code.
 
@@ -166,7 +167,7 @@ def arm_label(study: Any, code: str) -> str:
 
 
 class MaterialisedCohort:
-    """A cohort whose tables (with study days) and first doses are materialised once.
+    """A cohort whose tables (with study days), first doses, responses and key dates are materialised once.
 
     Derivations take a cohort and call ``table(name)`` / ``first_dose()`` many times; on the plain
     :class:`~amlcohort.io.cohort.Cohort` each call rebuilds (and each execution recompiles) the join
@@ -178,6 +179,8 @@ class MaterialisedCohort:
         self._cohort = cohort
         self._tables: dict[str, ir.Table] = {}
         self._first: ir.Table | None = None
+        self._responses: dict[str, ir.Table] = {}
+        self._key_dates: dict[str, ir.Table] = {}
 
     @property
     def base(self) -> Cohort:
@@ -192,6 +195,41 @@ class MaterialisedCohort:
         if self._first is None:
             self._first = self._cohort.first_dose().cache()
         return self._first
+
+    def materialise_all(self) -> MaterialisedCohort:
+        """Materialise every table of the cohort model and the first doses now (so that building an
+        expression afterwards runs no query)."""
+        from amlcohort.schema import TABLES
+
+        for model in TABLES:
+            self.table(model.name)
+        self.first_dose()
+        return self
+
+    def cached_responses(self, criteria: str) -> ir.Table:
+        """The response of every assessment under ``criteria`` (:func:`amlcohort.criteria.response.derive`,
+        no landmark), materialised once: the analysis table and the protocol's phases read it."""
+        if criteria not in self._responses:
+            from amlcohort.criteria.response import derive
+
+            self._responses[criteria] = derive(self, criteria).cache()
+        return self._responses[criteria]
+
+    def landmark_responses(self, criteria: str) -> ir.Table:
+        """:meth:`cached_responses` up to the study's response landmark (all of them without one)."""
+        r = self.cached_responses(criteria)
+        landmark = getattr(self._cohort.study, "response_landmark_days", None)
+        return r if landmark is None else r.filter(r.assessment_study_day <= landmark)
+
+    def cached_key_dates(self, criteria: str) -> ir.Table:
+        """Per patient key dates (:func:`amlcohort.endpoints.key_dates.key_dates`) under ``criteria``,
+        materialised once: the endpoints and the protocol audit's phases read the same table."""
+        if criteria not in self._key_dates:
+            from amlcohort.endpoints.key_dates import key_dates
+
+            kd = key_dates(self, criteria=criteria, responses=self.landmark_responses(criteria))
+            self._key_dates[criteria] = kd.cache()
+        return self._key_dates[criteria]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cohort, name)

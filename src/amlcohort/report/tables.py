@@ -15,10 +15,13 @@ for continuous rows -- gtsummary's ``add_p()`` defaults).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
 
 from amlcohort.report.audit import Verdict
 from amlcohort.report.results import ALL, EFS_DAY1_NOTE, StudyAnalysis, no_marrow_reason, response_categories
@@ -445,23 +448,42 @@ def lab_version(a: StudyAnalysis) -> str:
     return str(getattr(a.study, "ctcae_version", None) or "5.0")
 
 
-def lab_grades_table(a: StudyAnalysis) -> pd.DataFrame:
-    """Worst CTCAE grade (the study's version) per patient of every graded laboratory term, from day 1."""
-    from amlcohort.criteria.ctcae import LAB_TERMS, grade_assessments, worst_grade
+def lab_terms(cohort: Any) -> tuple[str, ...]:
+    """The CTCAE laboratory terms whose values the cohort's assessments hold (one small query)."""
+    from amlcohort.criteria.ctcae import LAB_TERMS
 
-    version = lab_version(a)
-    title = f"Term (laboratory, CTCAE v{version})"
-    t = a.cohort.table("assessments")
-    # grade only the terms whose values the cohort has (one small query instead of a union of 14)
+    t = cohort.table("assessments")
     cols = sorted({s.value_column for s in LAB_TERMS if s.value_column in t.columns})
     present = t.aggregate(**{c: t[c].count() for c in cols}).execute().iloc[0] if cols else pd.Series()
-    terms = tuple(
+    return tuple(
         s.term for s in LAB_TERMS if s.value_column in cols and int(present[s.value_column] or 0) > 0
     )
+
+
+def lab_grades_query(cohort: Any, version: str) -> ir.Table | None:
+    """Worst CTCAE grade (``version``) per patient and laboratory term from day 1, as an Ibis
+    expression over the terms whose values the cohort has (None: it has none)."""
+    from amlcohort.criteria.ctcae import grade_assessments, worst_grade
+
+    # grade only the terms whose values the cohort has (one small query instead of a union of 14)
+    terms = lab_terms(cohort)
     if not terms:
+        return None
+    t = cohort.table("assessments")
+    return worst_grade(grade_assessments(t, version=version, terms=terms), from_study_day=1)
+
+
+def lab_grades_table(a: StudyAnalysis, worst: ir.Table | Literal[False] | None = False) -> pd.DataFrame:
+    """Worst CTCAE grade (the study's version) per patient of every graded laboratory term, from day 1.
+
+    ``worst``: :func:`lab_grades_query`'s table when already built (e.g. materialised), else False."""
+    version = lab_version(a)
+    title = f"Term (laboratory, CTCAE v{version})"
+    if worst is False:
+        worst = lab_grades_query(a.cohort, version)
+    if worst is None:
         return pd.DataFrame([{title: "none: the assessments hold no laboratory value CTCAE grades"}])
-    w = worst_grade(grade_assessments(t, version=version, terms=terms), from_study_day=1)
-    w = w.execute()
+    w = worst.execute()
     w = w[w.worst_grade.notna() & (w.worst_grade > 0)]
     if w.empty:
         return pd.DataFrame([{title: "none: no laboratory value reached grade 1 or more"}])
