@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,11 @@ import pytest
 
 from amlcohort import Cohort, load_cohort
 from amlcohort.io.cohort import embedded_study_path
+
+# The report's forked helpers (report/parallel.py) are off in the tests, which run on every core
+# already and mostly call assemble() without writing its figures; tests/report/test_parallel.py
+# turns them on where it checks them.
+os.environ.setdefault("AMLCOHORT_PARALLEL", "0")
 
 
 @pytest.fixture(scope="session")

@@ -129,3 +129,21 @@ def test_key_dates_materialised_once_equal_the_derived_ones(cohort):
     # the embedded study's 5 patients in CR (results.json cr.n, the paper's 5 of 13)
     assert mine.first_cr_date.notna().sum() == 5
     assert key_dates(mc, as_of=dt.date(2019, 1, 1)) is not cached  # a view on a date is derived anew
+
+
+def test_a_stuck_child_is_stopped_and_its_work_done_here():
+    """A child that never finishes (here: sleeps) is killed after the timeout; the result is {}
+    (the caller then does the work in-process), and the wait does not outlast the timeout much."""
+    import time as _time
+
+    pid, path = parallel._fork_job(lambda: (_time.sleep(60), {"x": 1})[1])
+    started = _time.monotonic()
+    assert parallel._job_result(pid, path, timeout=0.5) == {}
+    assert _time.monotonic() - started < 10
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped: no zombie left
+
+
+def test_a_finished_child_delivers_its_result():
+    pid, path = parallel._fork_job(lambda: {"x": 1})
+    assert parallel._job_result(pid, path, timeout=60) == {"x": 1}

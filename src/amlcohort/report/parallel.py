@@ -29,6 +29,7 @@ import os
 import pickle
 import sys
 import tempfile
+import time
 import uuid
 import warnings
 import weakref
@@ -144,11 +145,36 @@ def _fork_job(job: Callable[[], dict]) -> tuple[int, str]:
     return pid, path
 
 
-def _job_result(pid: int, path: str) -> dict:
-    """Wait for the child ``pid`` and read its result ({} when it failed)."""
+#: Seconds the parent waits for a child before it stops it and does the work itself: a child
+#: normally needs a few seconds; one that is stuck (a lock held by another thread at the fork)
+#: must never stall the report.
+CHILD_TIMEOUT = float(os.environ.get("AMLCOHORT_CHILD_TIMEOUT", "120"))
+
+
+def _wait_child(pid: int, timeout: float) -> int | None:
+    """The exit status of child ``pid``, or None (the child killed) when it outlives ``timeout``."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() >= deadline:
+            with contextlib.suppress(OSError):
+                os.kill(pid, 9)
+            with contextlib.suppress(OSError, ChildProcessError):
+                os.waitpid(pid, 0)
+            return None
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def _job_result(pid: int, path: str, timeout: float | None = None) -> dict:
+    """Wait (at most ``timeout`` s, default :data:`CHILD_TIMEOUT`) for the child ``pid`` and read
+    its result ({} when it failed, died or took too long: the caller then does the work)."""
     try:
-        _, status = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
+        status = _wait_child(pid, CHILD_TIMEOUT if timeout is None else timeout)
+        if status is None or os.waitstatus_to_exitcode(status) != 0:
             return {}
         with open(path, "rb") as f:
             data = pickle.load(f)  # written by our own child
