@@ -50,7 +50,7 @@ from amlcohort.schema.study import Arm, StudyDefinition
 
 __all__ = ["synth_app", "synth_command", "write_synthetic_bundle"]
 
-CHUNK_PATIENTS = 20_000
+CHUNK_PATIENTS = 10_000
 CUTOFF = date(2025, 6, 30)
 FIRST_DOSE_FROM = date(2012, 1, 1)
 FIRST_DOSE_TO = date(2024, 6, 30)
@@ -244,8 +244,8 @@ def _chunk(
     plan_relapse = plan_cr & (rng.random(n) < np.array([0.35, 0.5, 0.65])[risk])
     death = np.where(
         plan_cr,
-        np.where(plan_relapse, relapse_target + rng.exponential(260, n), cr_target + rng.exponential(4000, n)),
-        10 + rng.exponential(220, n),
+        np.where(plan_relapse, relapse_target + rng.exponential(260, n), cr_target + rng.exponential(2500, n)),
+        10 + rng.exponential(200, n),
     ).astype(np.int64)
     death = np.maximum(death, 1)
     to_cutoff = cutoff - first_dose
