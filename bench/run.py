@@ -188,7 +188,12 @@ def worker_registry_pandas(path: str, limit: int) -> dict:
     ours_by_patient = {r["patient_id"]: r["best_response"] for r in rows}
     theirs = best["best_response"].to_dict()
     same = sum(ours_by_patient.get(p) == v for p, v in theirs.items())
-    return {"seconds": seconds, "patients": len(best), "best_response_counts": counts, "agree_with_ibis": same}
+    return {
+        "seconds": seconds,
+        "patients": len(best),
+        "best_response_counts": counts,
+        "agree_with_ibis": same,
+    }
 
 
 # ---------------------------------------------------------------------------------------------

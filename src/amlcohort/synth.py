@@ -223,8 +223,14 @@ def _chunk(
     complex_k = np.char.find(np.array([c[2] for c in CATEGORIES])[cat], "-17") >= 0
     tp53 = rng.random(n) < np.where(complex_k, 0.5, 0.03)
     mutated = np.stack(
-        [flt3, kind == "npm1", kind == "cebpa", np.array(["mutated RUNX1" in c[0] for c in CATEGORIES])[cat],
-         asxl1, tp53],
+        [
+            flt3,
+            kind == "npm1",
+            kind == "cebpa",
+            np.array(["mutated RUNX1" in c[0] for c in CATEGORIES])[cat],
+            asxl1,
+            tp53,
+        ],
         axis=1,
     )
     # -- reported risk (ELN-like): favourable CBF/CEBPA/NPM1 without FLT3-ITD; adverse karyotype,
@@ -244,7 +250,9 @@ def _chunk(
     plan_relapse = plan_cr & (rng.random(n) < np.array([0.35, 0.5, 0.65])[risk])
     death = np.where(
         plan_cr,
-        np.where(plan_relapse, relapse_target + rng.exponential(260, n), cr_target + rng.exponential(2500, n)),
+        np.where(
+            plan_relapse, relapse_target + rng.exponential(260, n), cr_target + rng.exponential(2500, n)
+        ),
         10 + rng.exponential(200, n),
     ).astype(np.int64)
     death = np.maximum(death, 1)
@@ -395,7 +403,9 @@ def _chunk(
     o = np.lexsort((ae_onset, ae_term, ae_owner))
     ae_owner, ae_onset, ae_term = ae_owner[o], ae_onset[o], ae_term[o]
     dup = np.zeros(len(o), bool)
-    dup[1:] = (ae_owner[1:] == ae_owner[:-1]) & (ae_term[1:] == ae_term[:-1]) & (ae_onset[1:] == ae_onset[:-1])
+    dup[1:] = (
+        (ae_owner[1:] == ae_owner[:-1]) & (ae_term[1:] == ae_term[:-1]) & (ae_onset[1:] == ae_onset[:-1])
+    )
     ae_owner, ae_onset, ae_term = ae_owner[~dup], ae_onset[~dup], ae_term[~dup]
     o = np.lexsort((ae_term, ae_onset, ae_owner))
     ae_owner, ae_onset, ae_term = ae_owner[o], ae_onset[o], ae_term[o]
@@ -423,7 +433,7 @@ def _chunk(
     )
     # -- events: CR (the CR visit), relapse (the relapse visit), death or last contact
     pid = np.arange(n)
-    last_visit = np.full(n, -10**6)
+    last_visit = np.full(n, -(10**6))
     np.maximum.at(last_visit, owner, t)
     last_seen = np.minimum(last_visit + rng.integers(0, 15, n), to_cutoff)
     cause = np.where(relapsed | ~in_cr, 0, 1 + _choice(rng, np.array([0.4, 0.1, 0.3, 0.2]), n))
@@ -493,7 +503,13 @@ def _chunk(
     }
 
 
-_ARROW = {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), "date": pa.date32(), "bool": pa.bool_()}
+_ARROW = {
+    "string": pa.string(),
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "date": pa.date32(),
+    "bool": pa.bool_(),
+}
 
 
 def _empty(name: str) -> pa.Table:
@@ -510,8 +526,17 @@ def _study_yaml(study: StudyDefinition, arms: tuple[Arm, ...], patients: int, se
                 "code": a.code,
                 "label": a.label,
                 "regimen": [
-                    {k: v for k, v in (("drug", d.drug), ("dose", d.dose), ("unit", d.unit), ("route", d.route),
-                                       ("schedule", d.schedule)) if v not in (None, "")}
+                    {
+                        k: v
+                        for k, v in (
+                            ("drug", d.drug),
+                            ("dose", d.dose),
+                            ("unit", d.unit),
+                            ("route", d.route),
+                            ("schedule", d.schedule),
+                        )
+                        if v not in (None, "")
+                    }
                     for d in a.regimen
                 ],
             }
@@ -558,12 +583,16 @@ def write_synthetic_bundle(
     if arms:
         unknown = [a for a in arms if a not in study.arm_codes]
         if unknown:
-            raise ValueError(f"arms {unknown} are not in the study definition; its arms: {list(study.arm_codes)}")
+            raise ValueError(
+                f"arms {unknown} are not in the study definition; its arms: {list(study.arm_codes)}"
+            )
         chosen = tuple(study.arm(a) for a in dict.fromkeys(arms))
     if study.index_drug:
         without = [a.code for a in chosen if study.index_drug not in a.drugs]
         if without:
-            raise ValueError(f"arms {without} do not give the index drug {study.index_drug!r}: no study day 1")
+            raise ValueError(
+                f"arms {without} do not give the index drug {study.index_drug!r}: no study day 1"
+            )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     width = len(str(patients))
@@ -574,7 +603,9 @@ def write_synthetic_bundle(
         for chunk_no, first in enumerate(range(0, patients, CHUNK_PATIENTS)):
             n = min(CHUNK_PATIENTS, patients - first)
             rng = np.random.default_rng([seed, chunk_no])
-            ids = pa.array(np.char.add("S", np.char.zfill(np.arange(first + 1, first + n + 1).astype(str), width)))
+            ids = pa.array(
+                np.char.add("S", np.char.zfill(np.arange(first + 1, first + n + 1).astype(str), width))
+            )
             tables = _chunk(rng, ids.cast(pa.string()), chosen, study)
             units.update(_units(tables))
             for name, table in tables.items():
@@ -622,7 +653,9 @@ def synth_command(
     out: Path = typer.Option(..., "--out", help="Folder to write the bundle to."),
     seed: int = typer.Option(1, "--seed", help="Random seed (same seed, same bundle)."),
     fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
-    arms: str = typer.Option("", "--arms", help="Comma-separated arm codes (default: every arm of the study)."),
+    arms: str = typer.Option(
+        "", "--arms", help="Comma-separated arm codes (default: every arm of the study)."
+    ),
     study: Path | None = typer.Option(
         None, "--study", help="Folder with the study.yaml whose arms and regimens to use (default: embedded)."
     ),

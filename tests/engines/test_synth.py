@@ -90,8 +90,10 @@ def test_dates_in_clinical_order(bundle):
                         AND event_type = 'relapse') AS rel,
                      (SELECT min(event_date) FROM events v WHERE v.patient_id = p.patient_id
                         AND event_type = 'death') AS death,
-                     (SELECT max(assessment_date) FROM assessments a WHERE a.patient_id = p.patient_id) AS last_a,
-                     (SELECT min(assessment_date) FROM assessments a WHERE a.patient_id = p.patient_id) AS first_a,
+                     (SELECT max(assessment_date) FROM assessments a
+                        WHERE a.patient_id = p.patient_id) AS last_a,
+                     (SELECT min(assessment_date) FROM assessments a
+                        WHERE a.patient_id = p.patient_id) AS first_a,
                      (SELECT max(coalesce(end_date, start_date)) FROM exposures e
                         WHERE e.patient_id = p.patient_id) AS last_dose
                    FROM patients p)
@@ -110,16 +112,21 @@ def test_dates_in_clinical_order(bundle):
     assert (day1, baseline, cr_relapse, after_death, after_cutoff) == (0, 0, 0, 0, 0)
     assert n == 400 and 0.3 * n < crs < 0.8 * n and 0.4 * n < deaths < n
     # every alive patient has a last contact, no dead one has
-    assert _q(bundle, "SELECT count(DISTINCT patient_id) FROM events WHERE event_type IN "
-                      "('death', 'last_contact')") == [(400,)]
-    rows = _q(bundle, "SELECT count(*) FROM adverse_events WHERE resolution_date < onset_date "
-                      "OR worst_grade_date < onset_date")
+    assert _q(
+        bundle, "SELECT count(DISTINCT patient_id) FROM events WHERE event_type IN ('death', 'last_contact')"
+    ) == [(400,)]
+    rows = _q(
+        bundle,
+        "SELECT count(*) FROM adverse_events WHERE resolution_date < onset_date "
+        "OR worst_grade_date < onset_date",
+    )
     assert rows == [(0,)]
     # no transfusion in the 7 days before a remission marrow (transfusion independence for CR)
     bad = _q(
         bundle,
         """SELECT count(*) FROM events v JOIN transfusions t USING (patient_id)
-           WHERE v.event_type = 'cr_reported' AND t.transfusion_date BETWEEN v.event_date - 7 AND v.event_date""",
+           WHERE v.event_type = 'cr_reported'
+             AND t.transfusion_date BETWEEN v.event_date - 7 AND v.event_date""",
     )
     assert bad == [(0,)]
 
@@ -167,7 +174,9 @@ def test_chunks_join_seamlessly(tmp_path, monkeypatch):
     monkeypatch.setattr(synth, "CHUNK_PATIENTS", 70)
     rows = write_synthetic_bundle(tmp_path / "x", 150, seed=3)  # chunks of 70, 70, 10
     assert rows["patients"] == 150
-    ids = _q(tmp_path / "x", "SELECT min(patient_id), max(patient_id), count(DISTINCT patient_id) FROM patients")
+    ids = _q(
+        tmp_path / "x", "SELECT min(patient_id), max(patient_id), count(DISTINCT patient_id) FROM patients"
+    )
     assert ids == [("S001", "S150", 150)]
     report, _ = validate_bundle(tmp_path / "x")
     assert report.ok, report.errors[:3]
@@ -199,15 +208,35 @@ def test_arms_and_regimens_come_from_the_study_definition(tmp_path):
                         "code": "aza_ven",
                         "label": "Azacitidine + venetoclax",
                         "regimen": [
-                            {"drug": "azacitidine", "dose": 75, "unit": "mg/m2", "route": "sc",
-                             "schedule": "qd, 7 days"},
-                            {"drug": "venetoclax", "dose": 400, "unit": "mg", "route": "oral",
-                             "schedule": "qd, continuous"},
+                            {
+                                "drug": "azacitidine",
+                                "dose": 75,
+                                "unit": "mg/m2",
+                                "route": "sc",
+                                "schedule": "qd, 7 days",
+                            },
+                            {
+                                "drug": "venetoclax",
+                                "dose": 400,
+                                "unit": "mg",
+                                "route": "oral",
+                                "schedule": "qd, continuous",
+                            },
                         ],
                     },
-                    {"code": "aza", "label": "Azacitidine",
-                     "regimen": [{"drug": "azacitidine", "dose": 75, "unit": "mg/m2", "route": "sc",
-                                  "schedule": "qd, 7 days"}]},
+                    {
+                        "code": "aza",
+                        "label": "Azacitidine",
+                        "regimen": [
+                            {
+                                "drug": "azacitidine",
+                                "dose": 75,
+                                "unit": "mg/m2",
+                                "route": "sc",
+                                "schedule": "qd, 7 days",
+                            }
+                        ],
+                    },
                 ],
             }
         )
