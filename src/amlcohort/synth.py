@@ -255,7 +255,8 @@ def _chunk(
         ),
         10 + rng.exponential(200, n),
     ).astype(np.int64)
-    death = np.maximum(death, 1)
+    # at least one response assessment (the first visit is by day 14) before death
+    death = np.maximum(death, 15)
     to_cutoff = cutoff - first_dose
     dies = death <= to_cutoff
     last_day = np.where(dies, death - 1, to_cutoff)  # last day an assessment may have

@@ -151,7 +151,7 @@ def test_events_agree_with_the_response_derivation(bundle):
              (SELECT patient_id, min(start_date) AS day1 FROM exposures GROUP BY 1) USING (patient_id)
            WHERE a.assessment_date > day1""",
     )
-    assert [(len(best),)] == followed and 380 < len(best) <= 400  # early deaths have no response
+    assert [(len(best),)] == followed == [(400,)]  # every patient has a response assessment
 
 
 def test_same_seed_same_bytes_other_seed_other_data(tmp_path):
