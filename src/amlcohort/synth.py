@@ -663,5 +663,8 @@ def synth_command(
 ) -> None:
     """Write a SYNTHETIC cohort bundle (valid, seeded) for scale tests and benchmarks."""
     chosen = tuple(a.strip() for a in arms.split(",") if a.strip()) or None
-    rows = write_synthetic_bundle(out, patients, seed=seed, fmt=fmt, arms=chosen, source=study)
+    try:
+        rows = write_synthetic_bundle(out, patients, seed=seed, fmt=fmt, arms=chosen, source=study)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
     typer.echo(f"wrote a synthetic bundle to {out}: " + ", ".join(f"{k} {v}" for k, v in rows.items()))

@@ -257,3 +257,16 @@ def test_arms_and_regimens_come_from_the_study_definition(tmp_path):
     assert report.ok, report.errors[:3]
     assert cohort is not None and cohort.study.index_drug == "azacitidine"
     assert set(cohort.study.arm_codes) == {"aza", "aza_ven"}
+
+
+def test_command_line_writes_and_refuses_unknown_arms_clearly(tmp_path):
+    from typer.testing import CliRunner
+
+    from amlcohort.synth import synth_app
+
+    ok = CliRunner().invoke(synth_app, ["--patients", "12", "--out", str(tmp_path / "ok"), "--seed", "3"])
+    assert ok.exit_code == 0, ok.output
+    assert "patients 12," in ok.output and (tmp_path / "ok" / "assessments.parquet").exists()
+    bad = CliRunner().invoke(synth_app, ["--patients", "5", "--out", str(tmp_path / "no"), "--arms", "nope"])
+    assert bad.exit_code == 2 and "not in the study definition" in bad.output
+    assert not (tmp_path / "no").exists()  # nothing written
