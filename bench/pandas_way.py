@@ -16,7 +16,6 @@ from amlcohort.criteria.engine import NOT_EVALUABLE
 from amlcohort.criteria.response import (
     NO_PREVIOUS,
     RANK,
-    STUDY_DRUG,
     TRANSFUSION_PRODUCTS,
     derived_values,
     remission_categories,
@@ -167,10 +166,16 @@ def per_patient(g: pd.DataFrame, first_dose, transfusion_days, criteria: str = "
 
 
 def best_response_pandas(
-    assessments: pd.DataFrame, exposures: pd.DataFrame, transfusions: pd.DataFrame | None
+    assessments: pd.DataFrame,
+    exposures: pd.DataFrame,
+    transfusions: pd.DataFrame | None,
+    index_drug: str | None = None,
+    criteria: str = "study",
 ) -> pd.DataFrame:
-    """Best response per patient, pandas groupby-apply (the usual way)."""
-    sor = exposures[exposures["drug"] == STUDY_DRUG]
+    """Best response per patient, pandas groupby-apply (the usual way).
+
+    Study day 1 is the first dose of ``index_drug`` (of any drug when None), as the study says."""
+    sor = exposures if index_drug is None else exposures[exposures["drug"] == index_drug]
     first = sor.groupby("patient_id")["start_date"].min()
     tr_days = None
     if transfusions is not None:
@@ -181,7 +186,7 @@ def best_response_pandas(
     def one(g: pd.DataFrame) -> pd.Series:
         pid = g.name
         days = [] if tr_days is None else tr_days.get(pid, [])
-        resp = per_patient(g, first[pid], None if tr_days is None else days)
+        resp = per_patient(g, first[pid], None if tr_days is None else days, criteria)
         ranks = resp["response"].map(RANK)
         if ranks.notna().any():
             best = ranks.min()

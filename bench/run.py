@@ -20,8 +20,11 @@ other engineers own (report timings, grade()):
   statsmodels; peak RSS <= 1 GB on the counts path at 10^7;
 * report: embedded <= 5 s, 40 patients <= 6 s, 1,000 patients <= 20 s; validate 1,000 <= 2 s,
   10^5 <= 30 s in <= 2 GB; ``amlcohort --help`` <= 0.5 s; warm ``ctcae.grade()`` <= 10 ms;
-* registry: response per assessment + best response on DuckDB vs the same rules written as a
-  pandas groupby-apply (bench/pandas_way.py), >= 50x.
+* registry (``amlcohort synth``, ~44 assessments per patient): response per assessment, best
+  response, CTCAE grades and the analysis table on DuckDB, <= 60 s and <= 4 GB at 10^6 patients
+  (``--registry-unvalidated`` copies the Parquet into DuckDB without validating, which has its own
+  case); response + best response vs the same rules written as a pandas groupby-apply
+  (bench/pandas_way.py), >= 50x.
 """
 
 from __future__ import annotations
@@ -132,25 +135,66 @@ def worker_grade() -> dict:
     return {"seconds": sorted(times)[len(times) // 2]}
 
 
-def worker_registry_ibis(path: str) -> dict:
+def _trusted_cohort(path: str):
+    """A Cohort over the Parquet tables of a bundle *without validating it*: each table is copied
+    once into the staging DuckDB, cast to the model's types (columns the bundle lacks: NULL).
+    Only for the registry bench at sizes where validation (a separate target) would dominate;
+    the bundle must be one ``amlcohort synth`` wrote (typed, canonical units, valid)."""
+    import ibis
+
+    from amlcohort.io.cohort import Cohort, ValidationReport, staging_connection
+    from amlcohort.io.metadata import read_metadata
+    from amlcohort.io.study import derive_study, read_study
+    from amlcohort.schema import TABLES
+
+    types = {"string": "string", "int": "int64", "float": "float64", "date": "date", "bool": "boolean"}
+    folder = Path(path)
+    meta, _ = read_metadata(folder / "metadata.yaml")
+    declared, _, _ = read_study(folder)
+    con = staging_connection()
+    tables, supplied = {}, set()
+    for model in TABLES:
+        file = folder / f"{model.name}.parquet"
+        if file.exists():
+            raw = con.read_parquet(str(file))
+            supplied.add(model.name)
+        else:
+            raw = ibis.memtable({"patient_id": []}, schema={"patient_id": "string"})
+        cols = {
+            c.name: (raw[c.name] if c.name in raw.columns else ibis.null()).cast(types[c.dtype])
+            for c in model.columns
+        }
+        tables[model.name] = con.create_table(model.name, raw.select(**cols))
+    arms = tables["patients"].study_arm.name("arm").as_table().distinct().to_pyarrow()["arm"].to_pylist()
+    study = derive_study(meta.study_name, arms, (), declared)
+    return Cohort(con, meta, tables, ValidationReport(str(folder), ()), study, frozenset(supplied))
+
+
+def worker_registry_ibis(path: str, trusted: bool = False) -> dict:
+    """Load (validate + type) a registry, then the derivations on DuckDB: response per assessment and
+    best response, CTCAE grades of every lab value, the analysis table (OS, EFS, CR duration, time
+    to CR, ...). ``seconds`` is the response derivation (the pandas comparison's work);
+    ``derivations_seconds`` all three (the issue's 60 s at 10^6 patients)."""
     from amlcohort import load_cohort
     from amlcohort.criteria import response as resp
     from amlcohort.criteria.ctcae import grade_assessments
     from amlcohort.endpoints.analysis import analysis_table
 
     start = time.perf_counter()
-    cohort = load_cohort(path)
+    cohort = _trusted_cohort(path) if trusted else load_cohort(path)
     load = time.perf_counter() - start
     start = time.perf_counter()
-    responses = resp.derive(cohort, "study").cache()
+    responses = resp.derive(cohort, cohort.study.criteria).cache()
     best = resp.best_response(responses).to_pyarrow()
     t_best = time.perf_counter() - start
     n_resp = responses.count().to_pyarrow().as_py()
     start = time.perf_counter()
-    n_grades = grade_assessments(cohort.table("assessments"), version="4.03").count().to_pyarrow().as_py()
+    grades = grade_assessments(cohort.table("assessments"), version=cohort.study.ctcae_version)
+    n_grades = grades.count().to_pyarrow().as_py()
     t_grades = time.perf_counter() - start
     start = time.perf_counter()
-    n_analysis = analysis_table(cohort).count().to_pyarrow().as_py()
+    analysis = analysis_table(cohort)
+    by_param = analysis.group_by("paramcd").agg(n=analysis.count()).to_pyarrow().to_pylist()
     t_analysis = time.perf_counter() - start
     counts = {}
     for v in best["best_response"].to_pylist():
@@ -158,32 +202,58 @@ def worker_registry_ibis(path: str) -> dict:
     return {
         "seconds": t_best,
         "load_seconds": load,
+        "load": "parquet copied without validation" if trusted else "load_cohort (validated)",
         "grades_seconds": t_grades,
         "analysis_seconds": t_analysis,
-        "rows": {"responses": n_resp, "grades": n_grades, "analysis": n_analysis},
+        "derivations_seconds": t_best + t_grades + t_analysis,
+        "rows": {
+            "assessments": cohort.table("assessments").count().to_pyarrow().as_py(),
+            "responses": n_resp,
+            "grades": n_grades,
+            "analysis": {r["paramcd"]: r["n"] for r in by_param},
+        },
         "best_response_counts": counts,
     }
 
 
-def worker_registry_pandas(path: str, limit: int) -> dict:
+def worker_registry_pandas(path: str, limit: int, trusted: bool = False) -> dict:
     sys.path.insert(0, str(HERE))
     from pandas_way import best_response_pandas
 
     from amlcohort import load_cohort
 
-    cohort = load_cohort(path)
+    cohort = _trusted_cohort(path) if trusted else load_cohort(path)
     ids = cohort.table("patients").select("patient_id").order_by("patient_id").limit(limit)
     frames = {}
     for name in ("assessments", "exposures", "transfusions"):
         t = cohort.table(name)
         frames[name] = t.semi_join(ids, "patient_id").to_pandas()
     start = time.perf_counter()
-    best = best_response_pandas(frames["assessments"], frames["exposures"], frames["transfusions"])
+    best = best_response_pandas(
+        frames["assessments"],
+        frames["exposures"],
+        frames["transfusions"],
+        cohort.study.index_drug,
+        cohort.study.criteria,
+    )
     seconds = time.perf_counter() - start
     counts: dict = {}
     for v in best["best_response"]:
         counts[v] = counts.get(v, 0) + 1
-    return {"seconds": seconds, "patients": len(best), "best_response_counts": counts}
+    # the same patients through the Ibis derivation (untimed): both ways must agree
+    from amlcohort.criteria import response as resp
+
+    ours = resp.best_response(resp.derive(cohort, cohort.study.criteria)).semi_join(ids, "patient_id")
+    rows = ours.select("patient_id", "best_response").to_pyarrow().to_pylist()
+    ours_by_patient = {r["patient_id"]: r["best_response"] for r in rows}
+    theirs = best["best_response"].to_dict()
+    same = sum(ours_by_patient.get(p) == v for p, v in theirs.items())
+    return {
+        "seconds": seconds,
+        "patients": len(best),
+        "best_response_counts": counts,
+        "agree_with_ibis": same,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,26 +414,51 @@ def report_cases(tmp: Path, registry: int, timeout: float, quick: bool) -> list[
     return rows
 
 
-def registry_cases(tmp: Path, registry: int, pandas_patients: int, timeout: float) -> list[dict]:
+def registry_cases(
+    tmp: Path, registry: int, pandas_patients: int, timeout: float, unvalidated: bool = False
+) -> list[dict]:
+    """Derivations on a synthetic registry (DuckDB) and the pandas groupby-apply on its first
+    ``pandas_patients`` patients (0: skip), extrapolated. ``unvalidated``: the tables are copied
+    into DuckDB without validation (validation has its own case), for 10^6 patients."""
     from amlcohort.synth import write_synthetic_bundle
 
     big = tmp / f"synth_{registry}"
+    synth_seconds = None
     if not big.exists():
+        start = time.perf_counter()
         write_synthetic_bundle(big, registry, seed=7)
-    ibis_rec = measure(self_cmd("--worker", "registry_ibis", str(big)), timeout)
-    pandas_rec = measure(self_cmd("--worker", "registry_pandas", str(big), str(pandas_patients)), timeout)
+        synth_seconds = time.perf_counter() - start
+        print(f"  synth {registry} patients: {synth_seconds:.1f} s")
+    # io/cohort.py caps the staging DuckDB at 1 GB unless told otherwise; the goal is 4 GB in all
+    os.environ.setdefault("AMLCOHORT_DUCKDB_MEMORY", "3GB")
+    trusted = ["trusted"] if unvalidated else []
+    ibis_rec = measure(self_cmd("--worker", "registry_ibis", str(big), *trusted), timeout)
     case = {
-        "case": f"registry_best_response_{registry}",
+        "case": f"registry_derivations_{registry}",
         "patients": registry,
-        "peers": {"amlcohort_ibis_duckdb": ibis_rec, "pandas_groupby_apply": pandas_rec},
+        "synth_seconds": synth_seconds,
+        "peers": {"amlcohort_ibis_duckdb": ibis_rec},
     }
-    if ibis_rec.get("seconds") and pandas_rec.get("seconds"):
-        per_patient = pandas_rec["seconds"] / max(pandas_rec["patients"], 1)
-        case["pandas_seconds_extrapolated"] = per_patient * registry
-        case["pandas_extrapolated_from_patients"] = pandas_rec["patients"]
-        case["ratio_vs_pandas"] = case["pandas_seconds_extrapolated"] / ibis_rec["seconds"]
-    case["targets"] = {"ratio_vs_pandas": {"goal": ">= 50x", "holds": case.get("ratio_vs_pandas", 0) >= 50}}
-    print(f"  {case['case']}: ratio {case.get('ratio_vs_pandas')}")
+    derive = ibis_rec.get("derivations_seconds")
+    case["targets"] = {
+        "derivations": {"goal": "<= 60 s at 10^6 patients", "holds": derive is not None and derive <= 60},
+        "rss": {"goal": "<= 4096 MiB", "holds": ibis_rec["rss_mib"] <= 4096},
+    }
+    if pandas_patients > 0:
+        pandas_rec = measure(
+            self_cmd("--worker", "registry_pandas", str(big), str(pandas_patients), *trusted), timeout
+        )
+        case["peers"]["pandas_groupby_apply"] = pandas_rec
+        if ibis_rec.get("seconds") and pandas_rec.get("seconds"):
+            per_patient = pandas_rec["seconds"] / max(pandas_rec["patients"], 1)
+            case["pandas_seconds_extrapolated"] = per_patient * registry
+            case["pandas_extrapolated_from_patients"] = pandas_rec["patients"]
+            case["ratio_vs_pandas"] = case["pandas_seconds_extrapolated"] / ibis_rec["seconds"]
+        case["targets"]["ratio_vs_pandas"] = {
+            "goal": ">= 50x (response + best response)",
+            "holds": case.get("ratio_vs_pandas", 0) >= 50,
+        }
+    print(f"  {case['case']}: derivations {derive} s, ratio {case.get('ratio_vs_pandas')}")
     return [case]
 
 
@@ -445,6 +540,11 @@ def main() -> None:
     ap.add_argument(
         "--pandas-patients", type=int, default=300, help="pandas side: time this many, extrapolate"
     )
+    ap.add_argument(
+        "--registry-unvalidated",
+        action="store_true",
+        help="registry: copy the synthetic Parquet into DuckDB without validating (for 10^6)",
+    )
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the harness")
     ap.add_argument("--only", nargs="*", default=["survival", "report", "registry", "workspace"])
@@ -457,9 +557,9 @@ def main() -> None:
         elif kind == "grade":
             result = worker_grade()
         elif kind == "registry_ibis":
-            result = worker_registry_ibis(rest[0])
+            result = worker_registry_ibis(rest[0], trusted=rest[1:] == ["trusted"])
         elif kind == "registry_pandas":
-            result = worker_registry_pandas(rest[0], int(rest[1]))
+            result = worker_registry_pandas(rest[0], int(rest[1]), trusted=rest[2:] == ["trusted"])
         elif kind == "workspace":
             result = worker_workspace(int(rest[0]), float(rest[1]))
         else:
@@ -484,7 +584,9 @@ def main() -> None:
             write_record(args.out, rows, started)
         if "registry" in args.only:
             print("registry derivations ...")
-            rows += registry_cases(tmp, registry, args.pandas_patients, args.timeout)
+            rows += registry_cases(
+                tmp, registry, args.pandas_patients, args.timeout, args.registry_unvalidated
+            )
             write_record(args.out, rows, started)
         if "workspace" in args.only:
             print("workspace load test ...")
