@@ -66,7 +66,8 @@ def _spark(master: str | None) -> ibis.BaseBackend:
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.shuffle.partitions", "4")
             .config("spark.ui.enabled", "false")
-            .config("spark.driver.memory", "2g")
+            # the driver collects the results (e.g. every graded laboratory value of a registry)
+            .config("spark.driver.memory", os.environ.get("AMLCOHORT_SPARK_DRIVER_MEMORY", "6g"))
             .getOrCreate()
         )
     except Exception as err:  # no Java, wrong Java: py4j/pyspark raise various errors
