@@ -17,6 +17,7 @@ import pytest
 
 from amlcohort.criteria.engine import (
     RuleSet,
+    _none,
     compile_rules,
     evaluate,
     evaluate_fast,
@@ -71,10 +72,7 @@ def _sql_batch(rs: RuleSet, cases: list[dict]) -> list[tuple]:
     comp = compile_rules(rs, t)
     df = (t.select("_i", outcome=comp.outcome, rule_id=comp.rule_id, missing=comp.missing)
           .order_by("_i").execute())
-
-    def none(x):
-        return None if x is None or (isinstance(x, float) and x != x) else x
-    return [(none(o), none(r), tuple(m for m in (none(s) or "").split(";") if m))
+    return [(_none(o), _none(r), tuple(m for m in (_none(s) or "").split(";") if m))
             for o, r, s in zip(df.outcome, df.rule_id, df.missing, strict=True)]
 
 
