@@ -37,7 +37,7 @@ import ibis.expr.types as ir
 from amlcohort.criteria.engine import (
     NOT_EVALUABLE,
     RuleSet,
-    compile_rules,
+    apply_rules,
     evaluate_fast,
     load_rules,
     ruleset,
@@ -504,9 +504,8 @@ def grade_assessments(table: ir.Table, *, version: str = "4.03", terms: tuple[st
         mapping = {"value": spec.value_column, spec.limit: spec.limit_column, "baseline": base_col,
                    "baseline_below_lln": "_baseline_below_lln",
                    **{f: f for f in CLINICAL_INPUTS}, **{k: f"_{k}" for k in derived}}
-        c = compile_rules(rules, t, {k: n for k, n in mapping.items() if k in rules.variables})
-        # materialise the compiled columns once, then derive from them (no copies of the CASE trees)
-        t = t.mutate(_outcome=c.outcome, _rule_id=c.rule_id, _missing=c.missing)
+        # the rule set's CASE computed once per row; outcome, rule id and missing read it
+        t = apply_rules(rules, t, {k: n for k, n in mapping.items() if k in rules.variables})
         grade_expr = ibis.cases(*[(t._outcome == g, int(g)) for g in GRADES], else_=ibis.null("int64"))
         missing = ibis.literal("not gradable: missing ").concat(
             t._missing.fill_null("?"), ibis.literal(" (rule "), t._rule_id, ibis.literal(")"))
@@ -586,16 +585,14 @@ def check_reported_grades(adverse_events: ir.Table) -> ir.Table:
     null_s = ibis.null("string")
     t = t.mutate(_version_used=ibis.cases(*[(t._version == a, v) for a, v in aliases.items()], else_=null_s))
     # each version's rules once, as columns; then pick by version and map rule ids to texts
-    compiled: dict[str, ir.Value] = {}
     allowed: dict[tuple[str, str], str] = {}
     sources: dict[tuple[str, str], str] = {}
     for v, filename in REPORTED_GRADE_FILES.items():
         rules = ruleset(filename, "reported_grade", v)
-        c = compile_rules(rules, t, {"term": "_term_norm", "grade": "_grade_text"})
-        compiled[f"_outcome_{v}"], compiled[f"_rule_{v}"] = c.outcome, c.rule_id
+        t = apply_rules(rules, t, {"term": "_term_norm", "grade": "_grade_text"},
+                        outcome=_col(f"_outcome_{v}"), rule_id=_col(f"_rule_{v}"), missing=None)
         allowed.update({(v, k): g for k, g in _allowed_grades(rules).items()})
         sources.update({(v, r.rule_id): r.source for r in rules.rules})
-    t = t.mutate(**{_col(k): e for k, e in compiled.items()})
     t = t.mutate(
         _outcome=ibis.cases(*[(t._version_used == v, t[_col(f"_outcome_{v}")]) for v in REPORTED_GRADE_FILES],
                             else_=ibis.literal("version_unknown")),

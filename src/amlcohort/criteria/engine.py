@@ -328,11 +328,60 @@ def _missing_expr(
 
 @dataclass(frozen=True)
 class Compiled:
-    """Ibis expressions for one rule set over one table."""
+    """Ibis expressions for one rule set over one table (see :func:`compile_rules`)."""
 
     outcome: ir.StringValue
     rule_id: ir.StringValue
     missing: ir.StringValue
+
+
+def _decision_expr(rules: RuleSet, col: Mapping[str, ir.Value]) -> ir.IntegerValue:
+    """The whole rule set in one CASE: ``k`` when rule ``k`` (1-based, priority order) is the first
+    that holds, ``-k`` when rule ``k`` is the first that cannot be decided for missing inputs, 0
+    when no rule holds."""
+    cases: list[tuple[ir.BooleanValue, int]] = []
+    for k, rule in enumerate(rules.rules, start=1):
+        holds = _rule_expr(rule, col)
+        # CASE WHEN treats NULL as not true: "holds" is tried first, then "undecided"
+        cases += [(holds, k), (holds.isnull(), -k)]
+    return ibis.cases(*cases, else_=ibis.literal(0, "int32")).cast("int32")
+
+
+def _outputs(rules: RuleSet, decision: ir.IntegerValue, col: Mapping[str, ir.Value],
+             names: Mapping[str, str]) -> tuple[ir.StringValue, ir.StringValue, ir.StringValue]:
+    """outcome, rule_id and missing as small CASEs over a ``decision`` value."""
+    null_str = ibis.null("string")
+    by_outcome: dict[str, list[int]] = {}
+    for k, rule in enumerate(rules.rules, start=1):
+        by_outcome.setdefault(rule.outcome, []).append(k)
+    outcome = ibis.cases(
+        (decision < 0, ibis.literal(NOT_EVALUABLE)),
+        *[(decision.isin(ks), ibis.literal(o)) for o, ks in by_outcome.items()],
+        else_=null_str,
+    )
+    magnitude = decision.abs()
+    rule_id = ibis.cases(
+        *[(magnitude == k, ibis.literal(r.rule_id)) for k, r in enumerate(rules.rules, start=1)],
+        else_=null_str,
+    )
+    by_inputs: dict[tuple[str, ...], list[int]] = {}  # rules with the same inputs share one text
+    for k, rule in enumerate(rules.rules, start=1):
+        by_inputs.setdefault(rule.variables, []).append(-k)
+    missing = ibis.cases(
+        *[(decision.isin(ks), _missing_expr(v, col, names)) for v, ks in by_inputs.items()],
+        else_=null_str,
+    )
+    return outcome, rule_id, missing
+
+
+def _columns_of(rules: RuleSet, table: ir.Table, columns: Mapping[str, str] | None
+                ) -> tuple[dict[str, ir.Value], dict[str, str]]:
+    columns = dict(columns or {})
+    names = {v: columns.get(v, v) for v in rules.variables}
+    absent = [n for n in names.values() if n not in table.columns]
+    if absent:
+        raise KeyError(f"rule set {rules.name} v{rules.version} needs column(s) {absent}")
+    return {v: table[n] for v, n in names.items()}, names
 
 
 def compile_rules(rules: RuleSet, table: ir.Table, columns: Mapping[str, str] | None = None) -> Compiled:
@@ -341,32 +390,45 @@ def compile_rules(rules: RuleSet, table: ir.Table, columns: Mapping[str, str] | 
     ``outcome`` is the first rule's outcome that holds, ``"not_evaluable"`` when a rule could
     not be decided for missing inputs before one held, and NULL when no rule holds.
     ``missing`` names (by table column) the inputs that left the result undecided.
+
+    Each output holds every rule's condition in its own CASE. A caller that needs more than one
+    output should prefer :func:`apply_rules` (the conditions once per row, in a column).
     """
-    columns = dict(columns or {})
-    names = {v: columns.get(v, v) for v in rules.variables}
-    absent = [n for n in names.values() if n not in table.columns]
-    if absent:
-        raise KeyError(f"rule set {rules.name} v{rules.version} needs column(s) {absent}")
-    col = {v: table[n] for v, n in names.items()}
+    col, names = _columns_of(rules, table, columns)
     outcome_cases: list[tuple[ir.BooleanValue, Any]] = []
     rule_cases: list[tuple[ir.BooleanValue, Any]] = []
     missing_cases: list[tuple[ir.BooleanValue, Any]] = []
+    null_str = ibis.null("string")
     for rule in rules.rules:
         holds = _rule_expr(rule, col)
-        outcome_cases += [(holds.fill_null(False), rule.outcome), (holds.isnull(), NOT_EVALUABLE)]
-        rule_cases += [(holds.fill_null(False), rule.rule_id), (holds.isnull(), rule.rule_id)]
-        missing_cases += [
-            (holds.fill_null(False), None),
-            (holds.isnull(), _missing_expr(rule.variables, col, names)),
-        ]
-    null_str = ibis.null("string")
+        # CASE WHEN treats NULL as not true: "holds" is tried first, then "undecided"
+        outcome_cases += [(holds, ibis.literal(rule.outcome)), (holds.isnull(), ibis.literal(NOT_EVALUABLE))]
+        rule_cases += [(holds, ibis.literal(rule.rule_id)), (holds.isnull(), ibis.literal(rule.rule_id))]
+        missing_cases += [(holds, null_str), (holds.isnull(), _missing_expr(rule.variables, col, names))]
     return Compiled(
         outcome=ibis.cases(*outcome_cases, else_=null_str),
         rule_id=ibis.cases(*rule_cases, else_=null_str),
-        missing=ibis.cases(
-            *[(c, v if v is not None else null_str) for c, v in missing_cases], else_=null_str
-        ),
+        missing=ibis.cases(*missing_cases, else_=null_str),
     )
+
+
+def apply_rules(rules: RuleSet, table: ir.Table, columns: Mapping[str, str] | None = None, *,
+                outcome: str | None = "_outcome", rule_id: str | None = "_rule_id",
+                missing: str | None = "_missing") -> ir.Table:
+    """``table`` with the rule set's outcome, rule id and missing inputs added as columns
+    (named by ``outcome``, ``rule_id``, ``missing``; None leaves one out).
+
+    The same result as :func:`compile_rules`, but the rule set's CASE is computed once per row as
+    a column and the three outputs read it, so the SQL holds each rule once (not once per output):
+    smaller SQL, much faster to compile, and within SQLite's parser depth for the CTCAE tables.
+    """
+    col, names = _columns_of(rules, table, columns)
+    decision_name = "_decision__" + re.sub(r"\W", "_", rules.name)
+    t = table.mutate(**{decision_name: _decision_expr(rules, col)})
+    col = {v: t[n] for v, n in names.items()}
+    o, r, m = _outputs(rules, t[decision_name], col, names)
+    wanted = {k: e for k, e in ((outcome, o), (rule_id, r), (missing, m)) if k is not None}
+    return t.mutate(**wanted).drop(decision_name)
 
 
 # ---- single values ---------------------------------------------------------------------------

@@ -11,11 +11,12 @@ The tables live on an Ibis connection (in-process DuckDB unless another is injec
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -37,6 +38,8 @@ from amlcohort.schema.study import StudyDefinition
 DUCKDB_MEMORY_LIMIT = "1GB"
 #: Rows typed per statement when a table is materialised (see :func:`_materialise`).
 SLICE_ROWS = 250_000
+# names of the study-day views (Cohort.table): unique per process, so cohorts never share one
+_VIEW_NUMBERS = itertools.count(1)
 _IBIS_TYPES = {"string": "string", "int": "int64", "float": "float64", "date": "date", "bool": "boolean"}
 
 
@@ -71,7 +74,11 @@ class Cohort:
     study definition (``study.yaml``, or derived from the data: :mod:`amlcohort.io.study`).
 
     ``table(name)`` adds, for each date column ``X_date``, ``X_study_day`` (day 1 = the first dose
-    of the study's index drug, or of any drug; no day 0).
+    of the study's index drug, or of any drug; no day 0). With ``day_views`` (a connection the
+    cohort owns: the loader's in-process DuckDB) each such table is created once as a view, so
+    every query names it instead of repeating the join in its SQL (compiling the report's
+    queries is then several times faster); on a connection the cohort shares (PostgreSQL, Spark,
+    a workspace's) nothing is created and the expression is returned.
     """
 
     con: ibis.BaseBackend
@@ -80,6 +87,8 @@ class Cohort:
     report: ValidationReport
     study: StudyDefinition
     supplied: frozenset[str] = frozenset()
+    day_views: bool = False
+    _views: dict[str, ir.Table] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def has(self, name: str) -> bool:
         """Whether the bundle supplied table ``name`` (an absent optional table reads as empty,
@@ -94,10 +103,18 @@ class Cohort:
         t = self.tables[name]
         if not model.date_columns:
             return t
+        if name in self._views:
+            return self._views[name]
         first = self.first_dose()
         j = t.left_join(first, "patient_id").select(t, "first_dose")
         days = {study_day_column(c): study_day(j[c], j.first_dose) for c in model.date_columns}
-        return j.mutate(**days).drop("first_dose")
+        expr = j.mutate(**days).drop("first_dose")
+        if not self.day_views:
+            return expr
+        # a unique name: two cohorts on one connection (another study definition) never share one
+        view = self.con.create_view(f"{name}__study_days_{next(_VIEW_NUMBERS)}", expr)
+        self._views[name] = view
+        return view
 
     def first_dose(self) -> ir.Table:
         """Per patient: ``first_dose``, study day 1 (the first dose of the index drug, or of any drug)."""
@@ -196,7 +213,7 @@ def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, C
         if name in existing:
             target.drop_table(name)
         tables[name] = _copy_table(target, name, data)
-    return report, Cohort(target, meta, tables, report, study, supplied)
+    return report, Cohort(target, meta, tables, report, study, supplied, day_views=target is stage)
 
 
 def staging_connection() -> ibis.BaseBackend:
