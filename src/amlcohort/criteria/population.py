@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import ibis
 import ibis.expr.types as ir
 
-from amlcohort.criteria.engine import RuleSet, compile_rules, evaluate, parse_rules, ruleset
+from amlcohort.criteria.engine import RuleSet, apply_rules, evaluate, parse_rules, ruleset
 from amlcohort.criteria.risk import derive_risk
 from amlcohort.problems import InputError, Problem
 
@@ -126,9 +126,9 @@ def derive_population(cohort: CohortLike) -> ir.Table:
     missing inputs. The rules are the study definition's own (``population:``), else the shipped ones."""
     status, membership = _rules_of(cohort)
     t = population_inputs(cohort)
-    s = compile_rules(status, t)
-    t = t.mutate(status=s.outcome, status_rule=s.rule_id, status_missing=s.missing)
-    mem = compile_rules(membership, t)
+    t = apply_rules(status, t, outcome="status", rule_id="status_rule", missing="status_missing")
+    t = apply_rules(membership, t, outcome="_membership", rule_id="_membership_rule",
+                    missing="_membership_missing")
     return t.select(
         "patient_id",
         "status",
@@ -137,9 +137,9 @@ def derive_population(cohort: CohortLike) -> ir.Table:
         rr=t.status.isin(R_R),
         elderly_unfit=t.status == "elderly_unfit",
         flt3_itd_negative=t.flt3_itd == "wild_type",
-        membership=mem.outcome.fill_null("not_evaluable"),
-        membership_rule=mem.rule_id,
-        membership_missing=mem.missing,
+        membership=t._membership.fill_null("not_evaluable"),
+        membership_rule=t._membership_rule,
+        membership_missing=t._membership_missing,
     )
 
 

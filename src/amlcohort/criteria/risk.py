@@ -40,7 +40,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from amlcohort.criteria.engine import NOT_EVALUABLE, Rule, RuleSet, compile_rules, ruleset
+from amlcohort.criteria.engine import NOT_EVALUABLE, Rule, RuleSet, apply_rules, compile_rules, ruleset
 from amlcohort.criteria.iscn import read_karyotype
 from amlcohort.schema.model import MUTATION_RESULTS
 
@@ -298,14 +298,9 @@ def derive_risk(patients: ir.Table, mutations: ir.Table, *,
     sets = [eln_rules(v) for v in versions]
     variables = list(dict.fromkeys(var for rs in sets for var in rs.variables))
     table = _inputs(patients, mutations, variables)
-    decided: dict[str, ir.Value] = {}
+    # each version's rule set once per row, as columns; the reasons read the decided columns
     for v, rs in zip(versions, sets, strict=True):
-        compiled = compile_rules(rs, table)
-        decided[v] = compiled.outcome
-        decided[f"{v}_rule"] = compiled.rule_id
-        decided[f"{v}_missing"] = compiled.missing
-    # the reasons read the decided columns (a second projection keeps the SQL small)
-    table = table.mutate(**decided)
+        table = apply_rules(rs, table, outcome=v, rule_id=f"{v}_rule", missing=f"{v}_missing")
     out: dict[str, ir.Value] = {}
     for v, rs in zip(versions, sets, strict=True):
         missing, rule_id = _missing(table[f"{v}_missing"]), table[f"{v}_rule"]

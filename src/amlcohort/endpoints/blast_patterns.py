@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
-from amlcohort.criteria.engine import compile_rules, ruleset
+from amlcohort.criteria.engine import apply_rules, ruleset
 from amlcohort.io.cohort import Cohort
 
 WEEK_1 = (2, 8)
@@ -49,5 +49,5 @@ def blast_patterns(cohort: Cohort) -> ir.Table:
         first.patient_id, base.baseline_blasts_pct, w1.week1_blasts_pct, w23.weeks_2_3_max_blasts_pct
     )
     t = t.mutate(week1_relative_change=(t.week1_blasts_pct - t.baseline_blasts_pct) / t.baseline_blasts_pct)
-    c = compile_rules(ruleset("blast_patterns.csv", "marrow.blast_pattern", "1"), t)
-    return t.mutate(pattern=c.outcome, pattern_missing=c.missing)
+    return apply_rules(ruleset("blast_patterns.csv", "marrow.blast_pattern", "1"), t,
+                       outcome="pattern", rule_id=None, missing="pattern_missing")

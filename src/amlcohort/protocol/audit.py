@@ -40,7 +40,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from amlcohort.criteria.engine import compile_rules
+from amlcohort.criteria.engine import apply_rules
 from amlcohort.io.cohort import Cohort
 from amlcohort.protocol.definition import FREQUENCIES, Drug, Protocol, SurveillanceItem, study_protocol
 from amlcohort.protocol.dosing import bsa_dose_table
@@ -244,9 +244,9 @@ def _transfusion(
     a = _on_protocol_assessments(cohort, per)
     a = a.filter(a[value].notnull())
     rs = p.ruleset(key)
-    c = compile_rules(rs, a)
     action = next(o for o in ("transfuse_rbc", "transfuse_platelets") if o in {r.outcome for r in rs.rules})
-    hit = a.mutate(_rule=c.rule_id).filter(c.outcome == action)
+    a = apply_rules(rs, a, outcome="_action", rule_id="_rule", missing=None)
+    hit = a.filter(a._action == action).drop("_action")
     tr = cohort.table("transfusions")
     tr = tr.filter(tr.product == product)
     w = p.audit.transfusion_window_days
@@ -292,9 +292,9 @@ def _supportive(cohort: Cohort, per: ir.Table, p: Protocol, key: str, label: str
     a = _on_protocol_assessments(cohort, per)
     a = a.filter(a.anc.notnull())
     rs = p.ruleset(key)
-    c = compile_rules(rs, a)
     action = next(iter({r.outcome for r in rs.rules} & {"give_g_csf", "give_antifungal_prophylaxis"}))
-    hit = a.mutate(_rule=c.rule_id).filter(c.outcome == action)
+    a = apply_rules(rs, a, outcome="_action", rule_id="_rule", missing=None)
+    hit = a.filter(a._action == action).drop("_action")
     sc = cohort.table("supportive_care")
     sc = sc.filter(sc.category == key)
     w = p.audit.supportive_care_window_days
@@ -507,7 +507,6 @@ def _skin(cohort: Cohort, per: ir.Table, p: Protocol) -> ir.Table:
     actions = ("interrupt_then_reduce", "discontinue")
     se = skin_events(cohort, p)
     se = se.mutate(zero_days=ibis.literal(0.0))
-    at_grade = compile_rules(rs, se, columns={"days_unresolved": "zero_days"})
     thresholds = [
         c.value
         for r in rs.rules
@@ -516,7 +515,7 @@ def _skin(cohort: Cohort, per: ir.Table, p: Protocol) -> ir.Table:
         if c.variable == "days_unresolved" and c.op in (">=", ">") and isinstance(c.value, float)
     ]
     wait = int(min(thresholds)) if thresholds else 0
-    se = se.mutate(o0=at_grade.outcome, r0=at_grade.rule_id)
+    se = apply_rules(rs, se, {"days_unresolved": "zero_days"}, outcome="o0", rule_id="r0", missing=None)
     now = se.o0.isin(actions).fill_null(False)
     later = se.outcome.isin(actions).fill_null(False)
     fire = ibis.cases(

@@ -34,7 +34,7 @@ import ibis
 import ibis.expr.types as ir
 
 from amlcohort.criteria import response as resp
-from amlcohort.criteria.engine import NOT_EVALUABLE, RuleSet, compile_rules, evaluate
+from amlcohort.criteria.engine import NOT_EVALUABLE, RuleSet, apply_rules, evaluate
 from amlcohort.endpoints.blast_patterns import WEEKS_2_3, baseline_marrow, marrows
 from amlcohort.io.cohort import Cohort
 from amlcohort.protocol.definition import Protocol, cohort_protocol
@@ -146,8 +146,7 @@ def stopping_rule_marrows(cohort: Cohort | AsOf, protocol: Protocol | None = Non
             ibis.window(group_by="patient_id", order_by="assessment_date", preceding=None, following=0)
         )
     )
-    c = compile_rules(p.ruleset("stopping_rule"), w)
-    return w.mutate(outcome=c.outcome, rule_id=c.rule_id, missing=c.missing)
+    return apply_rules(p.ruleset("stopping_rule"), w, outcome="outcome", rule_id="rule_id", missing="missing")
 
 
 def skin_events(cohort: Cohort | AsOf, protocol: Protocol | None = None) -> ir.Table:
@@ -169,8 +168,8 @@ def skin_events(cohort: Cohort | AsOf, protocol: Protocol | None = None) -> ir.T
         days_unresolved=days_between(ae.resolution_date.fill_null(end), ae.onset_date).cast("float64"),
         grade_known_date=ibis.coalesce(ae.worst_grade_date, ae.onset_date),
     )
-    c = compile_rules(p.ruleset("skin_dose_modification"), ae)
-    return ae.mutate(outcome=c.outcome, rule_id=c.rule_id, missing=c.missing)
+    return apply_rules(p.ruleset("skin_dose_modification"), ae, outcome="outcome", rule_id="rule_id",
+                       missing="missing")
 
 
 # ---- one patient ----------------------------------------------------------------------------
