@@ -412,6 +412,13 @@ def compile_rules(rules: RuleSet, table: ir.Table, columns: Mapping[str, str] | 
     )
 
 
+def rule_holds(rule: Rule, table: ir.Table, columns: Mapping[str, str] | None = None) -> ir.BooleanValue:
+    """Whether ``rule`` holds on each row of ``table``: True, False, or NULL when a missing input
+    leaves it undecided (the same three-valued logic as :func:`compile_rules`)."""
+    columns = dict(columns or {})
+    return _rule_expr(rule, {v: table[columns.get(v, v)] for v in rule.variables})
+
+
 def apply_rules(rules: RuleSet, table: ir.Table, columns: Mapping[str, str] | None = None, *,
                 outcome: str | None = "_outcome", rule_id: str | None = "_rule_id",
                 missing: str | None = "_missing") -> ir.Table:

@@ -40,7 +40,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from amlcohort.criteria.engine import NOT_EVALUABLE, Rule, RuleSet, apply_rules, compile_rules, ruleset
+from amlcohort.criteria.engine import NOT_EVALUABLE, Rule, RuleSet, apply_rules, rule_holds, ruleset
 from amlcohort.criteria.iscn import read_karyotype
 from amlcohort.schema.model import MUTATION_RESULTS
 
@@ -267,8 +267,7 @@ def _reasons(rules: RuleSet, table: ir.Table, rule_id: ir.StringValue) -> ir.Str
     for rule in rules.rules:
         text: ir.StringValue = ibis.literal("")
         for i, clause in enumerate(rule.clauses, start=1):
-            one = RuleSet(rules.name, rules.version, (Rule(rule.rule_id, "held", 1, (clause,), rule.source),))
-            held = (compile_rules(one, table).outcome == "held").fill_null(False)
+            held = rule_holds(Rule(rule.rule_id, "held", 1, (clause,), rule.source), table).fill_null(False)
             label = labels.get((rules.version, rule.rule_id, i)) or f"clause {i}"
             text = text.concat(ibis.ifelse(held, ibis.literal(label + "; "), ibis.literal("")))
         cases.append((rule_id == rule.rule_id, ibis.literal(rule.rule_id + ": ").concat(text)))
@@ -301,9 +300,10 @@ def derive_risk(patients: ir.Table, mutations: ir.Table, *,
     # each version's rule set once per row, as columns; the reasons read the decided columns
     for v, rs in zip(versions, sets, strict=True):
         table = apply_rules(rs, table, outcome=v, rule_id=f"{v}_rule", missing=f"{v}_missing")
+    table = table.mutate(**{f"{v}_missing": _missing(table[f"{v}_missing"]) for v in versions})
     out: dict[str, ir.Value] = {}
     for v, rs in zip(versions, sets, strict=True):
-        missing, rule_id = _missing(table[f"{v}_missing"]), table[f"{v}_rule"]
+        missing, rule_id = table[f"{v}_missing"], table[f"{v}_rule"]
         problem = table.k_problem
         why = ibis.ifelse(missing.re_search("karyotype").fill_null(False) & problem.notnull(),
                           ibis.literal(" [").concat(problem.fill_null("")).concat("]"), ibis.literal(""))

@@ -119,9 +119,8 @@ def _groups(a: StudyAnalysis) -> dict[str, pd.DataFrame]:
 
 
 def _cat_p(p: pd.DataFrame, values: pd.Series, arms: list[str]) -> str:
-    from scipy import stats as sps
-
     from amlcohort.stats import chi_square_test, fisher_exact
+    from amlcohort.stats._distributions import chi2_contingency
 
     d = pd.DataFrame({"arm": p.study_arm, "v": values}).dropna()
     d = d[d.arm.isin(arms)]
@@ -138,17 +137,17 @@ def _cat_p(p: pd.DataFrame, values: pd.Series, arms: list[str]) -> str:
     try:
         return fmt_p(chi_square_test(t, correction=False).p_value) + " (χ²)"
     except ValueError:
-        return fmt_p(float(sps.chi2_contingency(t)[1])) + " (χ²)"
+        return fmt_p(chi2_contingency(t)[1]) + " (χ²)"
 
 
 def _cont_p(p: pd.DataFrame, values: pd.Series, arms: list[str]) -> str:
-    from scipy import stats as sps
+    from amlcohort.stats._distributions import kruskal_wallis
 
     samples = [pd.to_numeric(values[p.study_arm == arm], errors="coerce").dropna() for arm in arms]
     samples = [s for s in samples if len(s)]
     if len(samples) < 2 or len(pd.concat(samples).unique()) < 2:
         return ""
-    return fmt_p(float(sps.kruskal(*samples).pvalue)) + " (Kruskal-Wallis)"
+    return fmt_p(kruskal_wallis(samples)[1]) + " (Kruskal-Wallis)"
 
 
 def table1(a: StudyAnalysis, *, p_values: bool = False) -> pd.DataFrame:

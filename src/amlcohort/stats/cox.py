@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from amlcohort.stats._distributions import chi2_sf, norm_ppf, norm_sf
 from amlcohort.stats._validation import (
     ArrayLike,
     as_1d,
@@ -40,7 +40,7 @@ class ChiSquareTest:
 
     @classmethod
     def of(cls, statistic: float, dof: int) -> ChiSquareTest:
-        return cls(statistic=float(statistic), dof=int(dof), p_value=float(stats.chi2.sf(statistic, dof)))
+        return cls(statistic=float(statistic), dof=int(dof), p_value=float(chi2_sf(statistic, dof)))
 
 
 @dataclass(frozen=True)
@@ -212,14 +212,14 @@ def cox_ph(
     )
     coef = fitter.params_.to_numpy()
     se = fitter.standard_errors_.to_numpy()
-    z = stats.norm.ppf(1.0 - (1.0 - level) / 2.0)
+    z = norm_ppf(1.0 - (1.0 - level) / 2.0)
     table = pd.DataFrame(
         {
             "coef": coef,
             "hazard_ratio": np.exp(coef),
             "se": se,
             "z": coef / se,
-            "p_value": 2.0 * stats.norm.sf(np.abs(coef / se)),
+            "p_value": 2.0 * norm_sf(np.abs(coef / se)),
             "hr_lower": np.exp(coef - z * se),
             "hr_upper": np.exp(coef + z * se),
         },

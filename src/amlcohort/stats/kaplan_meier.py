@@ -34,9 +34,9 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from amlcohort.stats import _fast
+from amlcohort.stats._distributions import norm_ppf
 from amlcohort.stats._fast import number_at_risk, product_limit
 from amlcohort.stats._validation import ArrayLike, as_1d, check_conf_level
 from amlcohort.stats.counts import COUNT_COLUMNS, checked_arrays, checked_counts, counts_from_arrays
@@ -70,7 +70,7 @@ TABLE_COLUMNS = ("time", "n_risk", "n_event", "n_censor", "survival", "std_err",
 # Pure numerical building blocks
 # ---------------------------------------------------------------------------------------------
 def _z(conf_level: float) -> float:
-    return float(stats.norm.ppf(1.0 - (1.0 - conf_level) / 2.0))
+    return float(norm_ppf(1.0 - (1.0 - conf_level) / 2.0))
 
 
 def confidence_band(surv: np.ndarray, se_log: np.ndarray, conf_type: str, z: float, side: int) -> np.ndarray:
@@ -597,7 +597,7 @@ class KaplanMeierResult:
         est, se = restricted_mean_rule(
             time, self._arrays("survival"), self._arrays("n_risk"), self._arrays("n_event"), end
         )
-        z = stats.norm.ppf(1.0 - (1.0 - self.conf_level) / 2.0)
+        z = norm_ppf(1.0 - (1.0 - self.conf_level) / 2.0)
         return RestrictedMeanResult(
             tau=end,
             estimate=est,

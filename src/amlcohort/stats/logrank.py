@@ -28,9 +28,9 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from amlcohort.stats import _fast
+from amlcohort.stats._distributions import chi2_sf
 from amlcohort.stats._validation import ArrayLike
 from amlcohort.stats.counts import checked_arrays, checked_counts
 
@@ -228,7 +228,7 @@ def logrank_from_checked(counts: _fast.Counts, kind: str, rho: float, gamma: flo
                 statistic = float("nan")
                 reason = "fewer than two groups have expected events: the test is not estimable"
             else:
-                p_value = float(stats.chi2.sf(statistic, dof))
+                p_value = float(chi2_sf(statistic, dof))
     return LogRankResult(
         statistic=statistic,
         dof=dof,

@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import stats
-
+from amlcohort.stats._distributions import clopper_pearson, wilson
 from amlcohort.stats._validation import check_conf_level
 
 __all__ = ["ProportionMethod", "ProportionResult", "proportion_ci"]
 
 ProportionMethod = Literal["clopper-pearson", "wilson"]
-_SCIPY_METHOD = {"clopper-pearson": "exact", "wilson": "wilson"}
+_METHODS = ("clopper-pearson", "wilson")
 _R_CALL = {
     "clopper-pearson": "binom.test({x}, {n}, conf.level={level:g})$conf.int",
     "wilson": "prop.test({x}, {n}, conf.level={level:g}, correct=FALSE)$conf.int",
@@ -71,21 +70,21 @@ def proportion_ci(
     >>> round(w.lower, 6), round(w.upper, 6)
     (0.375535, 0.963776)
     """
-    if method not in _SCIPY_METHOD:
-        raise ValueError(f"method must be one of {tuple(_SCIPY_METHOD)}, got {method!r}")
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     level = check_conf_level(conf_level)
     if int(n) != n or n < 1:
         raise ValueError(f"n must be a positive whole number, got {n!r}")
     if int(x) != x or not 0 <= x <= n:
         raise ValueError(f"x must be a whole number between 0 and n={n}, got {x!r}")
     k, size = int(x), int(n)
-    ci = stats.binomtest(k, size).proportion_ci(confidence_level=level, method=_SCIPY_METHOD[method])
+    lower, upper = (clopper_pearson if method == "clopper-pearson" else wilson)(k, size, level)
     return ProportionResult(
         x=k,
         n=size,
         estimate=k / size,
-        lower=float(ci.low),
-        upper=float(ci.high),
+        lower=lower,
+        upper=upper,
         method=method,
         conf_level=level,
     )
