@@ -99,7 +99,10 @@ def population_inputs(cohort: CohortLike) -> ir.Table:
     itd = m.filter((m.gene == "FLT3-ITD") & m.result.isin(("wild_type", "mutated"))).select(
         "patient_id", flt3_itd=m.result
     )
-    cyto = derive_risk(p, m.limit(0), version="eln2017").select("patient_id", "eln2017")
+    # a cohort that keeps its karyotype lookup (report.results.MaterialisedCohort) lends it
+    lookup = getattr(cohort, "karyotype_lookup", None)
+    cyto = derive_risk(p, m.limit(0), version="eln2017",
+                       karyotypes=lookup() if callable(lookup) else None).select("patient_id", "eln2017")
     j = p.left_join(prior, "patient_id").drop("patient_id_right")
     j = j.left_join(itd, "patient_id").drop("patient_id_right")
     j = j.left_join(cyto, "patient_id").drop("patient_id_right")

@@ -151,7 +151,8 @@ def karyotype_lookup(karyotypes: Iterable[str | None]) -> ir.Table:
     return ibis.memtable(data, schema=ibis.schema(_LOOKUP_SCHEMA))
 
 
-def karyotype_table(table: ir.Table, column: str = "karyotype") -> ir.Table:
+def karyotype_table(table: ir.Table, column: str = "karyotype", *,
+                    lookup: ir.Table | None = None) -> ir.Table:
     """``table`` with every karyotype-derived rule input (``k_...``) and ``k_problem`` added.
 
     The distinct karyotype texts are read once, in Python, by the ISCN reader (a grammar the
@@ -163,10 +164,14 @@ def karyotype_table(table: ir.Table, column: str = "karyotype") -> ir.Table:
     (a sideline written in full counts its stemline abnormalities once), constitutional
     abnormalities (``c``) are not counted, ``+8,+8`` is two gains, ``-Y``/``-X`` count as
     abnormalities but not as autosomal monosomies, a token with ``(`` or a marker is structural.
+
+    ``lookup``: :func:`karyotype_lookup` of (at least) the table's texts, already made (a caller
+    that derives several things from one table reads and parses the texts once; with it, building
+    the expression runs no query).
     """
     text = table[column].cast("string")
-    texts = table.select(_k=text).distinct().to_pyarrow().column("_k").to_pylist()
-    lookup = karyotype_lookup(texts)
+    if lookup is None:
+        lookup = karyotype_lookup(karyotype_texts(table, column))
     joined = table.left_join(lookup, text == lookup._k_key)
     joined = joined.drop("_k_key")
     k_text = joined.k_text
@@ -178,6 +183,12 @@ def karyotype_table(table: ir.Table, column: str = "karyotype") -> ir.Table:
         flags[lesion.variable] = ibis.ifelse(joined.k_incomplete.fill_null(False) & ~found.fill_null(False),
                                              ibis.null("boolean"), found)
     return joined.mutate(k_problem=problem, **flags)
+
+
+def karyotype_texts(table: ir.Table, column: str = "karyotype") -> list[str | None]:
+    """The distinct karyotype texts of ``table`` (one query)."""
+    text = table[column].cast("string")
+    return table.select(_k=text).distinct().to_pyarrow().column("_k").to_pylist()
 
 
 def karyotype_features(table: ir.Table, column: str = "karyotype") -> dict[str, ir.Value]:
@@ -242,10 +253,11 @@ def mutation_inputs(mutations: ir.Table, variables: Sequence[str]) -> ir.Table:
 
 # ---- derivation ------------------------------------------------------------------------------
 
-def _inputs(patients: ir.Table, mutations: ir.Table, variables: Sequence[str]) -> ir.Table:
+def _inputs(patients: ir.Table, mutations: ir.Table, variables: Sequence[str],
+            lookup: ir.Table | None = None) -> ir.Table:
     karyo = {v for v in variables if v.startswith("k_")}
     genes = [v for v in variables if v not in karyo]
-    t = karyotype_table(patients.select("patient_id", "karyotype"))
+    t = karyotype_table(patients.select("patient_id", "karyotype"), lookup=lookup)
     features = {n: t[n] for n in t.columns if n.startswith("k_") and n not in ("k_text", "k_incomplete")}
     base = t.select(
         "patient_id",
@@ -284,7 +296,8 @@ def _missing(missing: ir.StringValue) -> ir.StringValue:
 
 
 def derive_risk(patients: ir.Table, mutations: ir.Table, *,
-                version: str | Sequence[str] = ("eln2017", "eln2022")) -> ir.Table:
+                version: str | Sequence[str] = ("eln2017", "eln2022"),
+                karyotypes: ir.Table | None = None) -> ir.Table:
     """ELN genetic risk, one row per patient of ``patients`` (Ibis; any backend with regex).
 
     Columns: ``patient_id``, ``karyotype_lesions`` (labels of the lesions found),
@@ -292,11 +305,12 @@ def derive_risk(patients: ir.Table, mutations: ir.Table, *,
     intermediate, adverse or not_evaluable), ``v_rule`` (deciding rule id), ``v_reasons``
     (``"<rule_id>: <lesions/mutations>"``, or why it is not evaluable) and ``v_missing``
     (``;``-separated inputs that left it undecided: ``karyotype`` or gene inputs such as ``npm1``).
+    ``karyotypes``: the :func:`karyotype_lookup` of the patients' texts, when already made.
     """
     versions = _versions(version)
     sets = [eln_rules(v) for v in versions]
     variables = list(dict.fromkeys(var for rs in sets for var in rs.variables))
-    table = _inputs(patients, mutations, variables)
+    table = _inputs(patients, mutations, variables, karyotypes)
     # each version's rule set once per row, as columns; the reasons read the decided columns
     for v, rs in zip(versions, sets, strict=True):
         table = apply_rules(rs, table, outcome=v, rule_id=f"{v}_rule", missing=f"{v}_missing")

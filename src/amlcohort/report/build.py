@@ -9,6 +9,7 @@ XLSX), ``results.json``, ``manifest.json`` and, on request, a typeset PDF; writt
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 from collections.abc import Callable
@@ -301,8 +302,8 @@ def assemble(
     svgs = render_in_background(figures) if background else None
     step("grading laboratory values")
     lab_version = tab.lab_version(a)
-    if ahead is not None and ahead.version == lab_version and "lab" in ahead.sql.builders:
-        tables["lab_ctcae_grades"] = tab.lab_grades_table(a, ahead.sql.table("lab"))
+    if ahead is not None and ahead.version == lab_version and ahead.lab is not None:
+        tables["lab_ctcae_grades"] = tab.lab_grades_table(a, ahead.lab.table("lab"))
     else:
         tables["lab_ctcae_grades"] = tab.lab_grades_table(a)
     tables["dose_modifications"] = tab.dose_modifications_table(a)
@@ -386,7 +387,8 @@ class _Ahead:
 
     sql: PendingSql
     version: str | None = None  # CTCAE version of the "lab" query
-    protocol: Any = None  # the protocol of the "protocol" (audit) query
+    protocol: Any = None  # the protocol of the audit's queries (``sql``: one per check)
+    lab: PendingSql | None = None  # the "lab" query
 
 
 def _compile_ahead(mc: MaterialisedCohort) -> _Ahead:
@@ -395,32 +397,53 @@ def _compile_ahead(mc: MaterialisedCohort) -> _Ahead:
     compiling the two in a child. What fails here is simply done again later, where its error is
     reported as before."""
     from amlcohort.criteria.ctcae import grade_assessments, worst_grade
-    from amlcohort.protocol.audit import audit
+    from amlcohort.criteria.population import derive_population
+    from amlcohort.endpoints.blast_patterns import blast_patterns
+    from amlcohort.protocol.audit import audit_parts
     from amlcohort.protocol.definition import load_protocol
     from amlcohort.protocol.timeline import periods
 
     study = study_of(mc)
     mc.materialise_all()
-    builders: dict[str, Callable[[], ir.Table]] = {}
+    # first child: the per-patient queries of the analysis (population, risk, blast patterns),
+    # which the parent reads through mc.query() once the analysis gets there
+    with contextlib.suppress(Exception):
+        mc.karyotype_lookup()  # the one query their expressions need, run here
+        mc.pending = compile_in_background(mc.con, {
+            "population": lambda: derive_population(mc),
+            "risk": mc.risk,
+            "blast_patterns": lambda: blast_patterns(mc),
+        })
     ahead = _Ahead(PendingSql(mc.con, {}))
+    # second child: the laboratory grades (the assessments only)
     version = str(getattr(study, "ctcae_version", None) or "5.0")
     with contextlib.suppress(Exception):
         terms = tab.lab_terms(mc)
         if terms:
             t = mc.table("assessments")
-            builders["lab"] = lambda: worst_grade(
+            ahead.lab = compile_in_background(mc.con, {"lab": lambda: worst_grade(
                 grade_assessments(t, version=version, terms=terms), from_study_day=1
-            )
+            )})
             ahead.version = version
+    # third: the protocol audit's checks, each compiled alone (the parent unions the results)
     path = getattr(study, "protocol", None)
     if path is not None:
         with contextlib.suppress(Exception):
             protocol = load_protocol(path)
             per = periods(mc, protocol).cache()
-            builders["protocol"] = lambda: audit(mc, protocol, per=per)
+            parts = audit_parts(mc, protocol, per=per)
+            ahead.sql = compile_in_background(
+                mc.con, {name: functools.partial(_or_empty, build) for name, build in parts.items()}
+            )
             ahead.protocol = protocol
-    ahead.sql = compile_in_background(mc.con, builders)
     return ahead
+
+
+def _or_empty(build: Callable[[], ir.Table | None]) -> ir.Table:
+    from amlcohort.protocol.audit import empty_deviations
+
+    table = build()
+    return empty_deviations() if table is None else table
 
 
 def _protocol_section(a: StudyAnalysis, ahead: _Ahead | None = None) -> dict | None:
@@ -431,8 +454,11 @@ def _protocol_section(a: StudyAnalysis, ahead: _Ahead | None = None) -> dict | N
         return None
     try:
         # the same protocol file of the same study, read before the analysis
-        if ahead is not None and ahead.protocol is not None and "protocol" in ahead.sql.builders:
-            return audit_section(a.cohort, protocol, deviations=ahead.sql.table("protocol"))
+        if ahead is not None and ahead.protocol is not None and ahead.sql.builders:
+            from amlcohort.protocol.audit import combine_parts
+
+            parts = [ahead.sql.table(name) for name in ahead.sql.builders]
+            return audit_section(a.cohort, protocol, deviations=combine_parts(parts).cache())
         return audit_section(a.cohort, protocol)
     except Exception as err:
         a.na("protocol.deviations", f"the protocol audit could not run: {type(err).__name__}: {err}")

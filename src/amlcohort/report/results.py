@@ -40,6 +40,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,6 +182,16 @@ class MaterialisedCohort:
         self._first: ir.Table | None = None
         self._responses: dict[str, ir.Table] = {}
         self._key_dates: dict[str, ir.Table] = {}
+        self._karyotypes: ir.Table | None = None
+        #: queries a child compiles meanwhile (report.parallel.PendingSql), read by :meth:`query`
+        self.pending: Any = None
+
+    def query(self, key: str, build: Callable[[], ir.Table]) -> ir.Table:
+        """``build()``, or the same query compiled by a background child (materialised)."""
+        pending = self.pending
+        if pending is not None and key in pending.builders:
+            return pending.table(key)
+        return build()
 
     @property
     def base(self) -> Cohort:
@@ -205,6 +216,28 @@ class MaterialisedCohort:
             self.table(model.name)
         self.first_dose()
         return self
+
+    def karyotype_lookup(self) -> ir.Table:
+        """The patients' karyotypes read by the ISCN reader
+        (:func:`amlcohort.criteria.risk.karyotype_lookup`), read once and materialised: the risk
+        and the population derivations join it."""
+        if self._karyotypes is None:
+            from amlcohort.criteria.risk import karyotype_lookup, karyotype_texts
+
+            lookup = karyotype_lookup(karyotype_texts(self.table("patients")))
+            name = f"amlcohort_karyotypes_{uuid.uuid4().hex}"
+            try:  # on the cohort's connection (a memtable's .cache() would go to ibis' default one)
+                self._karyotypes = self.con.create_table(name, lookup, temp=True)
+            except Exception:  # an engine without temporary tables: the lookup travels with each query
+                self._karyotypes = lookup
+        return self._karyotypes
+
+    def risk(self) -> ir.Table:
+        """ELN risk (both versions) of every patient (:func:`amlcohort.criteria.risk.derive_risk`)."""
+        from amlcohort.criteria.risk import derive_risk
+
+        return derive_risk(self.table("patients"), self.table("mutations"),
+                           karyotypes=self.karyotype_lookup())
 
     def cached_responses(self, criteria: str) -> ir.Table:
         """The response of every assessment under ``criteria`` (:func:`amlcohort.criteria.response.derive`,
@@ -349,17 +382,21 @@ def _try_frame(expr_fn: Callable[[], ir.Table]) -> tuple[pd.DataFrame | None, st
         return None, f"{type(err).__name__}: {err}"
 
 
+def _query(cohort: Any, key: str, build: Callable[[], ir.Table]) -> ir.Table:
+    query = getattr(cohort, "query", None)
+    return query(key, build) if query is not None else build()
+
+
 def per_patient(cohort: MaterialisedCohort, adtte: pd.DataFrame) -> pd.DataFrame:
     """One row per patient: baseline, population, risk, blast pattern, endpoints and key dates."""
     from amlcohort.criteria.population import derive_population
-    from amlcohort.criteria.risk import derive_risk
     from amlcohort.endpoints.blast_patterns import blast_patterns
     from amlcohort.endpoints.neutropenia import first_neutropenia
 
     p = _frame(cohort.table("patients")).sort_index()
     out = p.copy()
     missing: dict[str, str | None] = {}
-    pop, why = _try_frame(lambda: derive_population(cohort))
+    pop, why = _try_frame(lambda: _query(cohort, "population", lambda: derive_population(cohort)))
     if pop is not None:
         out = out.join(
             pop[
@@ -372,7 +409,7 @@ def per_patient(cohort: MaterialisedCohort, adtte: pd.DataFrame) -> pd.DataFrame
         )
     else:
         missing["population"] = why
-    risk, why = _try_frame(lambda: derive_risk(cohort.table("patients"), cohort.table("mutations")))
+    risk, why = _try_frame(lambda: _query(cohort, "risk", cohort.risk))
     if risk is not None:
         out = out.join(
             risk[
@@ -385,7 +422,7 @@ def per_patient(cohort: MaterialisedCohort, adtte: pd.DataFrame) -> pd.DataFrame
         )
     else:
         missing["risk"] = why
-    pat, why = _try_frame(lambda: blast_patterns(cohort))
+    pat, why = _try_frame(lambda: _query(cohort, "blast_patterns", lambda: blast_patterns(cohort)))
     if pat is not None:
         out = out.join(
             pat[["baseline_blasts_pct", "week1_blasts_pct", "weeks_2_3_max_blasts_pct", "pattern"]]
@@ -504,9 +541,9 @@ def _baseline(a: StudyAnalysis) -> None:
     if "eln2022" in p.columns:
         a.put("baseline.eln2022.by_group", p.eln2022.value_counts().to_dict())
     if "status" in p.columns:
-        a.put("baseline.flt3_itd_negative.n", int(p.flt3_itd_negative.fillna(False).astype(bool).sum()))
-        a.put("population.refractory_or_relapsed.n", int(p.rr.fillna(False).astype(bool).sum()))
-        a.put("population.elderly_unfit.n", int(p.elderly_unfit.fillna(False).astype(bool).sum()))
+        a.put("baseline.flt3_itd_negative.n", int(p.flt3_itd_negative.eq(True).sum()))
+        a.put("population.refractory_or_relapsed.n", int(p.rr.eq(True).sum()))
+        a.put("population.elderly_unfit.n", int(p.elderly_unfit.eq(True).sum()))
         a.put("population.by_status", p.status.value_counts().to_dict())
     else:
         reason = f"the study population could not be derived: {missing.get('population')}"
@@ -682,7 +719,7 @@ def _response(a: StudyAnalysis) -> None:
         for pattern in ("transient_fall", "unchanged", "rising", "sustained_fall", "not_evaluable"):
             a.put(f"no_cr.blast_pattern.{pattern}.n", int((no_cr.pattern == pattern).sum()))
     if "elderly_unfit" in p.columns:
-        unfit = p[p.elderly_unfit.fillna(False).astype(bool)]
+        unfit = p[p.elderly_unfit.eq(True).fillna(False).astype(bool)]
         a.put("elderly_unfit.cr.n", int(unfit.cr.sum()))
         if "pattern" in p.columns:
             a.put("elderly_unfit.transient_fall.n", int((unfit.pattern == "transient_fall").sum()))
