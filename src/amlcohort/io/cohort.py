@@ -230,16 +230,25 @@ def _materialise(
     """The checked table of ``source`` (:func:`~amlcohort.io.validate.checked_table`) as table
     ``name``, written SLICE_ROWS rows at a time: DuckDB compresses what it has written at each
     checkpoint, so the memory a large table takes uncompressed is one slice's, not the whole
-    table's. The query is compiled once; each slice is registered under the name it reads."""
+    table's. Each slice is a table of its own (``name`` is then the view of all of them, in
+    order): a checkpoint of an in-memory DuckDB rewrites a table it appended to whole, so
+    appending slice after slice to one table costs time quadratic in its rows. The query is
+    compiled once; each slice is registered under the name it reads."""
     raw = f"raw_{name}"
     sql = None
-    for i, part in enumerate(source.slices(SLICE_ROWS)):
+    parts: list[str] = []
+    for part in source.slices(SLICE_ROWS):
         con.con.register(raw, part)
         if sql is None:
             sql = ibis.to_sql(checked_table(con.table(raw), model, meta), dialect="duckdb")
-        con.raw_sql(f'CREATE TABLE "{name}" AS {sql}' if i == 0 else f'INSERT INTO "{name}" {sql}')
+        parts.append(f"{name}__{len(parts) + 1}")
+        con.raw_sql(f'CREATE TABLE "{parts[-1]}" AS {sql}')
         con.con.unregister(raw)
         con.raw_sql("CHECKPOINT")
+    if len(parts) == 1:
+        con.raw_sql(f'ALTER TABLE "{parts[0]}" RENAME TO "{name}"')
+    else:
+        con.raw_sql(f'CREATE VIEW "{name}" AS ' + " UNION ALL ".join(f'SELECT * FROM "{p}"' for p in parts))
     return con.table(name)
 
 

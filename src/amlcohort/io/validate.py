@@ -253,7 +253,7 @@ def checked_table(t: ir.Table, model: Table, meta: BundleMetadata) -> ir.Table:
     A column stored in its type (:func:`~amlcohort.io.readers.native_ok`) holds its value and
     no flag (its text is never empty, and is of the type) except a float's: NaN marks a stored
     NaN or infinity (text that is not a number), so the table stays as narrow as the file.
-    Read it with :func:`checked_value`, :func:`untyped`, :func:`blank` and :func:`key_text`.
+    Read it with :func:`checked_value`, :func:`untyped`, :func:`blank` and :func:`key_value`.
     """
     cols: dict[str, ir.Value] = {ROW: t[ROW]}
     for c in model.columns:
@@ -300,14 +300,31 @@ def blank(checked: ir.Table, c: Column) -> ir.BooleanValue:
     return checked[c.name].isnull()
 
 
-def key_text(checked: ir.Table, c: Column) -> ir.StringValue:
-    """The text of key column ``c``, stripped (lower case where the column is): a text column's
-    is its value, a stored integer's or date's its value written as the reader writes it."""
+def readable(checked: ir.Table, model: Table) -> ir.Table:
+    """The checked table with each value typed (NULL where not of the type) and every flag a
+    check reads, as columns computed once per row (the checks compare each value several times)."""
+    cols: dict[str, ir.Value] = {ROW: checked[ROW]}
+    for c in model.columns:
+        if c.name not in checked.columns:
+            continue
+        cols[c.name] = checked_value(checked, c)
+        bad_type = untyped(checked, c)
+        if bad_type is not None:
+            cols[UNTYPED + c.name] = bad_type
+        if c.required:
+            cols[BLANK + c.name] = blank(checked, c)
+    return checked.select(**cols)
+
+
+def key_value(checked: ir.Table, c: Column) -> ir.Value:
+    """What key column ``c`` is compared on: its text stripped (lower case where the column is);
+    for a stored integer or date, the value itself, which is equal exactly where that text is
+    (:func:`text_of` writes it back for a problem)."""
     if c.dtype == "string":
         return checked[c.name]
     if KEY + c.name in checked.columns:
         return checked[KEY + c.name]
-    return text_of(checked[c.name])
+    return checked[c.name]
 
 
 def column_checks(t: ir.Table, meta: BundleMetadata, model: Table, c: Column) -> list[Check]:
@@ -387,9 +404,8 @@ def _cell_problems(checked: ir.Table, staged: Staged, model: Table, checks: list
     MAX_ROWS_REPORTED rows per check, each with its text as written (:meth:`Staged.cell_text`)."""
     if not checks:
         return
-    counts = checked.aggregate(
-        **{f"_c{i}": ck.bad.fill_null(False).cast("int64").sum() for i, ck in enumerate(checks)}
-    )
+    # a NULL is not counted by SUM: no COALESCE per cell
+    counts = checked.aggregate(**{f"_c{i}": ck.bad.cast("int64").sum() for i, ck in enumerate(checks)})
     n_by = counts.to_pyarrow().to_pylist()[0]
     for i, ck in enumerate(checks):
         n = n_by[f"_c{i}"] or 0
@@ -460,10 +476,11 @@ def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
         checked = staged.checked.get(model.name)
         if checked is None:
             checked = checked_table(staged.tables[model.name], model, meta)
+        view = readable(checked, model)
         checks = [
-            ck for c in model.columns if c.name in present for ck in column_checks(checked, meta, model, c)
+            ck for c in model.columns if c.name in present for ck in column_checks(view, meta, model, c)
         ]
-        yield from _cell_problems(checked, staged, model, checks)
+        yield from _cell_problems(view, staged, model, checks)
         if all(k in present for k in model.key):
             duplicates.append(_duplicate_keys(checked, model))
     yield from report_findings(duplicates)
@@ -471,12 +488,13 @@ def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
 
 def _duplicate_keys(checked: ir.Table, model: Table) -> Finding:
     """Rows whose key repeats an earlier row's, on the key's text stripped (lower case where the
-    column is): a text key is its checked value (:func:`parsed`), any other its ``_key_`` column."""
+    column is): :func:`key_value`."""
     keys = list(model.key)
     by_name = {c.name: c for c in model.columns}
-    norm = checked.select(ROW, **{k: key_text(checked, by_name[k]) for k in keys})
+    norm = checked.select(ROW, **{k: key_value(checked, by_name[k]) for k in keys})
     counts = norm.group_by(keys).aggregate(_n=norm.count(), _first=norm[ROW].min())
     dup = norm.join(counts.filter(counts._n > 1), keys).filter(lambda x: x[ROW] != x._first)
+    dup = dup.mutate(**{k: text_of(dup[k]) for k in keys})
     return Finding(
         dup,
         [ROW, "_first", *keys],
