@@ -26,9 +26,9 @@ import pyarrow as pa
 
 from amlcohort.io.consistency import anchors, consistency_problems, first_doses
 from amlcohort.io.metadata import METADATA_FILE, BundleMetadata, read_metadata
-from amlcohort.io.readers import ROW, bundle_path_problems, read_bundle
+from amlcohort.io.readers import ROW, TableSource, bundle_path_problems, open_bundle
 from amlcohort.io.study import derive_study, read_study
-from amlcohort.io.validate import Staged, checked_table, table_problems
+from amlcohort.io.validate import Staged, checked_table, checked_value, table_problems
 from amlcohort.problems import InputError, Problem
 from amlcohort.schema import TABLES, TABLES_BY_NAME, Table, study_day_column
 from amlcohort.schema.study import StudyDefinition
@@ -136,7 +136,9 @@ def _typed(checked: ir.Table, model: Table) -> ir.Table:
     (:func:`~amlcohort.io.validate.checked_table`); a column the bundle lacks reads as NULL."""
     cols: dict[str, ir.Value] = {ROW: checked[ROW]}
     for c in model.columns:
-        cols[c.name] = checked[c.name] if c.name in checked.columns else ibis.null(_IBIS_TYPES[c.dtype])
+        cols[c.name] = (
+            checked_value(checked, c) if c.name in checked.columns else ibis.null(_IBIS_TYPES[c.dtype])
+        )
     return checked.select(**cols)
 
 
@@ -166,30 +168,23 @@ def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, C
     meta, problems = read_metadata(folder / METADATA_FILE)
     declared, study_problems, _ = read_study(folder)
     problems += study_problems
-    raw, read_problems = read_bundle(path)
+    raw, read_problems = open_bundle(path)
     problems += read_problems
     if meta is None or raw is None:
         return ValidationReport(str(path), tuple(problems)), None
-    # Memory: the text tables stay Arrow (registered, scanned in place, never copied); each is
-    # typed ONCE into a checked table holding only the columns the bundle has; the cohort's
-    # tables are views over those (a column the bundle lacks costs nothing).
+    # Memory: each table is read and typed one slice at a time into a checked table holding only
+    # the columns the bundle has (a Parquet file is never read whole; its numbers, dates and
+    # booleans are not turned into text: readers.native_ok); the cohort's tables are views over
+    # those (a column the bundle lacks costs nothing).
     stage = staging_connection()
-    raw_tables = {}
-    for name, t in raw.tables.items():
-        stage.con.register(f"raw_{name}", t)
-        raw_tables[name] = stage.table(f"raw_{name}")
     checked = {
-        name: _materialise(
-            stage, f"checked_{name}", checked_table(t, TABLES_BY_NAME[name], meta), raw.tables[name].num_rows
-        )
-        for name, t in raw_tables.items()
+        name: _materialise(stage, f"checked_{name}", source, TABLES_BY_NAME[name], meta)
+        for name, source in raw.sources.items()
         if name in TABLES_BY_NAME
     }
-    problems += list(table_problems(Staged(stage, raw_tables, checked), meta))
-    supplied = frozenset(raw.tables) & {m.name for m in TABLES}
-    for name in raw.tables:
-        stage.con.unregister(f"raw_{name}")
-    del raw, raw_tables
+    problems += list(table_problems(Staged(stage, {}, checked, raw.sources), meta))
+    supplied = frozenset(raw.sources) & {m.name for m in TABLES}
+    del raw
     pa.default_memory_pool().release_unused()  # the text tables' memory, back to the system
     # Cross-table checks run even when cells failed: an unparseable cell is NULL in the typed
     # tables, so one pass reports every problem the bundle has.
@@ -229,16 +224,32 @@ def staging_connection() -> ibis.BaseBackend:
     return con
 
 
-def _materialise(con: ibis.BaseBackend, name: str, expr: ir.Table, rows: int) -> ir.Table:
-    """``expr`` (rows numbered 1..``rows`` in ``_row``) as table ``name``, written SLICE_ROWS rows
-    at a time: DuckDB compresses what it has written at each checkpoint, so the memory a large
-    table takes uncompressed is one slice's, not the whole table's."""
-    t = con.create_table(name, expr.filter(expr[ROW] <= SLICE_ROWS))
-    for first in range(SLICE_ROWS + 1, rows + 1, SLICE_ROWS):
+def _materialise(
+    con: ibis.BaseBackend, name: str, source: TableSource, model: Table, meta: BundleMetadata
+) -> ir.Table:
+    """The checked table of ``source`` (:func:`~amlcohort.io.validate.checked_table`) as table
+    ``name``, written SLICE_ROWS rows at a time: DuckDB compresses what it has written at each
+    checkpoint, so the memory a large table takes uncompressed is one slice's, not the whole
+    table's. Each slice is a table of its own (``name`` is then the view of all of them, in
+    order): a checkpoint of an in-memory DuckDB rewrites a table it appended to whole, so
+    appending slice after slice to one table costs time quadratic in its rows. The query is
+    compiled once; each slice is registered under the name it reads."""
+    raw = f"raw_{name}"
+    sql = None
+    parts: list[str] = []
+    for part in source.slices(SLICE_ROWS):
+        con.con.register(raw, part)
+        if sql is None:
+            sql = ibis.to_sql(checked_table(con.table(raw), model, meta), dialect="duckdb")
+        parts.append(f"{name}__{len(parts) + 1}")
+        con.raw_sql(f'CREATE TABLE "{parts[-1]}" AS {sql}')
+        con.con.unregister(raw)
         con.raw_sql("CHECKPOINT")
-        con.insert(name, expr.filter(expr[ROW].between(first, first + SLICE_ROWS - 1)))
-    con.raw_sql("CHECKPOINT")
-    return t
+    if len(parts) == 1:
+        con.raw_sql(f'ALTER TABLE "{parts[0]}" RENAME TO "{name}"')
+    else:
+        con.raw_sql(f'CREATE VIEW "{name}" AS ' + " UNION ALL ".join(f'SELECT * FROM "{p}"' for p in parts))
+    return con.table(name)
 
 
 def _copy_table(target: ibis.BaseBackend, name: str, data: ir.Table) -> ir.Table:

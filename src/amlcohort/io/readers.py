@@ -331,7 +331,9 @@ def _unquote_formula_prefix(table: pa.Table) -> pa.Table:
 # ---- Parquet -------------------------------------------------------------------------------
 
 
-def _read_parquet(path: Path, table: str) -> pa.Table:
+def _parquet_schema(path: Path, table: str) -> tuple[pa.Schema, list[str]]:
+    """The schema of a Parquet table file and its model column names; refuses what
+    :func:`_read_parquet` refuses (unreadable file, nested or binary columns, repeated names)."""
     try:
         schema = pq.read_schema(path)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -358,9 +360,171 @@ def _read_parquet(path: Path, table: str) -> pa.Table:
             )
     if problems:
         raise Refused(problems)
-    names = _column_names(table, list(schema.names), path.name)
+    return schema, _column_names(table, list(schema.names), path.name)
+
+
+def _read_parquet(path: Path, table: str) -> pa.Table:
+    _, names = _parquet_schema(path, table)
     data = _as_text(pq.read_table(path))
     return data.rename_columns(names)
+
+
+# ---- table sources: a table's rows in slices, typed where that is exact --------------------------
+
+
+class TableSource:
+    """One table of a bundle as validation reads it: its column names, its number of rows, its
+    rows in slices (each with ``_row``) and, for the few cells a problem names, their text.
+
+    A slice holds every column as text (what the reader would return) except the columns
+    :func:`native_ok` keeps in their stored type, whose text types to exactly the stored value,
+    so validation can type them without writing and re-parsing the text.
+    """
+
+    name: str
+    file: str
+    columns: list[str]
+    num_rows: int
+
+    def slices(self, rows: int) -> Iterable[pa.Table]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def cell_text(self, column: str, rows: list[int]) -> dict[int, str | None]:  # pragma: no cover
+        raise NotImplementedError
+
+
+class ArrowSource(TableSource):
+    """A text table already in memory (CSV, a workbook sheet, a Parquet file read whole)."""
+
+    def __init__(self, name: str, file: str, table: pa.Table) -> None:
+        self.name, self.file, self.table = name, file, table
+        self.columns = [c for c in table.column_names if c != ROW]
+        self.num_rows = table.num_rows
+
+    def slices(self, rows: int) -> Iterable[pa.Table]:
+        yield self.table.slice(0, rows)
+        for first in range(rows, self.num_rows, rows):
+            yield self.table.slice(first, rows)
+
+    def cell_text(self, column: str, rows: list[int]) -> dict[int, str | None]:
+        taken = self.table.column(column).take(pa.array([r - 1 for r in rows], pa.int64()))
+        return dict(zip(rows, taken.cast(pa.string()).to_pylist(), strict=True))
+
+
+class ParquetSource(TableSource):
+    """A Parquet table file read one slice at a time (never whole): the columns
+    :func:`native_ok` accepts keep their type, every other column is text as
+    :func:`_as_text` writes it (cell by cell, so a slice's text is the whole file's)."""
+
+    def __init__(self, name: str, path: Path, schema: pa.Schema, names: list[str], native: set[str]) -> None:
+        self.name, self.file, self.path = name, path.name, path
+        self.source_names = dict(zip(names, schema.names, strict=True))
+        self.columns = list(names)
+        model = TABLES_BY_NAME.get(name)
+        # a slice holds the model's columns only: the others are reported by name, never typed
+        self.read = [n for n in names if model is None or n in model.column_names]
+        self.native = native
+        self.num_rows = pq.ParquetFile(path).metadata.num_rows
+
+    def _converted(self, table: pa.Table) -> pa.Table:
+        cols = [
+            c if n in self.native else _as_text(pa.table([c], names=[n])).column(0)
+            for n, c in zip(self.read, table.columns, strict=True)
+        ]
+        return pa.table(cols, names=self.read)
+
+    def slices(self, rows: int) -> Iterable[pa.Table]:
+        first = 1
+        empty = True
+        with pq.ParquetFile(self.path) as f:
+            source = [self.source_names[n] for n in self.read]
+            for batch in f.iter_batches(batch_size=rows, columns=source, use_threads=True):
+                t = self._converted(pa.Table.from_batches([batch]))
+                yield t.append_column(ROW, pa.array(range(first, first + t.num_rows), pa.int64()))
+                first += t.num_rows
+                empty = False
+            if empty:
+                yield _with_rows(self._converted(f.schema_arrow.empty_table().select(source)))
+
+    def cell_text(self, column: str, rows: list[int]) -> dict[int, str | None]:
+        col = pq.read_table(self.path, columns=[self.source_names[column]]).column(0)
+        taken = col.take(pa.array([r - 1 for r in rows], pa.int64()))
+        text = _as_text(pa.table([taken], names=[column])).column(0)
+        return dict(zip(rows, text.to_pylist(), strict=True))
+
+
+_SIGNED = (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32())
+# dates whose text (YYYY-MM-DD) types back to themselves on every engine: four-digit years
+_FIRST_DAY, _LAST_DAY = dt.date(1000, 1, 1), dt.date(9999, 12, 31)
+
+
+def native_ok(t: pa.DataType, dtype: str) -> bool:
+    """Whether a stored column of type ``t`` can be validated as ``dtype`` without its text:
+    typing its text (:func:`_as_text`, then :func:`amlcohort.io.validate.parsed`) gives the
+    stored value in every case, and the checks see the same value. 64-bit floats (their text is
+    the shortest that reads back as the same number; NaN and infinity are text that is not a
+    number, which validation mirrors), integers that fit 64 bits signed, booleans, and dates
+    (checked on the file's statistics: four-digit years only, see :func:`_dates_native`)."""
+    if dtype == "float":
+        return t == pa.float64()
+    if dtype == "int":
+        return t in _SIGNED
+    if dtype == "bool":
+        return t == pa.bool_()
+    if dtype == "date":
+        return t == pa.date32()
+    return False
+
+
+def _dates_native(meta: pq.FileMetaData, index: int) -> bool:
+    """Whether every date of column ``index`` has a four-digit year, read from the row groups'
+    statistics (no statistics: not known, so the column is read as text)."""
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        st = rg.column(index).statistics
+        if st is None:
+            return False
+        if st.has_null_count and st.null_count == rg.num_rows:
+            continue
+        if not st.has_min_max or not isinstance(st.min, dt.date) or not isinstance(st.max, dt.date):
+            return False
+        if st.min < _FIRST_DAY or st.max > _LAST_DAY:
+            return False
+    return True
+
+
+def _text_castable(t: pa.DataType) -> bool:
+    """Whether :func:`_as_text` converts a column of type ``t`` cell by cell (a slice's text is
+    then the whole column's); a naive timestamp is not (its text depends on every value)."""
+    if pa.types.is_timestamp(t) and t.tz is None:
+        return False
+    try:
+        _as_text(pa.table([pa.array([], t)], names=["c"]))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return False
+    return True
+
+
+def parquet_source(path: Path, table: str) -> TableSource:
+    """The source of a Parquet table file: read in slices when every column converts cell by
+    cell, else (a naive timestamp column) read whole as text, exactly as :func:`read_bundle`."""
+    schema, names = _parquet_schema(path, table)
+    if not all(_text_castable(f.type) for f in schema):
+        return ArrowSource(table, path.name, _with_rows(_as_text(_read_parquet(path, table))))
+    model = TABLES_BY_NAME.get(table)
+    dtypes = {c.name: c.dtype for c in model.columns} if model else {}
+    keys = set(model.key) if model else set()
+    meta = pq.ParquetFile(path).metadata
+    native = set()
+    for i, (f, n) in enumerate(zip(schema, names, strict=True)):
+        dtype = dtypes.get(n)
+        # a key is compared on its text, which SQL writes as Arrow does for integers and dates
+        if dtype is None or not native_ok(f.type, dtype) or (n in keys and dtype not in ("int", "date")):
+            continue
+        if dtype == "date" and not _dates_native(meta, i):
+            continue
+        native.add(n)
+    return ParquetSource(table, path, schema, names, native)
 
 
 # ---- XLSX -----------------------------------------------------------------------------------
@@ -615,9 +779,30 @@ def _table_files(folder: Path, suffix: str) -> list[Path]:
     return sorted(f for f in folder.iterdir() if f.suffix.lower() == suffix and not f.name.startswith("~$"))
 
 
+@dataclass(frozen=True)
+class SourceBundle:
+    """A bundle's tables as :class:`TableSource` objects (Parquet files are not read yet)."""
+
+    format: str
+    sources: dict[str, TableSource]
+    folder: Path | None = field(default=None, compare=False)
+
+
 def read_bundle(path: Path) -> tuple[RawBundle | None, list[Problem]]:
     """Read every table file of the bundle at ``path`` (a folder, or an .xlsx inside one)."""
-    path = Path(path)
+    read, problems = _read_bundle(Path(path), lazy=False)
+    return read, problems  # type: ignore[return-value]
+
+
+def open_bundle(path: Path) -> tuple[SourceBundle | None, list[Problem]]:
+    """:func:`read_bundle`, with every table as a :class:`TableSource`: the same problems, the
+    same text, but a Parquet file is read one slice at a time when validation types it, its
+    64-bit floats, integers, booleans and dates kept as stored (:func:`native_ok`)."""
+    read, problems = _read_bundle(Path(path), lazy=True)
+    return read, problems  # type: ignore[return-value]
+
+
+def _read_bundle(path: Path, *, lazy: bool) -> tuple[RawBundle | SourceBundle | None, list[Problem]]:
     bad_path = bundle_path_problems(path)
     if bad_path:
         return None, bad_path
@@ -650,7 +835,7 @@ def read_bundle(path: Path) -> tuple[RawBundle | None, list[Problem]]:
     ]
     if outside or not_files:
         return None, outside + not_files
-    tables: dict[str, pa.Table] = {}
+    tables: dict[str, pa.Table | TableSource] = {}
     names: dict[str, str] = {}
     problems: list[Problem] = []
     refused: list[Problem] = []
@@ -683,8 +868,11 @@ def read_bundle(path: Path) -> tuple[RawBundle | None, list[Problem]]:
                             )
                         ]
                     )
+                t: pa.Table | TableSource
                 if f.suffix.lower() == ".csv":
                     t = _unquote_formula_prefix(_read_csv(f, name))
+                elif lazy:
+                    t = parquet_source(f, name)
                 else:
                     t = _read_parquet(f, name)
             except Refused as exc:
@@ -708,7 +896,13 @@ def read_bundle(path: Path) -> tuple[RawBundle | None, list[Problem]]:
             tables[name], names[name] = t, f.name
     if refused:
         return None, refused + problems
-    tables = {k: _with_rows(_as_text(v)) for k, v in tables.items()}
+    if lazy:
+        sources = {
+            k: v if isinstance(v, TableSource) else ArrowSource(k, names[k], _with_rows(_as_text(v)))
+            for k, v in tables.items()
+        }
+        return SourceBundle(kinds[0], sources, folder), problems
+    tables = {k: _with_rows(_as_text(v)) for k, v in tables.items()}  # type: ignore[arg-type]
     return RawBundle(kinds[0], tables, names, folder), problems
 
 
@@ -716,10 +910,16 @@ __all__ = [
     "MAX_TABLE_FILE_BYTES",
     "MAX_WORKBOOK_BYTES",
     "ROW",
+    "ArrowSource",
+    "ParquetSource",
     "RawBundle",
+    "SourceBundle",
+    "TableSource",
     "bundle_path_problems",
     "did_you_mean",
+    "native_ok",
     "normal_name",
     "number_text",
+    "open_bundle",
     "read_bundle",
 ]

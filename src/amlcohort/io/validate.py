@@ -42,7 +42,7 @@ import ibis
 import ibis.expr.types as ir
 
 from amlcohort.io.metadata import BundleMetadata
-from amlcohort.io.readers import ROW, did_you_mean
+from amlcohort.io.readers import ROW, TableSource, did_you_mean
 from amlcohort.problems import Problem
 from amlcohort.schema import TABLES, Column, Table
 
@@ -57,11 +57,33 @@ FALSE_WORDS = ("false", "no", "n", "0", "f")
 @dataclass
 class Staged:
     """Raw (text) tables on the staging connection, by name; ``checked``: the same tables
-    typed in one pass (:func:`checked_table`), materialised by the loader, else built here."""
+    typed in one pass (:func:`checked_table`), materialised by the loader, else built here.
+
+    The loader gives no raw table: ``sources`` (:class:`~amlcohort.io.readers.TableSource`) name
+    each table's columns and give the text of the few cells a problem names."""
 
     con: ibis.BaseBackend
     tables: dict[str, ir.Table]
     checked: dict[str, ir.Table] = field(default_factory=dict)
+    sources: dict[str, TableSource] = field(default_factory=dict)
+
+    def names(self) -> set[str]:
+        """Every table supplied."""
+        return set(self.tables) | set(self.sources)
+
+    def columns(self, name: str) -> set[str]:
+        """The columns table ``name`` has, ``_row`` not counted."""
+        if name in self.tables:
+            return set(self.tables[name].columns) - {ROW}
+        return set(self.sources[name].columns)
+
+    def cell_text(self, name: str, column: str, rows: list[int]) -> dict[int, str | None]:
+        """The text of ``column`` at each of ``rows``, as written."""
+        if name not in self.tables:
+            return self.sources[name].cell_text(column, rows)
+        raw = self.tables[name]
+        cells = raw.filter(raw[ROW].isin(rows)).select(ROW, _raw=raw[column]).to_pyarrow()
+        return dict(zip(cells[ROW].to_pylist(), cells["_raw"].to_pylist(), strict=True))
 
 
 @dataclass(frozen=True)
@@ -111,8 +133,14 @@ def _problems(f: Finding, n: int) -> Iterator[Problem]:
 # ---- parsing: text → typed value, as Ibis expressions -----------------------------------------
 
 
-def parsed(col: ir.StringValue, c: Column) -> ir.Value:
-    """The typed value of a text column (NULL where the text is not of the type)."""
+def parsed(col: ir.Value, c: Column) -> ir.Value:
+    """The typed value of a text column (NULL where the text is not of the type).
+
+    A column a Parquet file stores in the column's type (:func:`~amlcohort.io.readers.native_ok`)
+    is typed as its text would be: the value itself, NULL for NaN and infinity (whose text,
+    ``nan``/``inf``, is not a number)."""
+    if not col.type().is_string():
+        return _native(col, c)
     s = col.strip()
     if c.dtype == "string":
         return s.lower() if c.lower_case else s
@@ -126,6 +154,28 @@ def parsed(col: ir.StringValue, c: Column) -> ir.Value:
     return ibis.cases(
         (low.isin(TRUE_WORDS), True), (low.isin(FALSE_WORDS), False), else_=ibis.null("boolean")
     )
+
+
+def _native(col: ir.Value, c: Column) -> ir.Value:
+    t = col.type()
+    if c.dtype == "float" and t.is_float64():
+        return ibis.ifelse(col.isnan() | col.isinf(), ibis.null("float64"), col)
+    if c.dtype == "int" and t.is_integer():
+        return col.cast("int64")
+    if (c.dtype == "bool" and t.is_boolean()) or (c.dtype == "date" and t.is_date()):
+        return col
+    raise TypeError(f"column {c.name!r}: a {t} column is not typed as {c.dtype} (only text is)")
+
+
+def text_of(col: ir.Value) -> ir.StringValue:
+    """The text of a raw column as the reader writes it: text as is, a stored integer or date
+    (:func:`~amlcohort.io.readers.native_ok`: four-digit years) as DuckDB and Arrow both write it."""
+    t = col.type()
+    if t.is_string():
+        return col
+    if not (t.is_integer() or t.is_date()):
+        raise TypeError(f"no exact text for a {t} column")
+    return col.cast("string")
 
 
 def _type_reason(c: Column) -> str:
@@ -189,43 +239,108 @@ class Check:
 
 
 #: Columns of a checked table (:func:`checked_table`) that carry what the checks need from the text.
-UNTYPED, BLANK = "_untyped_", "_blank_"
+UNTYPED, BLANK, KEY = "_untyped_", "_blank_", "_key_"
 
 
 def checked_table(t: ir.Table, model: Table, meta: BundleMetadata) -> ir.Table:
-    """The text table ``t`` of ``model`` typed in one pass, each cell parsed once.
+    """The raw table ``t`` of ``model`` typed in one pass, each cell parsed once.
 
-    Columns: ``_row``; each model column ``t`` has, as its typed value (a float in its canonical
-    unit: the declared unit converted, :func:`unit_factor`); and what the checks need from the
-    text, as flags: ``_untyped_<c>`` (text that is not of the column's type) and, for required
-    columns, ``_blank_<c>`` (empty). Every per-cell check then reads this table, not the text.
+    Columns: ``_row`` and each model column ``t`` has. A text column holds its typed value (a
+    float in its canonical unit: the declared unit converted, :func:`unit_factor`) and what the
+    checks need from the text, as flags: ``_untyped_<c>`` (text that is not of the column's
+    type), for required columns ``_blank_<c>`` (empty), for a key column that is not text
+    ``_key_<c>`` (its text stripped: duplicate keys are found on the text, :func:`_duplicate_keys`).
+    A column stored in its type (:func:`~amlcohort.io.readers.native_ok`) holds its value and
+    no flag (its text is never empty, and is of the type) except a float's: NaN marks a stored
+    NaN or infinity (text that is not a number), so the table stays as narrow as the file.
+    Read it with :func:`checked_value`, :func:`untyped`, :func:`blank` and :func:`key_value`.
     """
     cols: dict[str, ir.Value] = {ROW: t[ROW]}
     for c in model.columns:
         if c.name not in t.columns:
             continue
         raw = t[c.name]
-        val = parsed(raw, c)
         factor = unit_factor(meta, model.name, c)
+        if not raw.type().is_string():
+            val = _native(raw, c)
+            if c.dtype == "float":
+                scaled = raw * factor if factor != 1.0 else raw
+                val = ibis.ifelse(raw.isinf(), ibis.literal(float("nan")), scaled)
+            cols[c.name] = val
+            continue
+        val = parsed(raw, c)
         cols[c.name] = val * factor if c.dtype == "float" and factor != 1.0 else val
         cols[UNTYPED + c.name] = raw.notnull() & val.isnull()
         if c.required:
             cols[BLANK + c.name] = raw.isnull() | (raw.strip() == "")
+        if c.name in model.key and c.dtype != "string":
+            cols[KEY + c.name] = raw.strip()
     return t.select(**cols)
+
+
+def checked_value(checked: ir.Table, c: Column) -> ir.Value:
+    """The typed value of column ``c`` of a checked table (NULL where the cell is not of the type)."""
+    v = checked[c.name]
+    if c.dtype == "float" and UNTYPED + c.name not in checked.columns:
+        return ibis.ifelse(v.isnan(), ibis.null("float64"), v)
+    return v
+
+
+def untyped(checked: ir.Table, c: Column) -> ir.BooleanValue | None:
+    """Where the cell is not of the column's type (None: nowhere, a column stored in its type)."""
+    if UNTYPED + c.name in checked.columns:
+        return checked[UNTYPED + c.name]
+    return checked[c.name].isnan() if c.dtype == "float" else None
+
+
+def blank(checked: ir.Table, c: Column) -> ir.BooleanValue:
+    """Where the cell is empty."""
+    if BLANK + c.name in checked.columns:
+        return checked[BLANK + c.name]
+    return checked[c.name].isnull()
+
+
+def readable(checked: ir.Table, model: Table) -> ir.Table:
+    """The checked table with each value typed (NULL where not of the type) and every flag a
+    check reads, as columns computed once per row (the checks compare each value several times)."""
+    cols: dict[str, ir.Value] = {ROW: checked[ROW]}
+    for c in model.columns:
+        if c.name not in checked.columns:
+            continue
+        cols[c.name] = checked_value(checked, c)
+        bad_type = untyped(checked, c)
+        if bad_type is not None:
+            cols[UNTYPED + c.name] = bad_type
+        if c.required:
+            cols[BLANK + c.name] = blank(checked, c)
+    return checked.select(**cols)
+
+
+def key_value(checked: ir.Table, c: Column) -> ir.Value:
+    """What key column ``c`` is compared on: its text stripped (lower case where the column is);
+    for a stored integer or date, the value itself, which is equal exactly where that text is
+    (:func:`text_of` writes it back for a problem)."""
+    if c.dtype == "string":
+        return checked[c.name]
+    if KEY + c.name in checked.columns:
+        return checked[KEY + c.name]
+    return checked[c.name]
 
 
 def column_checks(t: ir.Table, meta: BundleMetadata, model: Table, c: Column) -> list[Check]:
     """The checks of column ``c`` over its checked table ``t`` (:func:`checked_table`): required,
     type, allowed values, unit, possible and plausible range."""
-    val = t[c.name]
+    val = checked_value(t, c)
     checks: list[Check] = []
 
     def add(bad: ir.BooleanValue, severity: str, code: str, reason: Callable[[str], str]) -> None:
         checks.append(Check(c.name, bad, severity, code, reason))
 
     if c.required:
-        add(t[BLANK + c.name], "error", "value.required", lambda v: "required value is empty")
-    add(t[UNTYPED + c.name], "error", "value.type", lambda v: _type_reason(c))
+        add(blank(t, c), "error", "value.required", lambda v: "required value is empty")
+    bad_type = untyped(t, c)
+    if bad_type is not None:
+        add(bad_type, "error", "value.type", lambda v: _type_reason(c))
     if c.allowed is not None:
         add(
             val.notnull() & ~val.isin(c.allowed),
@@ -284,14 +399,13 @@ def column_checks(t: ir.Table, meta: BundleMetadata, model: Table, c: Column) ->
     return checks
 
 
-def _cell_problems(checked: ir.Table, raw: ir.Table, model: Table, checks: list[Check]) -> Iterator[Problem]:
+def _cell_problems(checked: ir.Table, staged: Staged, model: Table, checks: list[Check]) -> Iterator[Problem]:
     """Run every check of a table in one query over its checked table; report at most
-    MAX_ROWS_REPORTED rows per check, each with its text as written (from ``raw``)."""
+    MAX_ROWS_REPORTED rows per check, each with its text as written (:meth:`Staged.cell_text`)."""
     if not checks:
         return
-    counts = checked.aggregate(
-        **{f"_c{i}": ck.bad.fill_null(False).cast("int64").sum() for i, ck in enumerate(checks)}
-    )
+    # a NULL is not counted by SUM: no COALESCE per cell
+    counts = checked.aggregate(**{f"_c{i}": ck.bad.cast("int64").sum() for i, ck in enumerate(checks)})
     n_by = counts.to_pyarrow().to_pylist()[0]
     for i, ck in enumerate(checks):
         n = n_by[f"_c{i}"] or 0
@@ -299,8 +413,7 @@ def _cell_problems(checked: ir.Table, raw: ir.Table, model: Table, checks: list[
             continue
         rows = checked.filter(ck.bad).order_by(ROW).limit(MAX_ROWS_REPORTED).select(ROW)
         rows_list = rows.to_pyarrow()[ROW].to_pylist()
-        cells = raw.filter(raw[ROW].isin(rows_list)).select(ROW, _raw=raw[ck.column]).to_pyarrow()
-        text = dict(zip(cells[ROW].to_pylist(), cells["_raw"].to_pylist(), strict=True))
+        text = staged.cell_text(model.name, ck.column, rows_list)
         for row in rows_list:
             yield Problem(
                 ck.severity,
@@ -326,12 +439,11 @@ def _cell_problems(checked: ir.Table, raw: ir.Table, model: Table, checks: list[
 def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
     """Presence, columns, types, allowed values, units, ranges and keys of each table."""
     duplicates: list[Finding] = []
-    for name in sorted(set(staged.tables) - {t.name for t in TABLES}):
+    for name in sorted(staged.names() - {t.name for t in TABLES}):
         hint = did_you_mean(name, [t.name for t in TABLES])
         yield Problem("warning", name, f"unknown table; ignored{hint}", code="table.unknown")
     for model in TABLES:
-        t = staged.tables.get(model.name)
-        if t is None:
+        if model.name not in staged.names():
             if model.required:
                 yield Problem("error", model.name, "required table is missing", code="table.missing")
             else:
@@ -343,7 +455,7 @@ def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
                     code="table.absent",
                 )
             continue
-        present = set(t.columns) - {ROW}
+        present = staged.columns(model.name)
         for col in sorted(present - set(model.column_names)):
             hint = did_you_mean(col, set(model.column_names) - present)
             yield Problem(
@@ -363,22 +475,26 @@ def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
         yield from _unit_problems(meta, model, present)
         checked = staged.checked.get(model.name)
         if checked is None:
-            checked = checked_table(t, model, meta)
+            checked = checked_table(staged.tables[model.name], model, meta)
+        view = readable(checked, model)
         checks = [
-            ck for c in model.columns if c.name in present for ck in column_checks(checked, meta, model, c)
+            ck for c in model.columns if c.name in present for ck in column_checks(view, meta, model, c)
         ]
-        yield from _cell_problems(checked, t, model, checks)
+        yield from _cell_problems(view, staged, model, checks)
         if all(k in present for k in model.key):
-            duplicates.append(_duplicate_keys(t, model))
+            duplicates.append(_duplicate_keys(checked, model))
     yield from report_findings(duplicates)
 
 
-def _duplicate_keys(t: ir.Table, model: Table) -> Finding:
+def _duplicate_keys(checked: ir.Table, model: Table) -> Finding:
+    """Rows whose key repeats an earlier row's, on the key's text stripped (lower case where the
+    column is): :func:`key_value`."""
     keys = list(model.key)
-    lower = {c.name for c in model.columns if c.lower_case}
-    norm = t.mutate(**{k: t[k].strip().lower() if k in lower else t[k].strip() for k in keys})
+    by_name = {c.name: c for c in model.columns}
+    norm = checked.select(ROW, **{k: key_value(checked, by_name[k]) for k in keys})
     counts = norm.group_by(keys).aggregate(_n=norm.count(), _first=norm[ROW].min())
     dup = norm.join(counts.filter(counts._n > 1), keys).filter(lambda x: x[ROW] != x._first)
+    dup = dup.mutate(**{k: text_of(dup[k]) for k in keys})
     return Finding(
         dup,
         [ROW, "_first", *keys],
