@@ -1,4 +1,5 @@
-"""The two evaluation paths of the rule engine agree: compiled SQL (cohort derivations) and plain
+"""The evaluation paths of the rule engine agree: compiled SQL (cohort derivations: ``apply_rules``,
+the rule set's CASE once per row as a column, and ``compile_rules``, three expressions) and plain
 Python (single lookups: ``evaluate``, ``grade``).
 
 Every rule set of every rule file is evaluated on the values that sit on, just below and just
@@ -18,6 +19,7 @@ import pytest
 from amlcohort.criteria.engine import (
     RuleSet,
     _none,
+    apply_rules,
     compile_rules,
     evaluate,
     evaluate_fast,
@@ -72,8 +74,14 @@ def _sql_batch(rs: RuleSet, cases: list[dict]) -> list[tuple]:
     comp = compile_rules(rs, t)
     df = (t.select("_i", outcome=comp.outcome, rule_id=comp.rule_id, missing=comp.missing)
           .order_by("_i").execute())
-    return [(_none(o), _none(r), tuple(m for m in (_none(s) or "").split(";") if m))
+    applied = (apply_rules(rs, t, outcome="outcome", rule_id="rule_id", missing="missing")
+               .select("_i", "outcome", "rule_id", "missing").order_by("_i").execute())
+    rows = [(_none(o), _none(r), tuple(m for m in (_none(s) or "").split(";") if m))
             for o, r, s in zip(df.outcome, df.rule_id, df.missing, strict=True)]
+    same = [(_none(o), _none(r), tuple(m for m in (_none(s) or "").split(";") if m))
+            for o, r, s in zip(applied.outcome, applied.rule_id, applied.missing, strict=True)]
+    assert rows == same, f"apply_rules and compile_rules differ on {rs.name} v{rs.version}"
+    return rows
 
 
 def _rule_sets() -> list[tuple[str, tuple[str, str]]]:

@@ -22,9 +22,11 @@ A rule file has one row per *condition*::
   input is missing, before any earlier rule held, makes the result *not evaluable*, and the
   missing inputs of that rule are named. Nothing is guessed.
 
-The same compiled expression serves a whole cohort (:func:`compile_rules`, any Ibis backend)
-and a single set of values (:func:`evaluate`, a one-row table on in-process DuckDB), so the
-rule that a test checks is the rule a derivation runs.
+The same rules serve a whole cohort (:func:`apply_rules`, which adds the outcome, the deciding
+rule and the missing inputs as columns, the rule set's CASE computed once per row; or
+:func:`compile_rules`, the three as expressions; any Ibis backend) and a single set of values
+(:func:`evaluate`, plain Python; :func:`evaluate_sql`, the compiled SQL on a one-row table), and
+the tests check that the paths agree, so the rule that a test checks is the rule a derivation runs.
 """
 
 from __future__ import annotations
