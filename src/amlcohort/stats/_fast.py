@@ -57,10 +57,16 @@ class Counts:
         return len(self.time)
 
     def segments(self, key: np.ndarray | None) -> list[tuple[int, int, int]]:
-        """(code, start, stop) of the contiguous runs of a sorted code array (one run if ``key`` is None)."""
+        """(code, start, stop) of the contiguous runs of a code array (one run if ``key`` is None).
+
+        The rows are sorted by stratum, then group: the strata codes, and the group codes when
+        there are no strata, are non-decreasing, and their runs are found by binary search.
+        """
         n = len(self.time)
         if key is None or n == 0:
             return [(0, 0, n)] if n else []
+        if key is self.strata or (key is self.group and self.strata is None):
+            return sorted_runs(key)
         starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
         stops = np.append(starts[1:], n)
         return [(int(key[s]), int(s), int(e)) for s, e in zip(starts, stops, strict=True)]
@@ -80,6 +86,19 @@ class Counts:
         data["n_event"] = self.n_event
         data["n_censor"] = self.n_censor
         return pd.DataFrame(data, copy=False)  # no block consolidation: the arrays are not copied
+
+
+def sorted_runs(key: np.ndarray) -> list[tuple[int, int, int]]:
+    """(code, start, stop) of the runs of a non-decreasing code array, by binary search (no pass
+    over the array: a handful of groups among millions of rows)."""
+    runs = []
+    start, n = 0, len(key)
+    while start < n:
+        code = int(key[start])
+        stop = int(np.searchsorted(key, code, side="right"))
+        runs.append((code, start, stop))
+        start = stop
+    return runs
 
 
 def _labels_array(labels: Sequence[Hashable]) -> np.ndarray:
@@ -813,8 +832,9 @@ def logrank_sums(
         return observed, expected, variance
     # the rows are sorted runs, one per group: a stable argsort (timsort) merges the runs in
     # O(n log k) and keeps, at equal times, the group order
-    bounds = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1], [True])))
-    codes = [int(g[b]) for b in bounds[:-1]]
+    runs = sorted_runs(g)  # within a stratum the rows are sorted by group code
+    bounds = np.array([start for _, start, _ in runs] + [len(g)])
+    codes = [code for code, _, _ in runs]
     if len(codes) == 2 and weights == "logrank":
         o_0, e_0, v = _two_group_logrank(time, d, c, int(bounds[1]))
         (a, b), total = codes, float(d.sum())
