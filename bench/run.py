@@ -4,11 +4,15 @@ Every measurement runs in its own subprocess (``python bench/run.py --worker ...
 its own peak RSS (``os.wait4``) and no case warms another. Survival peers see the same data (a
 Parquet file written once per case) and do the same work: Kaplan-Meier per group with 95 % log-log
 CI and median with its CI, and the two-group log-rank test. Every Python peer is timed from the
-file, reading included (amlcohort's counts path reads it through DuckDB inside ``event_counts``;
-the others read it with ``pyarrow.parquet`` into NumPy), so the headline ratios compare the same
-job; the peers' compute time without the reading is recorded too (``compute_seconds``), and the
-arrays path is compared with it (``ratio_arrays_vs_*_compute``: arrays in memory on both sides).
-R is timed without reading its CSV copy of the data (conservative for the ratio against R).
+file, reading included (amlcohort's counts path gives the file to ``event_counts``, which reads it
+with ``pyarrow.parquet``; ``amlcohort_duckdb`` gives it a DuckDB view of the file; the others read
+it with ``pyarrow.parquet`` into NumPy), so the headline ratios compare the same job; the peers'
+compute time without the reading is recorded too (``compute_seconds``), and the arrays path is
+compared with it (``ratio_arrays_vs_*_compute``: arrays in memory on both sides). Each survival
+peer runs ``--survival-repeat`` times (default 3, interleaved with the others) and the least time
+counts; the ratios of CPU time (``ratio_cpu_vs_*``, least of the runs) are recorded as well, as
+they move far less with the load of the shared machine. R is timed without reading its CSV copy
+of the data (conservative for the ratio against R).
 
 Sizes: ``--survival-n`` (default 10^6; ``--full`` = 10^7, the issue's size), ``--registry-patients``
 (default 10^5). ``--quick`` runs small sizes (a smoke test of the harness).
@@ -59,9 +63,11 @@ def worker_survival(peer: str, path: str) -> dict:
     """KM per group (95 % log-log CI, median and its CI) + two-group log-rank, from the Parquet file.
 
     Every peer starts from the same file. ``seconds`` is the whole job from the file (reading
-    included: DuckDB's scan for the counts path, ``pyarrow.parquet`` into NumPy for the others);
-    ``compute_seconds`` leaves the reading out for the peers that work on in-memory arrays. Imports
-    are not timed (the same for every peer).
+    included: ``pyarrow.parquet`` batches inside ``event_counts`` for the counts path, DuckDB's scan
+    for ``amlcohort_duckdb``, ``pyarrow.parquet`` into NumPy for the others); ``compute_seconds``
+    leaves the reading out for the peers that work on in-memory arrays; ``cpu_seconds`` is the
+    process's CPU time (all its threads) over the same span as ``seconds``: on this shared machine
+    it moves far less with the load than the wall. Imports are not timed (the same for every peer).
     """
     import warnings
 
@@ -74,12 +80,17 @@ def worker_survival(peer: str, path: str) -> dict:
 
         # the file itself (read by pyarrow.parquet inside event_counts), or a DuckDB view of it
         source = path if peer == "amlcohort_counts" else ibis.duckdb.connect().read_parquet(path)
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         counts = event_counts(source, "time", "event", group="grp")
         curves = kaplan_meier_by_group_from_counts(counts, conf_type="log-log")
         medians = [[km.median_, *km.median_ci_] for km in curves.values()]
         p = logrank_test_from_counts(counts).p_value
-        return {"seconds": time.perf_counter() - start, "p": p, "medians": medians}
+        return {
+            "seconds": time.perf_counter() - start,
+            "cpu_seconds": time.process_time() - cpu,
+            "p": p,
+            "medians": medians,
+        }
     if peer == "amlcohort_arrays":
         from amlcohort.stats import counts_from_arrays, kaplan_meier_by_group, logrank_test
     elif peer == "statsmodels":
@@ -94,7 +105,7 @@ def worker_survival(peer: str, path: str) -> dict:
     import pyarrow.dataset
     import pyarrow.parquet  # noqa: F401
 
-    load_start = time.perf_counter()
+    cpu, load_start = time.process_time(), time.perf_counter()
     t, e, g = _load_arrays(path)
     start = time.perf_counter()
     if peer == "amlcohort_arrays":
@@ -119,6 +130,7 @@ def worker_survival(peer: str, path: str) -> dict:
     end = time.perf_counter()
     return {
         "seconds": end - load_start,
+        "cpu_seconds": time.process_time() - cpu,
         "compute_seconds": end - start,
         "load_seconds": start - load_start,
         "p": p,
@@ -341,6 +353,9 @@ def _best_of(runs: list[dict]) -> dict:
     ok = [r for r in runs if r.get("status") == "ok" and r.get("seconds") is not None]
     best = dict(min(ok, key=lambda r: r["seconds"]) if ok else runs[-1])
     best["runs_seconds"] = [r.get("seconds") for r in runs]
+    cpu = [r["cpu_seconds"] for r in ok if r.get("cpu_seconds") is not None]
+    if cpu:
+        best["min_cpu_seconds"] = min(cpu)
     return best
 
 
@@ -371,6 +386,12 @@ def survival_cases(n: int, tmp: Path, timeout: float, repeat: int = 3) -> list[d
             other = case["peers"].get(peer, {}).get("seconds")
             if ours and other:
                 case[f"ratio_vs_{peer}"] = other / ours
+        # the same on CPU time (least of the runs): what the job costs, whatever the machine's load
+        ours_cpu = case["peers"]["amlcohort_counts"].get("min_cpu_seconds")
+        for peer in ("statsmodels", "lifelines"):
+            other = case["peers"][peer].get("min_cpu_seconds")
+            if ours_cpu and other:
+                case[f"ratio_cpu_vs_{peer}"] = other / ours_cpu
         # in-memory arrays vs in-memory arrays (reading the file left out on both sides)
         arrays = case["peers"]["amlcohort_arrays"].get("compute_seconds")
         for peer in ("statsmodels", "lifelines"):
