@@ -9,6 +9,10 @@ the engine then streams the time, a one-byte censoring flag it computes, and the
 batches, and NumPy aggregates them with sorts (see :mod:`amlcohort.stats._fast`). The first rows of
 the stream decide between the two (no separate sample query); both ways give the same frame.
 
+A Parquet file or an Arrow table is read with ``pyarrow.parquet`` in batches and aggregated by
+the same NumPy kernels, with no engine in between (``event_counts("cohort.parquet", ...)``).
+Whole-number times (days) are counted with ``bincount`` on every path, without a sort.
+
 Arrays are aggregated by the same NumPy kernel (:func:`counts_from_arrays`).
 
 The counts frame has the columns ``strata`` (if given), ``group`` (if given), ``time``, ``n_event``
