@@ -90,6 +90,8 @@ def event_counts(
 #: Rows per batch read from a Parquet file: the batch's arrays and temporaries are recycled from
 #: one batch to the next (fresh memory costs page faults), and the per-batch overhead stays small.
 ARROW_BATCH_ROWS: int = 1 << 16
+#: Parquet files with more rows than this are read with pyarrow's threads.
+THREADED_READ_ROWS: int = 1 << 18
 
 
 def _arrow_counts(
@@ -111,19 +113,23 @@ def _arrow_counts(
     import pyarrow.parquet as pq
 
     wanted = list(dict.fromkeys([time, event, *(c for c in (group, strata) if c is not None)]))
-    if isinstance(source, pa.Table):
-        columns = source.column_names
-    else:
-        columns = pq.ParquetFile(source).schema_arrow.names
+    parquet = None if isinstance(source, pa.Table) else pq.ParquetFile(source)
+    columns = source.column_names if parquet is None else parquet.schema_arrow.names
     for arg, col in (("time", time), ("event", event), ("group", group), ("strata", strata)):
         if col is not None and col not in columns:
             raise ValueError(f"{arg} column {col!r} is not in the table (columns: {list(columns)})")
 
     def batches() -> Iterator[pa.RecordBatch]:
-        if isinstance(source, pa.Table):
+        if parquet is None:
             yield from source.select(wanted).to_batches(max_chunksize=ARROW_BATCH_ROWS)
-        else:
-            yield from pq.ParquetFile(source).iter_batches(batch_size=ARROW_BATCH_ROWS, columns=wanted)
+        else:  # each call starts again from the first row group
+            yield from parquet.iter_batches(
+                batch_size=ARROW_BATCH_ROWS, columns=wanted, use_threads=threads
+            )
+
+    # pyarrow's threads decode the columns in parallel: worth it for large files only (starting
+    # them costs more than a small file takes to read)
+    threads = parquet is not None and parquet.metadata.num_rows > THREADED_READ_ROWS
 
     has_group, has_strata = group is not None, strata is not None
     agg = _fast.StreamAggregator(has_group, has_strata, keep=False)
