@@ -283,3 +283,102 @@ def test_streamed_counts_on_other_backends(backend):
     for event in ("status", "died"):  # numeric 0/1 and boolean
         streamed = _engine_counts(table, "time", event, group="arm", method="stream").to_frame()
         pd.testing.assert_frame_equal(streamed, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parquet files and Arrow tables; whole-number times counted with bincount
+# ---------------------------------------------------------------------------------------------
+def _parquet(df: pd.DataFrame, path, row_group_size: int | None = None):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return table
+
+
+@pytest.mark.parametrize("whole_days", [False, True])
+def test_parquet_file_and_arrow_table_counts_equal_the_engine(tmp_path, monkeypatch, whole_days):
+    """Several batches (400 rows) and row groups, strata and string groups, bool events."""
+    monkeypatch.setattr(counts_module, "ARROW_BATCH_ROWS", 400)
+    df = _data(3000, whole_days=whole_days, seed=41)
+    df.loc[:4, "time"] = -0.0
+    table = _parquet(df, tmp_path / "d.parquet", row_group_size=1100)
+    engine = ibis.duckdb.connect().create_table("d", ibis.memtable(df))
+    for keys in ({}, {"group": "arm"}, {"group": "arm", "strata": "site"}, {"strata": "site"}):
+        expected = _engine_counts(engine, "time", "status", method="stream", **keys).to_frame()
+        for source in (tmp_path / "d.parquet", str(tmp_path / "d.parquet"), table):
+            got = counts_module.event_counts(source, "time", "status", **keys)
+            pd.testing.assert_frame_equal(got, expected)
+    assert (len(expected) < 2000) == whole_days
+    as_bool = _parquet(df.assign(status=df["status"] == 1), tmp_path / "b.parquet")
+    pd.testing.assert_frame_equal(
+        counts_module.event_counts(as_bool, "time", "status", group="arm"),
+        counts_module.event_counts(table, "time", "status", group="arm"),
+    )
+
+
+def test_parquet_whole_times_then_fractions_in_a_later_batch(tmp_path, monkeypatch):
+    """The first batches are whole days (counted by bincount, nothing kept), a later one is not:
+    the file is read again and sorted; integer time columns and a growing time range too."""
+    monkeypatch.setattr(counts_module, "ARROW_BATCH_ROWS", 500)
+    df = _data(3000, whole_days=True, seed=43)
+    df["time"] = np.sort(df["time"].to_numpy())  # later batches reach larger times
+    df.loc[2700, "time"] += 0.5
+    _parquet(df, tmp_path / "mixed.parquet")
+    expected = counts_from_arrays(df["time"], df["status"], group=df["arm"])
+    got = counts_module.event_counts(tmp_path / "mixed.parquet", "time", "status", group="arm")
+    pd.testing.assert_frame_equal(got, expected)
+    whole = df.assign(time=np.floor(df["time"]).astype(np.int64))
+    _parquet(whole, tmp_path / "int.parquet")
+    got = counts_module.event_counts(tmp_path / "int.parquet", "time", "status", group="arm")
+    pd.testing.assert_frame_equal(got, counts_from_arrays(whole["time"], whole["status"], group=whole["arm"]))
+
+
+def test_parquet_errors_name_the_column(tmp_path, monkeypatch):
+    monkeypatch.setattr(counts_module, "ARROW_BATCH_ROWS", 500)
+    df = _data(2000, whole_days=False, seed=47)
+    cases = {
+        "time column 'nope' is not in the table": ("nope", df),
+        r"event column 'status' must be boolean or coded 0/1.*2 rows": (
+            "time",
+            df.assign(status=df["status"].where(~df.index.isin([10, 1900]), 2)),
+        ),
+        "time column 'time' contains negative values": (
+            "time",
+            df.assign(time=df["time"].where(df.index != 1500, -1.0)),
+        ),
+        "time column 'time' contains missing": ("time", df.assign(time=df["time"].where(df.index != 1700))),
+        "group column 'arm' contains missing values": ("time", df.assign(arm=df["arm"].where(df.index != 5))),
+    }
+    for message, (time_col, frame) in cases.items():
+        _parquet(frame, tmp_path / "bad.parquet")
+        with pytest.raises(ValueError, match=message):
+            counts_module.event_counts(tmp_path / "bad.parquet", time_col, "status", group="arm")
+
+
+def test_whole_number_histogram_equals_the_sort():
+    rng = np.random.default_rng(53)
+    n = 20_000
+    time = np.floor(rng.exponential(40.0, n))
+    event = rng.integers(0, 2, n)
+    key = rng.integers(0, 5, n)
+    hist = _fast.whole_histogram(time, event == 0, key, 5)
+    assert hist is not None and hist.shape == (int(time.max()) + 1, 5, 2)
+    assert hist.sum() == n and hist[..., 0].sum() == event.sum()
+    fractions = time + 0.25
+    assert _fast.whole_histogram(fractions, event == 0, key, 5) is None
+    late = time.copy()
+    late[-1] += 0.5  # a fraction after the rows looked at first
+    assert _fast.whole_histogram(late, event == 0, key, 5) is None
+    huge = time.copy()
+    huge[0] = 1e12  # whole, but the histogram would be far larger than the data
+    assert _fast.whole_histogram(huge, event == 0, key, 5) is None
+    # aggregate_arrays takes the bincount path here: the same counts as a plain groupby
+    counted = _fast.aggregate_arrays(time, event, key).to_frame()
+    plain = (
+        pd.DataFrame({"group": key, "time": time, "n_event": event, "n_censor": 1 - event})
+        .groupby(["group", "time"], as_index=False)
+        .sum()
+    )
+    pd.testing.assert_frame_equal(counted, plain)

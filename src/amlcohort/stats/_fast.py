@@ -35,6 +35,7 @@ __all__ = [
     "aggregate_arrays",
     "counts_from_frame",
     "encode_labels",
+    "encode_labels_counted",
     "logrank_sums",
     "product_limit",
 ]
@@ -56,10 +57,16 @@ class Counts:
         return len(self.time)
 
     def segments(self, key: np.ndarray | None) -> list[tuple[int, int, int]]:
-        """(code, start, stop) of the contiguous runs of a sorted code array (one run if ``key`` is None)."""
+        """(code, start, stop) of the contiguous runs of a code array (one run if ``key`` is None).
+
+        The rows are sorted by stratum, then group: the strata codes, and the group codes when
+        there are no strata, are non-decreasing, and their runs are found by binary search.
+        """
         n = len(self.time)
         if key is None or n == 0:
             return [(0, 0, n)] if n else []
+        if key is self.strata or (key is self.group and self.strata is None):
+            return sorted_runs(key)
         starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
         stops = np.append(starts[1:], n)
         return [(int(key[s]), int(s), int(e)) for s, e in zip(starts, stops, strict=True)]
@@ -81,6 +88,19 @@ class Counts:
         return pd.DataFrame(data, copy=False)  # no block consolidation: the arrays are not copied
 
 
+def sorted_runs(key: np.ndarray) -> list[tuple[int, int, int]]:
+    """(code, start, stop) of the runs of a non-decreasing code array, by binary search (no pass
+    over the array: a handful of groups among millions of rows)."""
+    runs = []
+    start, n = 0, len(key)
+    while start < n:
+        code = int(key[start])
+        stop = int(np.searchsorted(key, code, side="right"))
+        runs.append((code, start, stop))
+        start = stop
+    return runs
+
+
 def _labels_array(labels: Sequence[Hashable]) -> np.ndarray:
     """Labels as a NumPy array that keeps their type (numbers stay numbers, strings objects)."""
     arr = pd.Series(list(labels)).to_numpy()
@@ -93,20 +113,29 @@ def encode_labels(values: np.ndarray) -> tuple[np.ndarray, tuple[Hashable, ...]]
     Integers in a small range (arm codes, 0/1) are counted with ``bincount``; other labels are
     hashed (``pandas.factorize``). When the labels are already 0..k-1 the array is its own code.
     """
+    codes, labels, _ = encode_labels_counted(values)
+    return codes, labels
+
+
+def encode_labels_counted(values: np.ndarray) -> tuple[np.ndarray, tuple[Hashable, ...], list[int]]:
+    """:func:`encode_labels` and the number of rows with each label (from the same ``bincount``)."""
     if values.dtype.kind in "iu" and len(values):
         lo, hi = int(values.min()), int(values.max())
         if hi - lo < 2**16:
             shifted = values if lo == 0 else values - lo
-            present = np.flatnonzero(np.bincount(shifted, minlength=hi - lo + 1))
+            per_value = np.bincount(shifted, minlength=hi - lo + 1)
+            present = np.flatnonzero(per_value)
             labels_i = tuple(int(v) + lo for v in present)
+            sizes = per_value[present].tolist()
             if len(present) == hi - lo + 1:
-                return shifted.astype(np.int64, copy=False), labels_i
+                return shifted.astype(np.int64, copy=False), labels_i, sizes
             remap = np.zeros(hi - lo + 1, dtype=np.int64)
             remap[present] = np.arange(len(present))
-            return remap[shifted], labels_i
+            return remap[shifted], labels_i, sizes
     codes, uniques = pd.factorize(values, sort=True)
     labels = tuple(u.item() if isinstance(u, np.generic) else u for u in np.asarray(uniques, dtype=object))
-    return codes.astype(np.int64, copy=False), labels
+    sizes = np.bincount(codes, minlength=len(labels)).tolist() if len(labels) else []
+    return codes.astype(np.int64, copy=False), labels, sizes
 
 
 _ONE = np.uint64(1)
@@ -116,6 +145,68 @@ def _pack_segment(seg: np.ndarray, censored: np.ndarray) -> None:
     """In place: float times already written into ``seg`` (a uint64 view) become packed keys."""
     seg <<= _ONE  # the sign bit (set only for -0.0 in checked times) falls off: -0.0 becomes 0.0
     seg |= censored  # events sort before censorings at the same time (R's convention)
+
+
+#: Whole-number times are counted with one ``bincount`` instead of a sort when the histogram (two
+#: cells, event and censoring, per time and segment) has at most this many cells or four per row.
+WHOLE_CELLS_MIN: int = 1 << 16
+
+
+def whole_histogram(
+    time: np.ndarray,
+    censored: np.ndarray,
+    key: np.ndarray | None,
+    n_keys: int,
+    top: float | None = None,
+) -> np.ndarray | None:
+    """Events and censorings per (whole-number time, segment) as one ``bincount``; None otherwise.
+
+    ``time`` is checked (finite, >= 0; ``top`` its maximum when known), ``censored`` 0/1 (bool or
+    uint8), ``key`` the segment code of each row (``0 <= key < n_keys``; None for one segment).
+    Returns an int64 array of shape ``(max time + 1, n_keys, 2)`` (last axis: events, censorings)
+    when every time is a whole number and the histogram is small (days, weeks, months as
+    integers); None for other times, which a look at the first rows usually tells.
+    """
+    n = len(time)
+    if n == 0:
+        return None
+    if time.dtype.kind == "f":
+        head = time[:1024]
+        if not np.array_equal(head, np.floor(head)):
+            return None
+    span = int(time.max() if top is None else top) + 1
+    cells = span * n_keys * 2
+    if cells > max(WHOLE_CELLS_MIN, 4 * n):
+        return None
+    cell = time.astype(np.int64)
+    if time.dtype.kind == "f" and not np.equal(cell, time).all():
+        return None
+    # cell = time * 2 k + key * 2 + censored; the small part on one-byte (or key-sized) arrays
+    if key is not None and n_keys > 1:
+        low = key.astype(np.uint8 if n_keys <= 128 else np.int64)  # a copy: the key is kept
+        low <<= 1
+        low |= censored
+    else:
+        low = censored
+    cell *= 2 * n_keys
+    cell += low
+    return np.bincount(cell, minlength=cells).reshape(span, n_keys, 2)
+
+
+def histogram_pieces(
+    hist: np.ndarray, codes: Sequence[int]
+) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """(code, times, events, censorings) of each non-empty segment of a :func:`whole_histogram`.
+
+    ``codes[j]`` is the combined code (``stratum * k + group``) of the histogram's segment ``j``.
+    """
+    pieces = []
+    for j, code in enumerate(codes):
+        seg = hist[:, j, :]
+        rows = np.flatnonzero(seg.any(axis=1))
+        if len(rows):
+            pieces.append((code, rows.astype(np.float64), seg[rows, 0], seg[rows, 1]))
+    return pieces
 
 
 def aggregate_arrays(
@@ -147,6 +238,11 @@ def aggregate_arrays(
     n = len(time)
     if n == 0:
         return _assemble([], g_codes is not None, s_codes is not None, k, g_labels, s_labels)
+    n_keys = 1 if key is None else int(key.max()) + 1
+    hist = whole_histogram(time, censored, key, n_keys)
+    if hist is not None:  # whole-number times (days): one bincount, no sort
+        pieces = histogram_pieces(hist, list(range(n_keys)))
+        return _assemble(pieces, g_codes is not None, s_codes is not None, k, g_labels, s_labels)
     buffer = np.empty(n, dtype=np.uint64)
     seg_codes: list[int] = []
     seg_sizes: list[int] = []
@@ -155,7 +251,6 @@ def aggregate_arrays(
         _pack_segment(buffer, censored)
         seg_codes, seg_sizes = [0], [n]
     else:
-        n_keys = int(key.max()) + 1
         if n_keys <= 8:
             off = 0
             for c in range(n_keys):
@@ -192,14 +287,18 @@ class StreamAggregator:
     (no intermediate copies), frees the batches and counts the runs.
     """
 
-    def __init__(self, has_group: bool, has_strata: bool) -> None:
+    def __init__(self, has_group: bool, has_strata: bool, *, keep: bool = True) -> None:
         self.has_group = has_group
         self.has_strata = has_strata
+        # keep=False: whole-number times only (the batches are not kept; see :attr:`whole`)
+        self.keep = keep
         self.batches: list[
             tuple[np.ndarray, np.ndarray, np.ndarray | None, list[tuple[Hashable, Hashable]]]
         ] = []
         self.sizes: dict[tuple[Hashable, Hashable], int] = {}
         self.n = 0
+        # whole-number times so far: (time, censored) histograms per label (None once a batch is not)
+        self.hists: dict[tuple[Hashable, Hashable], np.ndarray] | None = {}
 
     def add(
         self,
@@ -207,28 +306,66 @@ class StreamAggregator:
         censored: np.ndarray,
         group: np.ndarray | None = None,
         strata: np.ndarray | None = None,
+        top: float | None = None,
     ) -> None:
-        """One batch: float64 times (finite, >= 0), censoring flags 0/1 (uint8 or bool), labels."""
+        """One batch: float64 times (finite, >= 0; ``top`` their maximum when known), censoring
+        flags 0/1 (uint8 or bool), labels."""
         n = len(time)
         if n == 0:
             return
         self.n += n
-        g_codes, g_labels = encode_labels(group) if group is not None else (None, (None,))
-        s_codes, s_labels = encode_labels(strata) if strata is not None else (None, (None,))
+        none: tuple[None, tuple[None], list[int]] = (None, (None,), [n])
+        g_codes, g_labels, g_sizes = encode_labels_counted(group) if group is not None else none
+        s_codes, s_labels, _ = encode_labels_counted(strata) if strata is not None else none
         k = len(g_labels)
         labels = [(s, g) for s in s_labels for g in g_labels]  # local code = stratum * k + group
         if len(labels) == 1:
             key = None
             counts = [n]
+        elif s_codes is None:
+            key, counts = g_codes, g_sizes
         else:
-            key = g_codes if s_codes is None else s_codes * k + (0 if g_codes is None else g_codes)
+            key = s_codes * k + (0 if g_codes is None else g_codes)
             counts = np.bincount(key, minlength=len(labels)).tolist()
-            if len(labels) <= 256:  # one byte a row is kept, not the labels (often 8 bytes)
-                key = key.astype(np.uint8)
+        if key is not None and len(labels) <= 256:  # one byte a row is kept, not the labels
+            key = key.astype(np.uint8)
         for label, size in zip(labels, counts, strict=True):
             if size:
                 self.sizes[label] = self.sizes.get(label, 0) + size
-        self.batches.append((time, censored, key, labels))
+        if self.keep:
+            self.batches.append((time, censored, key, labels))
+        if self.hists is not None:
+            self._add_histogram(time, censored, key, labels, top)
+
+    @property
+    def whole(self) -> bool:
+        """Every time added so far is a whole number (the histograms hold the counts)."""
+        return self.hists is not None
+
+    def _add_histogram(
+        self,
+        time: np.ndarray,
+        censored: np.ndarray,
+        key: np.ndarray | None,
+        labels: list[tuple[Hashable, Hashable]],
+        top: float | None,
+    ) -> None:
+        """Add the batch to the per-label histograms, or drop them when its times are not whole."""
+        hist = whole_histogram(time, censored, key, len(labels), top)
+        if hist is None or self.hists is None:
+            self.hists = None
+            return
+        for j, label in enumerate(labels):
+            part = hist[:, j, :]
+            have = self.hists.get(label)
+            if have is None:
+                self.hists[label] = part.copy()
+            elif len(have) >= len(part):
+                have[: len(part)] += part
+            else:
+                grown = part.copy()
+                grown[: len(have)] += have
+                self.hists[label] = grown
 
     def finish(self) -> Counts:
         """The counts of everything added (sorted labels; empty counts when nothing was added)."""
@@ -245,6 +382,15 @@ class StreamAggregator:
         if self.n == 0:
             return _assemble([], self.has_group, self.has_strata, k, g_labels, s_labels)
         segments = sorted((s_rank[s] * k + g_rank[g], (s, g)) for s, g in self.sizes)
+        if self.hists is None and not self.keep:
+            raise ValueError("times that are not whole numbers were added to a keep=False aggregator")
+        if self.hists is not None:  # whole-number times: the histograms are the counts
+            self.batches.clear()
+            pieces = []
+            for code, label in segments:
+                hist = self.hists[label]
+                pieces += histogram_pieces(hist.reshape(len(hist), 1, 2), [code])
+            return _assemble(pieces, self.has_group, self.has_strata, k, g_labels, s_labels)
         cursor: dict[tuple[Hashable, Hashable], int] = {}
         off = 0
         for _, label in segments:
@@ -686,8 +832,9 @@ def logrank_sums(
         return observed, expected, variance
     # the rows are sorted runs, one per group: a stable argsort (timsort) merges the runs in
     # O(n log k) and keeps, at equal times, the group order
-    bounds = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1], [True])))
-    codes = [int(g[b]) for b in bounds[:-1]]
+    runs = sorted_runs(g)  # within a stratum the rows are sorted by group code
+    bounds = np.array([start for _, start, _ in runs] + [len(g)])
+    codes = [code for code, _, _ in runs]
     if len(codes) == 2 and weights == "logrank":
         o_0, e_0, v = _two_group_logrank(time, d, c, int(bounds[1]))
         (a, b), total = codes, float(d.sum())

@@ -9,6 +9,10 @@ the engine then streams the time, a one-byte censoring flag it computes, and the
 batches, and NumPy aggregates them with sorts (see :mod:`amlcohort.stats._fast`). The first rows of
 the stream decide between the two (no separate sample query); both ways give the same frame.
 
+A Parquet file or an Arrow table is read with ``pyarrow.parquet`` in batches and aggregated by
+the same NumPy kernels, with no engine in between (``event_counts("cohort.parquet", ...)``).
+Whole-number times (days) are counted with ``bincount`` on every path, without a sort.
+
 Arrays are aggregated by the same NumPy kernel (:func:`counts_from_arrays`).
 
 The counts frame has the columns ``strata`` (if given), ``group`` (if given), ``time``, ``n_event``
@@ -17,7 +21,10 @@ and ``n_censor``, sorted by them in that order, one row per distinct key.
 
 from __future__ import annotations
 
+import itertools
+import os
 import warnings
+from collections.abc import Iterable, Iterator
 
 import ibis
 import ibis.expr.types as ir
@@ -35,7 +42,7 @@ COUNT_COLUMNS: tuple[str, str, str] = ("time", "n_event", "n_censor")
 
 
 def event_counts(
-    table: ir.Table,
+    table: ir.Table | pa.Table | str | os.PathLike[str],
     time: str,
     event: str,
     *,
@@ -47,7 +54,10 @@ def event_counts(
     Parameters
     ----------
     table:
-        An Ibis table on any backend (DuckDB, SQLite, Polars, ...).
+        An Ibis table on any backend (DuckDB, SQLite, Polars, ...), a ``pyarrow.Table``, or the
+        path of a Parquet file. A file is read with ``pyarrow.parquet`` one row group at a time
+        (only the named columns) and aggregated by NumPy; no engine is started (the fastest way
+        from a file: no SQL, no copy of the columns).
     time:
         Column with the follow-up time (numeric, non-negative, no missing values).
     event:
@@ -72,7 +82,140 @@ def event_counts(
 
     The R equivalent is ``table(time, status)`` per group, as used inside ``survfit``.
     """
+    if isinstance(table, str | os.PathLike | pa.Table):
+        return _arrow_counts(table, time, event, group=group, strata=strata).to_frame()
     return _engine_counts(table, time, event, group=group, strata=strata).to_frame()
+
+
+#: Rows per batch read from a Parquet file: the batch's arrays and temporaries are recycled from
+#: one batch to the next (fresh memory costs page faults), and the per-batch overhead stays small.
+ARROW_BATCH_ROWS: int = 1 << 16
+#: Parquet files with more rows than this are read with pyarrow's threads.
+THREADED_READ_ROWS: int = 1 << 18
+
+
+def _arrow_counts(
+    source: pa.Table | str | os.PathLike[str],
+    time: str,
+    event: str,
+    *,
+    group: str | None = None,
+    strata: str | None = None,
+) -> _fast.Counts:
+    """Counts from a Parquet file or an Arrow table, by NumPy, batch by batch.
+
+    Every batch is checked (nulls, finite non-negative times, 0/1 or boolean events, labels
+    without nulls). Whole-number times (days) are counted with ``bincount`` as the batches come,
+    keeping nothing. The first batch whose times are not whole switches to sorting: the checked
+    times, flags and label codes are then kept for :class:`~amlcohort.stats._fast.StreamAggregator`
+    (and the source is read again from its start, unless that was its first batch).
+    """
+    import pyarrow.parquet as pq
+
+    wanted = list(dict.fromkeys([time, event, *(c for c in (group, strata) if c is not None)]))
+    parquet = None if isinstance(source, pa.Table) else pq.ParquetFile(source)
+    columns = source.column_names if parquet is None else parquet.schema_arrow.names
+    for arg, col in (("time", time), ("event", event), ("group", group), ("strata", strata)):
+        if col is not None and col not in columns:
+            raise ValueError(f"{arg} column {col!r} is not in the table (columns: {list(columns)})")
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        if parquet is None:
+            yield from source.select(wanted).to_batches(max_chunksize=ARROW_BATCH_ROWS)
+        else:  # each call starts again from the first row group
+            yield from parquet.iter_batches(
+                batch_size=ARROW_BATCH_ROWS, columns=wanted, use_threads=threads
+            )
+
+    # pyarrow's threads decode the columns in parallel: worth it for large files only (starting
+    # them costs more than a small file takes to read)
+    threads = parquet is not None and parquet.metadata.num_rows > THREADED_READ_ROWS
+
+    has_group, has_strata = group is not None, strata is not None
+    agg = _fast.StreamAggregator(has_group, has_strata, keep=False)
+    stream = batches()
+    bad = seen = 0
+    batch = None
+    for batch in stream:
+        bad += _add_arrow_batch(agg, batch, time, event, group=group, strata=strata)
+        seen += 1
+        if not agg.whole:
+            break
+    if not agg.whole:  # times that are not whole numbers: sort them (the batches are kept)
+        agg = _fast.StreamAggregator(has_group, has_strata)
+        if seen == 1:  # only the first batch was looked at: it is added again, the rest follow
+            rest: Iterable[pa.RecordBatch] = itertools.chain([batch], stream)
+        else:
+            stream.close()
+            rest = batches()
+        del batch
+        bad = 0
+        for part in rest:
+            bad += _add_arrow_batch(agg, part, time, event, group=group, strata=strata)
+    if bad:
+        raise ValueError(
+            f"event column {event!r} must be boolean or coded 0/1 (1 = event, 0 = censored); "
+            f"{bad} rows have other or missing values"
+        )
+    return agg.finish()
+
+
+def _single(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """One Arrow array (a row group's column is one chunk; several are concatenated)."""
+    if isinstance(column, pa.ChunkedArray):
+        return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    return column
+
+
+def _add_arrow_batch(
+    agg: _fast.StreamAggregator,
+    batch: pa.Table | pa.RecordBatch,
+    time: str,
+    event: str,
+    *,
+    group: str | None,
+    strata: str | None,
+) -> int:
+    """Check one batch of raw columns and hand it to the aggregator; the number of invalid events."""
+    t_col = _single(batch.column(time))
+    if not (pa.types.is_integer(t_col.type) or pa.types.is_floating(t_col.type)):
+        if not pa.types.is_decimal(t_col.type):
+            raise ValueError(f"time column {time!r} must be numeric, got {t_col.type}")
+        t_col = t_col.cast(pa.float64())
+    if t_col.null_count:
+        raise ValueError(f"time column {time!r} contains missing or non-finite values")
+    t = t_col.to_numpy()
+    if t.dtype != np.float64:
+        t = t.astype(np.float64)
+    top = _check_streamed_times(t, time)
+    e_col = _single(batch.column(event))
+    if pa.types.is_boolean(e_col.type):
+        e = e_col.to_numpy(zero_copy_only=False)
+        if e_col.null_count:
+            return e_col.null_count
+        censored = np.logical_not(e).view(np.uint8)
+    elif pa.types.is_integer(e_col.type) or pa.types.is_floating(e_col.type):
+        if e_col.null_count:
+            return e_col.null_count
+        e = e_col.to_numpy()
+        if len(e) and not (e.min() >= 0 and e.max() <= 1):  # NaN fails too
+            return int(np.count_nonzero((e != 0) & (e != 1)))
+        if e.dtype.kind == "f":
+            bad = int(np.count_nonzero((e != 0) & (e != 1)))
+            if bad:
+                return bad
+        censored = np.equal(e, 0).view(np.uint8)
+    else:
+        raise ValueError(f"event column {event!r} must be boolean or numeric 0/1, got {e_col.type}")
+    labels: dict[str, np.ndarray | None] = {"g": None, "s": None}
+    for key, name, what in (("g", group, "group"), ("s", strata, "strata")):
+        if name is not None:
+            col = _single(batch.column(name))
+            if col.null_count:
+                raise ValueError(f"{what} column {name!r} contains missing values")
+            labels[key] = col.to_numpy(zero_copy_only=False)
+    agg.add(t, censored, labels["g"], labels["s"], top=top)
+    return 0
 
 
 #: Above this share of distinct times in a sample, aggregating in the engine would return about as
@@ -214,12 +357,16 @@ def _stream_reader(
     return table.select(**cols).to_pyarrow_batches(chunk_size=STREAM_BATCH_ROWS)
 
 
-def _check_streamed_times(t: np.ndarray, time: str) -> None:
-    """Finite and non-negative, in two reductions (NaN fails ``min >= 0``)."""
-    if len(t) and not (t.min() >= 0 and t.max() < np.inf):
+def _check_streamed_times(t: np.ndarray, time: str) -> float:
+    """Finite and non-negative, in two reductions (NaN fails ``min >= 0``); the largest time."""
+    if not len(t):
+        return 0.0
+    top = float(t.max())
+    if not (t.min() >= 0 and top < np.inf):
         if np.isnan(t).any() or np.isinf(t).any():
             raise ValueError(f"time column {time!r} contains missing or non-finite values")
         raise ValueError(f"time column {time!r} contains negative values")
+    return top
 
 
 def _stream_counts(
@@ -280,7 +427,7 @@ def _add_batch(
     if t_col.null_count:
         raise ValueError(f"time column {time!r} contains missing or non-finite values")
     t = t_col.to_numpy()
-    _check_streamed_times(t, time)
+    top = _check_streamed_times(t, time)
     c = batch.column(1).to_numpy()
     bad = int(np.count_nonzero(c > 1)) if len(c) and c.max() > 1 else 0
     if c.dtype != np.uint8 and not bad:
@@ -293,7 +440,7 @@ def _add_batch(
                 raise ValueError(f"{what} column {name!r} contains missing values")
             labels[key] = col.to_numpy(zero_copy_only=False)
     if not bad:
-        agg.add(t, c, labels["g"], labels["s"])
+        agg.add(t, c, labels["g"], labels["s"], top=top)
     return bad
 
 
