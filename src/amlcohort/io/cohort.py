@@ -188,8 +188,12 @@ def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, C
     pa.default_memory_pool().release_unused()  # the text tables' memory, back to the system
     # Cross-table checks run even when cells failed: an unparseable cell is NULL in the typed
     # tables, so one pass reports every problem the bundle has.
+    # Each typed table is a view on the staging DuckDB (compiled once): the checks across tables
+    # and the cohort's tables name it instead of inlining its typing in every query.
     typed = {
-        m.name: _typed(checked[m.name], m) if m.name in checked else _typed(_empty(stage, m), m)
+        m.name: stage.create_view(
+            f"typed_{m.name}", _typed(checked[m.name] if m.name in checked else _empty(stage, m), m)
+        )
         for m in TABLES
     }
     problems += list(consistency_problems(typed, meta.cutoff_date, declared))

@@ -89,28 +89,50 @@ class Staged:
 @dataclass(frozen=True)
 class Finding:
     """One check as a query: ``expr`` returns the offending rows, ``make`` turns one (its ``columns``)
-    into a :class:`Problem`."""
+    into a :class:`Problem`.
+
+    ``base`` and ``bad``, when given: ``expr`` is the rows of ``base`` where ``bad`` holds (and
+    columns added to them); the checks on one ``base`` are then counted in one aggregate over it
+    (:func:`report_findings`) instead of each being a query of its own."""
 
     expr: ir.Table
     columns: list[str]
     make: Callable[[dict], Problem]
     table: str
     code: str
+    base: ir.Table | None = None
+    bad: ir.BooleanValue | None = None
 
 
 def report_findings(findings: list[Finding]) -> Iterator[Problem]:
-    """Run many checks at once: ONE query counts the offending rows of every check (shared
-    sub-expressions compiled once), then only the checks that found something fetch their rows."""
+    """Run many checks at once: ONE query counts the offending rows of every check, then only
+    the checks that found something fetch their rows.
+
+    The count is one row: an aggregate per ``base`` (a sum of each of its checks' ``bad``: a
+    NULL is not counted) and one per check without a base, side by side. Compiling a query costs
+    Ibis time in proportion to its size, and here each table (or join) appears once, not once
+    per check."""
     if not findings:
         return
-    counts = ibis.union(
-        *(f.expr.aggregate(_n=f.expr.count(), _i=ibis.literal(i, "int64")) for i, f in enumerate(findings))
-    )
-    n_by = {r["_i"]: r["_n"] for r in counts.to_pyarrow().to_pylist()}
+    n_by = _counts(findings)
     for i, f in enumerate(findings):
-        n = int(n_by.get(i) or 0)
+        n = int(n_by.get(f"_c{i}") or 0)
         if n:
             yield from _problems(f, n)
+
+
+def _counts(findings: list[Finding]) -> dict[str, int | None]:
+    """``_c<i>``: the number of rows finding ``i`` returns (None or 0: none)."""
+    groups: dict[object, tuple[ir.Table, dict[str, ir.Value]]] = {}
+    parts: list[ir.Table] = []
+    for i, f in enumerate(findings):
+        if f.base is None or f.bad is None:
+            parts.append(f.expr.aggregate(**{f"_c{i}": f.expr.count()}))
+        else:
+            groups.setdefault(f.base.op(), (f.base, {}))[1][f"_c{i}"] = f.bad.cast("int64").sum()
+    parts += [base.aggregate(**sums) for base, sums in groups.values()]
+    counts = parts[0].cross_join(*parts[1:]) if len(parts) > 1 else parts[0]
+    return counts.to_pyarrow().to_pylist()[0]
 
 
 def _problems(f: Finding, n: int) -> Iterator[Problem]:
