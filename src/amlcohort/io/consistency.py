@@ -160,7 +160,9 @@ def consistency_problems(
     )
 
     # each table joined to the anchors once: the checks on it are counted in one aggregate over it
-    with_anchors = {m.name: tables[m.name].join(a, "patient_id") for m in TABLES if m.name in tables and m.patient_scoped}
+    with_anchors = {
+        m.name: tables[m.name].join(a, "patient_id") for m in TABLES if m.name in tables and m.patient_scoped
+    }
     for rule in DATE_ORDER_RULES:
         if rule.table not in tables:
             continue
