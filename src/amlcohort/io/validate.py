@@ -114,25 +114,26 @@ def report_findings(findings: list[Finding]) -> Iterator[Problem]:
     per check."""
     if not findings:
         return
-    n_by = _counts(findings)
-    for i, f in enumerate(findings):
-        n = int(n_by.get(f"_c{i}") or 0)
+    counts = row_counts([(f.expr, None) if f.base is None else (f.base, f.bad) for f in findings])
+    for f, n in zip(findings, counts, strict=True):
         if n:
             yield from _problems(f, n)
 
 
-def _counts(findings: list[Finding]) -> dict[str, int | None]:
-    """``_c<i>``: the number of rows finding ``i`` returns (None or 0: none)."""
+def row_counts(checks: list[tuple[ir.Table, ir.BooleanValue | None]]) -> list[int]:
+    """For each ``(table, bad)``: the number of rows of ``table`` where ``bad`` holds (every row
+    when None), all in ONE query of one row: an aggregate per table (a sum of each of its
+    checks' ``bad``: a NULL is not counted), side by side."""
+    if not checks:
+        return []
     groups: dict[object, tuple[ir.Table, dict[str, ir.Value]]] = {}
-    parts: list[ir.Table] = []
-    for i, f in enumerate(findings):
-        if f.base is None or f.bad is None:
-            parts.append(f.expr.aggregate(**{f"_c{i}": f.expr.count()}))
-        else:
-            groups.setdefault(f.base.op(), (f.base, {}))[1][f"_c{i}"] = f.bad.cast("int64").sum()
-    parts += [base.aggregate(**sums) for base, sums in groups.values()]
+    for i, (t, bad) in enumerate(checks):
+        n = t.count() if bad is None else bad.cast("int64").sum()
+        groups.setdefault(t.op(), (t, {}))[1][f"_c{i}"] = n
+    parts = [t.aggregate(**sums) for t, sums in groups.values()]
     counts = parts[0].cross_join(*parts[1:]) if len(parts) > 1 else parts[0]
-    return counts.to_pyarrow().to_pylist()[0]
+    n_by = counts.to_pyarrow().to_pylist()[0]
+    return [int(n_by[f"_c{i}"] or 0) for i in range(len(checks))]
 
 
 def _problems(f: Finding, n: int) -> Iterator[Problem]:
@@ -421,16 +422,13 @@ def column_checks(t: ir.Table, meta: BundleMetadata, model: Table, c: Column) ->
     return checks
 
 
-def _cell_problems(checked: ir.Table, staged: Staged, model: Table, checks: list[Check]) -> Iterator[Problem]:
-    """Run every check of a table in one query over its checked table; report at most
-    MAX_ROWS_REPORTED rows per check, each with its text as written (:meth:`Staged.cell_text`)."""
-    if not checks:
-        return
-    # a NULL is not counted by SUM: no COALESCE per cell
-    counts = checked.aggregate(**{f"_c{i}": ck.bad.cast("int64").sum() for i, ck in enumerate(checks)})
-    n_by = counts.to_pyarrow().to_pylist()[0]
-    for i, ck in enumerate(checks):
-        n = n_by[f"_c{i}"] or 0
+def _cell_problems(
+    checked: ir.Table, staged: Staged, model: Table, checks: list[Check], counts: list[int]
+) -> Iterator[Problem]:
+    """The problems of a table's checks (``counts``: the rows each found, :func:`row_counts`);
+    at most MAX_ROWS_REPORTED rows per check, each with its text as written
+    (:meth:`Staged.cell_text`)."""
+    for ck, n in zip(checks, counts, strict=True):
         if n == 0:
             continue
         rows = checked.filter(ck.bad).order_by(ROW).limit(MAX_ROWS_REPORTED).select(ROW)
@@ -459,8 +457,38 @@ def _cell_problems(checked: ir.Table, staged: Staged, model: Table, checks: list
 
 
 def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
-    """Presence, columns, types, allowed values, units, ranges and keys of each table."""
-    duplicates: list[Finding] = []
+    """Presence, columns, types, allowed values, units, ranges and keys of each table.
+
+    Every table's cell checks and duplicate keys are counted in one query (:func:`row_counts`);
+    only the checks that found something fetch their rows."""
+    problems = list(_table_parts(staged, meta))
+    cells = [(part.view, ck.bad) for part in problems if isinstance(part, _Cells) for ck in part.checks]
+    duplicates = [part for part in problems if isinstance(part, Finding)]
+    counts = row_counts(cells + [(f.expr, None) for f in duplicates])
+    cell_counts, dup_counts = counts[: len(cells)], counts[len(cells) :]
+    for part in problems:
+        if isinstance(part, Problem):
+            yield part
+        elif isinstance(part, _Cells):
+            n, cell_counts = cell_counts[: len(part.checks)], cell_counts[len(part.checks) :]
+            yield from _cell_problems(part.view, staged, part.model, part.checks, n)
+    for f, n in zip(duplicates, dup_counts, strict=True):
+        if n:
+            yield from _problems(f, n)
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """The cell checks of one table, over its readable view (:func:`readable`)."""
+
+    view: ir.Table
+    model: Table
+    checks: list[Check]
+
+
+def _table_parts(staged: Staged, meta: BundleMetadata) -> Iterator[Problem | _Cells | Finding]:
+    """In order: the problems found without a query, each table's cell checks (:class:`_Cells`)
+    and its duplicate-key finding (reported after every table's)."""
     for name in sorted(staged.names() - {t.name for t in TABLES}):
         hint = did_you_mean(name, [t.name for t in TABLES])
         yield Problem("warning", name, f"unknown table; ignored{hint}", code="table.unknown")
@@ -502,10 +530,9 @@ def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
         checks = [
             ck for c in model.columns if c.name in present for ck in column_checks(view, meta, model, c)
         ]
-        yield from _cell_problems(view, staged, model, checks)
+        yield _Cells(view, model, checks)
         if all(k in present for k in model.key):
-            duplicates.append(_duplicate_keys(checked, model))
-    yield from report_findings(duplicates)
+            yield _duplicate_keys(checked, model)
 
 
 def _duplicate_keys(checked: ir.Table, model: Table) -> Finding:
