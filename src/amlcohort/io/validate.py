@@ -122,18 +122,26 @@ def report_findings(findings: list[Finding]) -> Iterator[Problem]:
 
 def row_counts(checks: list[tuple[ir.Table, ir.BooleanValue | None]]) -> list[int]:
     """For each ``(table, bad)``: the number of rows of ``table`` where ``bad`` holds (every row
-    when None), all in ONE query of one row: an aggregate per table (a sum of each of its
-    checks' ``bad``: a NULL is not counted), side by side."""
+    when None), all in ONE query: an aggregate per table, one row holding the array of its
+    checks' counts (a sum of ``bad``: a NULL is not counted), the rows of all tables a union
+    (a join of single-row tables costs Ibis far more to build and compile)."""
     if not checks:
         return []
-    groups: dict[object, tuple[ir.Table, dict[str, ir.Value]]] = {}
+    groups: dict[object, tuple[ir.Table, list[int], list[ir.Value]]] = {}
     for i, (t, bad) in enumerate(checks):
-        n = t.count() if bad is None else bad.cast("int64").sum()
-        groups.setdefault(t.op(), (t, {}))[1][f"_c{i}"] = n
-    parts = [t.aggregate(**sums) for t, sums in groups.values()]
-    counts = parts[0].cross_join(*parts[1:]) if len(parts) > 1 else parts[0]
-    n_by = counts.to_pyarrow().to_pylist()[0]
-    return [int(n_by[f"_c{i}"] or 0) for i in range(len(checks))]
+        _, which, sums = groups.setdefault(t.op(), (t, [], []))
+        which.append(i)
+        sums.append(t.count() if bad is None else bad.cast("int64").sum())
+    parts = [
+        t.aggregate(_g=ibis.literal(g, "int64"), _n=ibis.array(sums))
+        for g, (t, _, sums) in enumerate(groups.values())
+    ]
+    rows = (ibis.union(*parts) if len(parts) > 1 else parts[0]).to_pyarrow().to_pylist()
+    counts = [0] * len(checks)
+    for r in rows:
+        for i, n in zip(list(groups.values())[r["_g"]][1], r["_n"], strict=True):
+            counts[i] = int(n or 0)
+    return counts
 
 
 def _problems(f: Finding, n: int) -> Iterator[Problem]:
