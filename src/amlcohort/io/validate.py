@@ -91,9 +91,9 @@ class Finding:
     """One check as a query: ``expr`` returns the offending rows, ``make`` turns one (its ``columns``)
     into a :class:`Problem`.
 
-    ``base`` and ``bad``, when given: ``expr`` is the rows of ``base`` where ``bad`` holds (and
-    columns added to them); the checks on one ``base`` are then counted in one aggregate over it
-    (:func:`report_findings`) instead of each being a query of its own."""
+    ``base`` and ``bad``, given together: ``expr`` is the rows of ``base`` where ``bad`` holds
+    (and columns added to them); the checks on one ``base`` are then counted in one aggregate
+    over it (:func:`report_findings`) instead of each being a query of its own."""
 
     expr: ir.Table
     columns: list[str]
@@ -108,10 +108,9 @@ def report_findings(findings: list[Finding]) -> Iterator[Problem]:
     """Run many checks at once: ONE query counts the offending rows of every check, then only
     the checks that found something fetch their rows.
 
-    The count is one row: an aggregate per ``base`` (a sum of each of its checks' ``bad``: a
-    NULL is not counted) and one per check without a base, side by side. Compiling a query costs
-    Ibis time in proportion to its size, and here each table (or join) appears once, not once
-    per check."""
+    The count (:func:`row_counts`) is one aggregate per ``base`` (a sum of each of its checks'
+    ``bad``) and one per check without a base. Compiling a query costs Ibis time in proportion
+    to its size, and here each table (or join) appears once, not once per check."""
     if not findings:
         return
     counts = row_counts([(f.expr, None) if f.base is None else (f.base, f.bad) for f in findings])
