@@ -38,6 +38,9 @@ from amlcohort.schema.study import StudyDefinition
 DUCKDB_MEMORY_LIMIT = "1GB"
 #: Rows typed per statement when a table is materialised (see :func:`_materialise`).
 SLICE_ROWS = 250_000
+#: A slice of fewer rows is not followed by a checkpoint (see :func:`_materialise`): what a few
+#: small slices take uncompressed is little, and a checkpoint costs a small bundle more than that.
+CHECKPOINT_ROWS = 20_000
 # names of the study-day views (Cohort.table): unique per process, so cohorts never share one
 _VIEW_NUMBERS = itertools.count(1)
 _IBIS_TYPES = {"string": "string", "int": "int64", "float": "float64", "date": "date", "bool": "boolean"}
@@ -188,8 +191,12 @@ def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, C
     pa.default_memory_pool().release_unused()  # the text tables' memory, back to the system
     # Cross-table checks run even when cells failed: an unparseable cell is NULL in the typed
     # tables, so one pass reports every problem the bundle has.
+    # Each typed table is a view on the staging DuckDB (compiled once): the checks across tables
+    # and the cohort's tables name it instead of inlining its typing in every query.
     typed = {
-        m.name: _typed(checked[m.name], m) if m.name in checked else _typed(_empty(stage, m), m)
+        m.name: stage.create_view(
+            f"typed_{m.name}", _typed(checked[m.name] if m.name in checked else _empty(stage, m), m)
+        )
         for m in TABLES
     }
     problems += list(consistency_problems(typed, meta.cutoff_date, declared))
@@ -233,7 +240,10 @@ def _materialise(
     table's. Each slice is a table of its own (``name`` is then the view of all of them, in
     order): a checkpoint of an in-memory DuckDB rewrites a table it appended to whole, so
     appending slice after slice to one table costs time quadratic in its rows. The query is
-    compiled once; each slice is registered under the name it reads."""
+    compiled once; each slice is registered under the name it reads. A slice of fewer than
+    CHECKPOINT_ROWS rows (a small table, a large one's last) is not checkpointed: left
+    uncompressed it costs little memory, and a checkpoint's fixed cost is what a small bundle
+    would notice."""
     raw = f"raw_{name}"
     sql = None
     parts: list[str] = []
@@ -244,7 +254,8 @@ def _materialise(
         parts.append(f"{name}__{len(parts) + 1}")
         con.raw_sql(f'CREATE TABLE "{parts[-1]}" AS {sql}')
         con.con.unregister(raw)
-        con.raw_sql("CHECKPOINT")
+        if part.num_rows >= CHECKPOINT_ROWS:
+            con.raw_sql("CHECKPOINT")
     if len(parts) == 1:
         con.raw_sql(f'ALTER TABLE "{parts[0]}" RENAME TO "{name}"')
     else:

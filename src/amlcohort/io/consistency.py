@@ -7,6 +7,7 @@ not precede, and why (``DATE_ORDER_RULES``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -54,6 +55,15 @@ def anchors(tables: dict[str, ir.Table], index_drug: str | None = None) -> ir.Ta
     out = out.left_join(cr, "patient_id").select(out, "first_cr")
     return out.left_join(death, "patient_id").select(out, "death")
 
+
+def _stored(t: ir.Table) -> ir.Table:
+    """``t`` computed once into a temporary table of its connection: the many checks that join
+    it then name it, instead of each inlining (and Ibis compiling) the query behind it."""
+    con = t._find_backend()
+    return con.create_table(f"_amlcohort_anchors_{next(_STORED)}", t, temp=True)
+
+
+_STORED = itertools.count(1)
 
 DATE_ORDER_RULES: tuple[DateOrder, ...] = (
     DateOrder("events", "event_date", "diagnosis", "before the diagnosis date"),
@@ -128,7 +138,7 @@ def consistency_problems(
             )
         )
 
-    a = anchors(tables, index_drug)
+    a = _stored(anchors(tables, index_drug))
     no_anchor = tables["patients"].join(a.filter(a.first_dose.isnull()).select("patient_id"), "patient_id")
     what = f"no {index_drug} exposure" if index_drug else "no exposure to any drug"
     found.append(
@@ -149,16 +159,18 @@ def consistency_problems(
         )
     )
 
+    # each table joined to the anchors once: the checks on it are counted in one aggregate over it
+    with_anchors = {
+        m.name: tables[m.name].join(a, "patient_id") for m in TABLES if m.name in tables and m.patient_scoped
+    }
     for rule in DATE_ORDER_RULES:
-        t = tables.get(rule.table)
-        if t is None:
+        if rule.table not in tables:
             continue
+        j = with_anchors[rule.table]
+        cond = j[rule.column] < j[rule.anchor]
         if rule.where:
-            t = t.filter(t[rule.where[0]] == rule.where[1])
-        j = t.join(a, "patient_id")
-        bad = j.filter(j[rule.column] < j[rule.anchor]).mutate(
-            _anchor=j[rule.anchor].cast("string"), _val=j[rule.column].cast("string")
-        )
+            cond = (j[rule.where[0]] == rule.where[1]) & cond
+        bad = j.filter(cond).mutate(_anchor=j[rule.anchor].cast("string"), _val=j[rule.column].cast("string"))
         found.append(
             Finding(
                 bad,
@@ -174,6 +186,8 @@ def consistency_problems(
                 ),
                 rule.table,
                 "date.order",
+                j,
+                cond,
             )
         )
 
@@ -181,7 +195,7 @@ def consistency_problems(
         t = tables.get(model.name)
         if t is None or not model.patient_scoped:
             continue
-        j = t.join(a.select("patient_id", "death"), "patient_id")
+        j = with_anchors[model.name]
         for col in model.date_columns:
             bad = j.filter(j[col] > j.death).mutate(_val=j[col].cast("string"), _d=j.death.cast("string"))
             found.append(
@@ -199,9 +213,12 @@ def consistency_problems(
                     ),
                     model.name,
                     "date.order",
+                    j,
+                    j[col] > j.death,
                 )
             )
-            late = t.filter(t[col] > ibis.literal(cutoff, "date")).mutate(_val=t[col].cast("string"))
+            after = t[col] > ibis.literal(cutoff, "date")
+            late = t.filter(after).mutate(_val=t[col].cast("string"))
             found.append(
                 Finding(
                     late,
@@ -217,6 +234,8 @@ def consistency_problems(
                     ),
                     model.name,
                     "date.after_cutoff",
+                    t,
+                    after,
                 )
             )
 
@@ -224,9 +243,8 @@ def consistency_problems(
         t = tables.get(name)
         if t is None:
             continue
-        bad = t.filter(t[later] < t[earlier]).mutate(
-            _val=t[later].cast("string"), _e=t[earlier].cast("string")
-        )
+        before = t[later] < t[earlier]
+        bad = t.filter(before).mutate(_val=t[later].cast("string"), _e=t[earlier].cast("string"))
         found.append(
             Finding(
                 bad,
@@ -242,6 +260,8 @@ def consistency_problems(
                 ),
                 name,
                 "date.order",
+                t,
+                before,
             )
         )
     yield from report_findings(found)

@@ -89,28 +89,58 @@ class Staged:
 @dataclass(frozen=True)
 class Finding:
     """One check as a query: ``expr`` returns the offending rows, ``make`` turns one (its ``columns``)
-    into a :class:`Problem`."""
+    into a :class:`Problem`.
+
+    ``base`` and ``bad``, given together: ``expr`` is the rows of ``base`` where ``bad`` holds
+    (and columns added to them); the checks on one ``base`` are then counted in one aggregate
+    over it (:func:`report_findings`) instead of each being a query of its own."""
 
     expr: ir.Table
     columns: list[str]
     make: Callable[[dict], Problem]
     table: str
     code: str
+    base: ir.Table | None = None
+    bad: ir.BooleanValue | None = None
 
 
 def report_findings(findings: list[Finding]) -> Iterator[Problem]:
-    """Run many checks at once: ONE query counts the offending rows of every check (shared
-    sub-expressions compiled once), then only the checks that found something fetch their rows."""
+    """Run many checks at once: ONE query counts the offending rows of every check, then only
+    the checks that found something fetch their rows.
+
+    The count (:func:`row_counts`) is one aggregate per ``base`` (a sum of each of its checks'
+    ``bad``) and one per check without a base. Compiling a query costs Ibis time in proportion
+    to its size, and here each table (or join) appears once, not once per check."""
     if not findings:
         return
-    counts = ibis.union(
-        *(f.expr.aggregate(_n=f.expr.count(), _i=ibis.literal(i, "int64")) for i, f in enumerate(findings))
-    )
-    n_by = {r["_i"]: r["_n"] for r in counts.to_pyarrow().to_pylist()}
-    for i, f in enumerate(findings):
-        n = int(n_by.get(i) or 0)
+    counts = row_counts([(f.expr, None) if f.base is None else (f.base, f.bad) for f in findings])
+    for f, n in zip(findings, counts, strict=True):
         if n:
             yield from _problems(f, n)
+
+
+def row_counts(checks: list[tuple[ir.Table, ir.BooleanValue | None]]) -> list[int]:
+    """For each ``(table, bad)``: the number of rows of ``table`` where ``bad`` holds (every row
+    when None), all in ONE query: an aggregate per table, one row holding the array of its
+    checks' counts (a sum of ``bad``: a NULL is not counted), the rows of all tables a union
+    (a join of single-row tables costs Ibis far more to build and compile)."""
+    if not checks:
+        return []
+    groups: dict[object, tuple[ir.Table, list[int], list[ir.Value]]] = {}
+    for i, (t, bad) in enumerate(checks):
+        _, which, sums = groups.setdefault(t.op(), (t, [], []))
+        which.append(i)
+        sums.append(t.count() if bad is None else bad.cast("int64").sum())
+    parts = [
+        t.aggregate(_g=ibis.literal(g, "int64"), _n=ibis.array(sums))
+        for g, (t, _, sums) in enumerate(groups.values())
+    ]
+    rows = (ibis.union(*parts) if len(parts) > 1 else parts[0]).to_pyarrow().to_pylist()
+    counts = [0] * len(checks)
+    for r in rows:
+        for i, n in zip(list(groups.values())[r["_g"]][1], r["_n"], strict=True):
+            counts[i] = int(n or 0)
+    return counts
 
 
 def _problems(f: Finding, n: int) -> Iterator[Problem]:
@@ -399,16 +429,13 @@ def column_checks(t: ir.Table, meta: BundleMetadata, model: Table, c: Column) ->
     return checks
 
 
-def _cell_problems(checked: ir.Table, staged: Staged, model: Table, checks: list[Check]) -> Iterator[Problem]:
-    """Run every check of a table in one query over its checked table; report at most
-    MAX_ROWS_REPORTED rows per check, each with its text as written (:meth:`Staged.cell_text`)."""
-    if not checks:
-        return
-    # a NULL is not counted by SUM: no COALESCE per cell
-    counts = checked.aggregate(**{f"_c{i}": ck.bad.cast("int64").sum() for i, ck in enumerate(checks)})
-    n_by = counts.to_pyarrow().to_pylist()[0]
-    for i, ck in enumerate(checks):
-        n = n_by[f"_c{i}"] or 0
+def _cell_problems(
+    checked: ir.Table, staged: Staged, model: Table, checks: list[Check], counts: list[int]
+) -> Iterator[Problem]:
+    """The problems of a table's checks (``counts``: the rows each found, :func:`row_counts`);
+    at most MAX_ROWS_REPORTED rows per check, each with its text as written
+    (:meth:`Staged.cell_text`)."""
+    for ck, n in zip(checks, counts, strict=True):
         if n == 0:
             continue
         rows = checked.filter(ck.bad).order_by(ROW).limit(MAX_ROWS_REPORTED).select(ROW)
@@ -437,8 +464,38 @@ def _cell_problems(checked: ir.Table, staged: Staged, model: Table, checks: list
 
 
 def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
-    """Presence, columns, types, allowed values, units, ranges and keys of each table."""
-    duplicates: list[Finding] = []
+    """Presence, columns, types, allowed values, units, ranges and keys of each table.
+
+    Every table's cell checks and duplicate keys are counted in one query (:func:`row_counts`);
+    only the checks that found something fetch their rows."""
+    problems = list(_table_parts(staged, meta))
+    cells = [(part.view, ck.bad) for part in problems if isinstance(part, _Cells) for ck in part.checks]
+    duplicates = [part for part in problems if isinstance(part, Finding)]
+    counts = row_counts(cells + [(f.expr, None) for f in duplicates])
+    cell_counts, dup_counts = counts[: len(cells)], counts[len(cells) :]
+    for part in problems:
+        if isinstance(part, Problem):
+            yield part
+        elif isinstance(part, _Cells):
+            n, cell_counts = cell_counts[: len(part.checks)], cell_counts[len(part.checks) :]
+            yield from _cell_problems(part.view, staged, part.model, part.checks, n)
+    for f, n in zip(duplicates, dup_counts, strict=True):
+        if n:
+            yield from _problems(f, n)
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """The cell checks of one table, over its readable view (:func:`readable`)."""
+
+    view: ir.Table
+    model: Table
+    checks: list[Check]
+
+
+def _table_parts(staged: Staged, meta: BundleMetadata) -> Iterator[Problem | _Cells | Finding]:
+    """In order: the problems found without a query, each table's cell checks (:class:`_Cells`)
+    and its duplicate-key finding (reported after every table's)."""
     for name in sorted(staged.names() - {t.name for t in TABLES}):
         hint = did_you_mean(name, [t.name for t in TABLES])
         yield Problem("warning", name, f"unknown table; ignored{hint}", code="table.unknown")
@@ -480,10 +537,9 @@ def table_problems(staged: Staged, meta: BundleMetadata) -> Iterator[Problem]:
         checks = [
             ck for c in model.columns if c.name in present for ck in column_checks(view, meta, model, c)
         ]
-        yield from _cell_problems(view, staged, model, checks)
+        yield _Cells(view, model, checks)
         if all(k in present for k in model.key):
-            duplicates.append(_duplicate_keys(checked, model))
-    yield from report_findings(duplicates)
+            yield _duplicate_keys(checked, model)
 
 
 def _duplicate_keys(checked: ir.Table, model: Table) -> Finding:
