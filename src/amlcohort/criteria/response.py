@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import ibis
 import ibis.expr.types as ir
 
-from amlcohort.criteria.engine import NOT_EVALUABLE, RuleSet, compile_rules, evaluate, load_rules
+from amlcohort.criteria.engine import NOT_EVALUABLE, RuleSet, apply_rules, compile_rules, evaluate, load_rules
 
 RULE_FILE = "response.csv"
 RULESET_PREFIX = "response."
@@ -224,12 +224,21 @@ def transfusion_independence(
     if transfusions is None:
         return a.mutate(n_transfusions_in_window=ibis.null("int64"),
                         transfusion_independent=ibis.null("boolean"))
-    a = a.mutate(_aday=a.assessment_date.epoch_days())
+    hits = _transfusions_in_window(a, transfusions, window_days)
+    j = a.left_join(hits, [a.patient_id == hits._tpid, a.assessment_date == hits._tdate])
+    out = j.select("patient_id", "assessment_date", n_transfusions_in_window=j._n.fill_null(0))
+    return out.mutate(transfusion_independent=out.n_transfusions_in_window == 0)
+
+
+def _transfusions_in_window(assessments: ir.Table, transfusions: ir.Table, window_days: int) -> ir.Table:
+    """``_tpid``, ``_tdate``, ``_n``: the assessments (of ``assessments``, unique by patient and
+    date) with at least one RBC or platelet transfusion in the window, and how many. Only the
+    pairs that match are joined and counted (most assessments have none)."""
+    a = assessments.select("patient_id", "assessment_date", _aday=assessments.assessment_date.epoch_days())
     tr = transfusions.filter(transfusions["product"].isin(TRANSFUSION_PRODUCTS))
     tr = tr.select(_tpid=tr.patient_id, _tday=tr.transfusion_date.epoch_days())
-    j = a.left_join(tr, [a.patient_id == tr._tpid, tr._tday >= a._aday - window_days, tr._tday <= a._aday])
-    out = j.group_by(["patient_id", "assessment_date"]).agg(n_transfusions_in_window=j._tday.count())
-    return out.mutate(transfusion_independent=out.n_transfusions_in_window == 0)
+    j = a.inner_join(tr, [a.patient_id == tr._tpid, tr._tday >= a._aday - window_days, tr._tday <= a._aday])
+    return j.group_by(_tpid=j.patient_id, _tdate=j.assessment_date).agg(_n=j._tday.count())
 
 
 # ---- a cohort ----------------------------------------------------------------------------------
@@ -303,21 +312,19 @@ def derive(cohort: CohortLike, criteria: str = "study", *, window_days: int = 7)
                  peripheral_blasts_abs=_blasts_abs_expr(raw.wbc, raw.peripheral_blasts_pct))
     pre = a.filter(a.assessment_date <= a.first_dose_date)
     post = a.filter(a.assessment_date > a.first_dose_date)
-    b_marrow = _last_before(pre, "marrow_blasts_pct", "baseline_marrow_blasts_pct")
-    b_emd = _last_before(pre, "extramedullary_disease", "baseline_extramedullary_disease")
-    b_pb = _last_before(pre, "peripheral_blasts_abs", "baseline_peripheral_blasts_abs")
-    ti = transfusion_independence(post, _optional_table(cohort, "transfusions"), window_days=window_days)
+    base = _baselines(first, pre)
+    transfusions = _optional_table(cohort, "transfusions")
 
-    # layer 1: recorded + baseline + transfusion + derived inputs
-    j = (post.left_join(b_marrow, post.patient_id == b_marrow.patient_id)
-         .left_join(b_emd, post.patient_id == b_emd.patient_id)
-         .left_join(b_pb, post.patient_id == b_pb.patient_id)
-         .left_join(ti, [post.patient_id == ti.patient_id, post.assessment_date == ti.assessment_date]))
+    # layer 1: recorded + baseline + transfusion + derived inputs. Transfusion independence
+    # splits the assessments in two (a semi join: a transfusion in the window; an anti join:
+    # none), so no per-assessment table is joined back onto the wide rows.
+    post = _with_transfusion_independence(post, transfusions, window_days)
+    j = post.left_join(base, post.patient_id == base._bpid)
     col: dict[str, ir.Value] = {c: post[c] for c in ("patient_id", "assessment_date", *RECORDED_INPUTS)}
-    col.update(baseline_marrow_blasts_pct=b_marrow.baseline_marrow_blasts_pct,
-               baseline_extramedullary_disease=b_emd.baseline_extramedullary_disease,
-               baseline_peripheral_blasts_abs=b_pb.baseline_peripheral_blasts_abs,
-               transfusion_independent=ti.transfusion_independent)
+    col.update(baseline_marrow_blasts_pct=base.baseline_marrow_blasts_pct,
+               baseline_extramedullary_disease=base.baseline_extramedullary_disease,
+               baseline_peripheral_blasts_abs=base.baseline_peripheral_blasts_abs,
+               transfusion_independent=post.transfusion_independent)
     derived = _derived_exprs(col)
     col["marrow_spicules_recorded"] = col.pop("marrow_spicules")
     t = j.select(**col, **derived, first_dose_date=post.first_dose_date,
@@ -329,32 +336,91 @@ def derive(cohort: CohortLike, criteria: str = "study", *, window_days: int = 7)
     t = t.mutate(_outcome1=compile_rules(rules, t).outcome)
 
     # layers 3-4: history from pass 1 (relapse never replaces a remission category, so the
-    # remission dates and best responses of pass 1 are final)
-    remission = remission_categories(rules) or ("",)
-    by_day = {"group_by": "patient_id", "order_by": "_day"}
-    t = t.mutate(_episode=t._outcome1.isin(remission).fill_null(False).cast("int32").cumsum(**by_day),
-                 _best_so_far=_rank(t._outcome1).cummin(**by_day))
-    pb_day = ibis.ifelse(t.peripheral_blasts_pct > 0, t._day, ibis.null("int64"))
-    first_pb_day = pb_day.min().over(ibis.window(group_by=["patient_id", "_episode"], order_by="_day",
-                                                 preceding=None, following=0))
-    t = t.mutate(
-        previous_response=_category(t._best_so_far.lag().over(ibis.window(**by_day)),
-                                    ibis.literal(NO_PREVIOUS)),
-        peripheral_blasts_span_days=ibis.ifelse(t.peripheral_blasts_pct > 0,
-                                                (t._day - first_pb_day).cast("float64"),
-                                                ibis.null("float64")),
+    # remission dates and best responses of pass 1 are final). Per-patient aggregates and joins,
+    # not window functions over every assessment (each window sorts all rows by patient and
+    # day: several times dearer than the whole of pass 1).
+    remission = t._outcome1.isin(remission_categories(rules) or ("",)).fill_null(False)
+    has_pb = (t.peripheral_blasts_pct > 0).fill_null(False)
+    per = t.group_by(_ppid=t.patient_id).agg(
+        **{f"_first_{c}": t._day.min(where=t._outcome1 == c) for c in RANK},
+        _first_remission=t._day.min(where=remission),
+        _first_pb=t._day.min(where=has_pb),
     )
+    episodes = _episode_first_blasts(t, per, remission, has_pb)
+    j = (t.left_join(per, t.patient_id == per._ppid)
+         .left_join(episodes, [t.patient_id == episodes._epid, t._day == episodes._eday]))
+    # best earlier response: the best category whose first assessment came before this one
+    previous = ibis.cases(*[(per[f"_first_{c}"] < t._day, ibis.literal(c)) for c in RANK],
+                          else_=ibis.literal(NO_PREVIOUS))
+    # first blood sample with blasts in this episode: before the first remission, the patient's
+    # first; from it on, the episode's (from the last remission assessment on or before this day)
+    first_pb_day = ibis.cases((t._day >= per._first_remission, episodes._episode_first_pb),
+                              else_=per._first_pb)
+    span = ibis.ifelse(t.peripheral_blasts_pct > 0, (t._day - first_pb_day).cast("float64"),
+                       ibis.null("float64"))
+    t = j.select(*[t[c] for c in t.columns if c not in ("previous_response", "peripheral_blasts_span_days")],
+                 previous_response=previous, peripheral_blasts_span_days=span)
 
-    # layer 5: pass 2, with history
-    c = compile_rules(rules, t)
+    # layer 5: pass 2, with history; the rule set's CASE once per row, three outputs read it
+    t = apply_rules(rules, t, outcome="_response", rule_id="_rule", missing="_missing")
     inputs = [*OUTPUT_INPUTS, *(v for v in rules.variables if v not in OUTPUT_INPUTS)]
     return t.select(
         "patient_id", "assessment_date", "first_dose_date",
         assessment_study_day=(t._day - t.first_dose_date.epoch_days() + 1).cast("int64"),
-        response=c.outcome, rule_id=c.rule_id, missing=c.missing,
+        response=t._response, rule_id=t._rule, missing=t._missing,
         criteria=ibis.literal(criteria.partition("@")[0]), criteria_version=ibis.literal(rules.version),
         **{v: t.marrow_spicules_recorded if v == "marrow_spicules" else t[v] for v in inputs},
     )
+
+
+def _with_transfusion_independence(assessments: ir.Table, transfusions: ir.Table | None,
+                                   window_days: int) -> ir.Table:
+    """``assessments`` (unique by patient and date) with ``transfusion_independent``, as in
+    :func:`transfusion_independence` (NULL when the bundle has no transfusions table)."""
+    if transfusions is None:
+        return assessments.mutate(transfusion_independent=ibis.null("boolean"))
+    a = assessments
+    day = a.assessment_date.epoch_days()
+    tr = transfusions.filter(transfusions["product"].isin(TRANSFUSION_PRODUCTS))
+    tr = tr.select(_tpid=tr.patient_id, _tday=tr.transfusion_date.epoch_days())
+    window = [a.patient_id == tr._tpid, tr._tday >= day - window_days, tr._tday <= day]
+    transfused = a.semi_join(tr, window).mutate(transfusion_independent=ibis.literal(False))
+    independent = a.anti_join(tr, window).mutate(transfusion_independent=ibis.literal(True))
+    return transfused.union(independent, distinct=False)
+
+
+def _baselines(first: ir.Table, pre: ir.Table) -> ir.Table:
+    """Per patient with a first dose (``_bpid``): the three baselines (last non-missing value on or
+    before day 1), joined per patient once so the assessments are joined with one table."""
+    b_marrow = _last_before(pre, "marrow_blasts_pct", "baseline_marrow_blasts_pct")
+    b_emd = _last_before(pre, "extramedullary_disease", "baseline_extramedullary_disease")
+    b_pb = _last_before(pre, "peripheral_blasts_abs", "baseline_peripheral_blasts_abs")
+    j = (first.left_join(b_marrow, first.patient_id == b_marrow.patient_id)
+         .left_join(b_emd, first.patient_id == b_emd.patient_id)
+         .left_join(b_pb, first.patient_id == b_pb.patient_id))
+    return j.select(_bpid=first.patient_id, baseline_marrow_blasts_pct=b_marrow.baseline_marrow_blasts_pct,
+                    baseline_extramedullary_disease=b_emd.baseline_extramedullary_disease,
+                    baseline_peripheral_blasts_abs=b_pb.baseline_peripheral_blasts_abs)
+
+
+def _episode_first_blasts(t: ir.Table, per: ir.Table, remission: ir.BooleanValue,
+                          has_pb: ir.BooleanValue) -> ir.Table:
+    """For each assessment with peripheral blasts on or after the patient's first remission
+    (``_epid``, ``_eday``): ``_episode_first_pb``, the first day with blasts since the last
+    remission assessment on or before it (an episode starts at each remission assessment).
+
+    Only the rows that define or read an episode (remission, or blasts, from the first remission
+    on) go through the window functions (a running maximum of the remission day, then the first
+    day with blasts per patient and episode)."""
+    j = t.inner_join(per, t.patient_id == per._ppid)
+    s = j.filter(j._day >= j._first_remission, remission | has_pb)
+    s = s.select(_epid=s.patient_id, _eday=s._day,
+                 _rem_day=ibis.ifelse(remission, s._day, ibis.null("int64")),
+                 _pb_day=ibis.ifelse(has_pb, s._day, ibis.null("int64")))
+    s = s.mutate(_since=s._rem_day.max().over(ibis.window(group_by="_epid", order_by="_eday",
+                                                           rows=(None, 0))))
+    s = s.mutate(_episode_first_pb=s._pb_day.min().over(ibis.window(group_by=["_epid", "_since"])))
+    return s.filter(s._pb_day.notnull()).select("_epid", "_eday", "_episode_first_pb")
 
 
 # ---- per patient -------------------------------------------------------------------------------
