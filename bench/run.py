@@ -498,9 +498,15 @@ def registry_cases(
         "peers": {"amlcohort_ibis_duckdb": ibis_rec},
     }
     derive = ibis_rec.get("derivations_seconds")
+    # the goal is set at 10^6 patients: a smaller registry is measured and recorded, but cannot
+    # show that the goal holds (it says "not measured at 10^6" instead of a yes)
+    at_scale = registry >= 1_000_000
+    size = "" if at_scale else f" (not measured at 10^6: this run has {registry:,} patients)"
     case["targets"] = {
-        "derivations": {"goal": "<= 60 s at 10^6 patients", "holds": derive is not None and derive <= 60},
-        "rss": {"goal": "<= 4096 MiB", "holds": ibis_rec["rss_mib"] <= 4096},
+        "derivations": {"goal": f"<= 60 s at 10^6 patients{size}",
+                        "holds": at_scale and derive is not None and derive <= 60},
+        "rss": {"goal": f"<= 4096 MiB at 10^6 patients{size}",
+                "holds": at_scale and ibis_rec["rss_mib"] <= 4096},
     }
     if pandas_patients > 0:
         pandas_rec = measure(
