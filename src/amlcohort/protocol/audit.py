@@ -652,7 +652,7 @@ def audit(cohort: Cohort, protocol: Protocol | None = None, *, per: ir.Table | N
     """
     p = protocol or study_protocol(cohort)
     if p is None:
-        return _empty()
+        return empty_deviations()
     if per is None:
         per = periods(cohort, p).cache()
     return combine_parts([build() for build in audit_parts(cohort, p, per=per).values()])
@@ -694,16 +694,12 @@ def combine_parts(parts: list[ir.Table | None]) -> ir.Table:
     kept = [t.select(**{c: t[c].cast(typ) for c, typ in DEVIATION_COLUMNS.items()})
             for t in parts if t is not None]
     if not kept:
-        return _empty()
+        return empty_deviations()
     return ibis.union(*kept).order_by(["patient_id", "date", "rule_id"])
 
 
 def empty_deviations() -> ir.Table:
     """A deviations table with no row."""
-    return _empty()
-
-
-def _empty() -> ir.Table:
     return ibis.memtable(ibis.schema(DEVIATION_COLUMNS).to_pyarrow().empty_table())
 
 

@@ -385,9 +385,9 @@ def _figures(a: StudyAnalysis, tables: dict[str, pd.DataFrame], day1: str) -> di
 class _Ahead:
     """Queries built before the analysis and compiled meanwhile by a child (see :func:`_compile_ahead`)."""
 
-    sql: PendingSql
+    audit: PendingSql  # the protocol audit's checks, one query per check
     version: str | None = None  # CTCAE version of the "lab" query
-    protocol: Any = None  # the protocol of the audit's queries (``sql``: one per check)
+    protocol: Any = None  # the protocol of the audit's checks
     lab: PendingSql | None = None  # the "lab" query
 
 
@@ -432,7 +432,7 @@ def _compile_ahead(mc: MaterialisedCohort) -> _Ahead:
             protocol = load_protocol(path)
             per = periods(mc, protocol).cache()
             parts = audit_parts(mc, protocol, per=per)
-            ahead.sql = compile_in_background(
+            ahead.audit = compile_in_background(
                 mc.con, {name: functools.partial(_or_empty, build) for name, build in parts.items()}
             )
             ahead.protocol = protocol
@@ -454,10 +454,10 @@ def _protocol_section(a: StudyAnalysis, ahead: _Ahead | None = None) -> dict | N
         return None
     try:
         # the same protocol file of the same study, read before the analysis
-        if ahead is not None and ahead.protocol is not None and ahead.sql.builders:
+        if ahead is not None and ahead.protocol is not None and ahead.audit.builders:
             from amlcohort.protocol.audit import combine_parts
 
-            parts = [ahead.sql.table(name) for name in ahead.sql.builders]
+            parts = [ahead.audit.table(name) for name in ahead.audit.builders]
             return audit_section(a.cohort, protocol, deviations=combine_parts(parts).cache())
         return audit_section(a.cohort, protocol)
     except Exception as err:

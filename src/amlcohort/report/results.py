@@ -382,11 +382,6 @@ def _try_frame(expr_fn: Callable[[], ir.Table]) -> tuple[pd.DataFrame | None, st
         return None, f"{type(err).__name__}: {err}"
 
 
-def _query(cohort: Any, key: str, build: Callable[[], ir.Table]) -> ir.Table:
-    query = getattr(cohort, "query", None)
-    return query(key, build) if query is not None else build()
-
-
 def per_patient(cohort: MaterialisedCohort, adtte: pd.DataFrame) -> pd.DataFrame:
     """One row per patient: baseline, population, risk, blast pattern, endpoints and key dates."""
     from amlcohort.criteria.population import derive_population
@@ -396,7 +391,7 @@ def per_patient(cohort: MaterialisedCohort, adtte: pd.DataFrame) -> pd.DataFrame
     p = _frame(cohort.table("patients")).sort_index()
     out = p.copy()
     missing: dict[str, str | None] = {}
-    pop, why = _try_frame(lambda: _query(cohort, "population", lambda: derive_population(cohort)))
+    pop, why = _try_frame(lambda: cohort.query("population", lambda: derive_population(cohort)))
     if pop is not None:
         out = out.join(
             pop[
@@ -409,7 +404,7 @@ def per_patient(cohort: MaterialisedCohort, adtte: pd.DataFrame) -> pd.DataFrame
         )
     else:
         missing["population"] = why
-    risk, why = _try_frame(lambda: _query(cohort, "risk", cohort.risk))
+    risk, why = _try_frame(lambda: cohort.query("risk", cohort.risk))
     if risk is not None:
         out = out.join(
             risk[
@@ -422,7 +417,7 @@ def per_patient(cohort: MaterialisedCohort, adtte: pd.DataFrame) -> pd.DataFrame
         )
     else:
         missing["risk"] = why
-    pat, why = _try_frame(lambda: _query(cohort, "blast_patterns", lambda: blast_patterns(cohort)))
+    pat, why = _try_frame(lambda: cohort.query("blast_patterns", lambda: blast_patterns(cohort)))
     if pat is not None:
         out = out.join(
             pat[["baseline_blasts_pct", "week1_blasts_pct", "weeks_2_3_max_blasts_pct", "pattern"]]
