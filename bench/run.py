@@ -431,21 +431,31 @@ def survival_cases(n: int, tmp: Path, timeout: float, repeat: int = 3) -> list[d
     return rows
 
 
-def timed_cli(name: str, args: list[str], goal: float, timeout: float, rss_goal: float | None = None) -> dict:
-    rec = measure(args, timeout)
-    case = {"case": name, "peers": {"amlcohort": rec}}
-    seconds = rec["wall"] if rec["status"] == "ok" else None
+def timed_cli(
+    name: str, args: list[str], goal: float, timeout: float, rss_goal: float | None = None, repeat: int = 1
+) -> dict:
+    """Run the command ``repeat`` times: the least wall time of the runs that succeeded (the issue's
+    "minimum of 3 runs": the least disturbed by other load), every run's wall time, and the largest
+    peak RSS of all runs (a memory target must hold on every run)."""
+    runs = [measure(args, timeout) for _ in range(repeat)]
+    ok = [r for r in runs if r["status"] == "ok"]
+    rec = dict(min(ok, key=lambda r: r["wall"]) if ok else runs[-1])
+    rec["runs_wall"] = [round(r["wall"], 3) for r in runs]
+    rec["rss_mib"] = max(r["rss_mib"] for r in runs)
+    case = {"case": name, "repeat": repeat, "peers": {"amlcohort": rec}}
+    seconds = rec["wall"] if ok else None
     case["targets"] = {"wall": {"goal": f"<= {goal:g} s", "holds": seconds is not None and seconds <= goal}}
     if rss_goal is not None:
         case["targets"]["rss"] = {"goal": f"<= {rss_goal:g} MiB", "holds": rec["rss_mib"] <= rss_goal}
-    print(f"  {name}: {rec['status']} {rec['wall']:.2f} s")
+    print(f"  {name}: {rec['status']} {rec['wall']:.2f} s (runs: {rec['runs_wall']})")
     return case
 
 
 def report_cases(tmp: Path, registry: int, timeout: float, quick: bool) -> list[dict]:
     from amlcohort.synth import write_synthetic_bundle
 
-    rows = [timed_cli("cli_help", [AMLCOHORT, "--help"], 0.5, timeout)]
+    repeat = 1 if quick else 3
+    rows = [timed_cli("cli_help", [AMLCOHORT, "--help"], 0.5, timeout, repeat=repeat)]
     grade = measure(self_cmd("--worker", "grade"), timeout)
     rows.append(
         {
@@ -454,18 +464,24 @@ def report_cases(tmp: Path, registry: int, timeout: float, quick: bool) -> list[
             "targets": {"call": {"goal": "<= 0.01 s", "holds": grade.get("seconds", 1e9) <= 0.01}},
         }
     )
-    rows.append(timed_cli("report_embedded", [AMLCOHORT, "report", "--out", str(tmp / "r0")], 5, timeout))
+    rows.append(
+        timed_cli("report_embedded", [AMLCOHORT, "report", "--out", str(tmp / "r0")], 5, timeout,
+                  repeat=repeat)
+    )
     sizes = [(40, 6.0), (1000, 20.0)] if not quick else [(40, 6.0)]
     for n, goal in sizes:
         bundle = tmp / f"synth_{n}"
         write_synthetic_bundle(bundle, n, seed=n)
         rows.append(
             timed_cli(
-                f"report_{n}", [AMLCOHORT, "report", str(bundle), "--out", str(tmp / f"r{n}")], goal, timeout
+                f"report_{n}", [AMLCOHORT, "report", str(bundle), "--out", str(tmp / f"r{n}")], goal, timeout,
+                repeat=repeat,
             )
         )
         if n == 1000:
-            rows.append(timed_cli("validate_1000", [AMLCOHORT, "validate", str(bundle)], 2.0, timeout))
+            rows.append(
+                timed_cli("validate_1000", [AMLCOHORT, "validate", str(bundle)], 2.0, timeout, repeat=repeat)
+            )
     big = tmp / f"synth_{registry}"
     write_synthetic_bundle(big, registry, seed=7)
     rows.append(timed_cli(f"validate_{registry}", [AMLCOHORT, "validate", str(big)], 30.0, timeout, 2048))
