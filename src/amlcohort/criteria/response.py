@@ -341,7 +341,8 @@ def derive(cohort: CohortLike, criteria: str = "study", *, window_days: int = 7)
     # equality, not window functions over every assessment (each window sorts all rows by patient
     # and day: several times dearer than the whole of pass 1). Every join here is an equality so
     # that SQLite indexes it (it has no hash join).
-    remission = t._outcome1.isin(remission_categories(rules) or ("",)).fill_null(False)
+    remission_set = remission_categories(rules) or ("",)
+    remission = t._outcome1.isin(remission_set).fill_null(False)
     has_pb = (t.peripheral_blasts_pct > 0).fill_null(False)
     per = t.group_by(_ppid=t.patient_id).agg(
         **{f"_first_{c}": t._day.min(where=t._outcome1 == c) for c in RANK},
@@ -354,7 +355,7 @@ def derive(cohort: CohortLike, criteria: str = "study", *, window_days: int = 7)
                           else_=ibis.literal(NO_PREVIOUS))
     keep = [c for c in t.columns if c not in ("previous_response", "peripheral_blasts_span_days")]
     j = j.select(*keep, "_first_remission", "_first_pb", previous_response=previous)
-    t = _with_blasts_span(j, keep, remission_categories(rules) or ("",))
+    t = _with_blasts_span(j, keep, remission_set)
 
     # layer 5: pass 2, with history; the rule set's CASE once per row, three outputs read it
     t = apply_rules(rules, t, outcome="_response", rule_id="_rule", missing="_missing")
@@ -375,7 +376,7 @@ def _with_transfusion_independence(assessments: ir.Table, transfusions: ir.Table
     if transfusions is None:
         return assessments.mutate(transfusion_independent=ibis.null("boolean"))
     a = assessments
-    hits = _transfusions_in_window(a, transfusions, window_days)
+    hits = _transfusions_in_window(a, transfusions, window_days)  # only assessments with one or more
     j = a.left_join(hits, [a.patient_id == hits._tpid, a.assessment_date == hits._tdate])
     return j.select(*[a[c] for c in a.columns], transfusion_independent=j._n.isnull())
 
