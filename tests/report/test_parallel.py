@@ -147,3 +147,66 @@ def test_a_stuck_child_is_stopped_and_its_work_done_here():
 def test_a_finished_child_delivers_its_result():
     pid, path = parallel._fork_job(lambda: {"x": 1})
     assert parallel._job_result(pid, path, timeout=60) == {"x": 1}
+
+
+def _spilled_connection(tmp_path):
+    """A staging DuckDB whose tables no longer fit its memory: part of them is in its temporary
+    (spill) files."""
+    from amlcohort.io.cohort import staging_connection
+
+    os.environ["AMLCOHORT_DUCKDB_MEMORY"] = "40MB"
+    try:
+        con = staging_connection()
+    finally:
+        del os.environ["AMLCOHORT_DUCKDB_MEMORY"]
+    con.con.execute("SET preserve_insertion_order = false")
+    con.raw_sql("CREATE TEMPORARY TABLE big AS SELECT range AS i, random() AS x, "
+                "md5(range::VARCHAR) AS s FROM range(1500000)")
+    spill = con.con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+    return con, spill
+
+
+def test_a_child_leaves_the_parents_spilled_tables_readable(monkeypatch, tmp_path):
+    """Regression: the child used to drop its copy of the DuckDB connection, and DuckDB's
+    destructor (in the child) removed the temporary files the parent's tables had spilled to; a
+    report of 10^5 patients then failed with "IO Error: Could not read enough bytes from file
+    .../duckdb_temp_storage...". The child must leave the database alone, its files included."""
+    monkeypatch.setattr(parallel, "parallel_allowed", lambda: True)
+    con, spill = _spilled_connection(tmp_path)
+    before = sorted(os.listdir(spill))
+    assert before, "the table should have spilled (nothing in the temporary folder)"
+    expected = con.con.execute("SELECT count(*), sum(i), count(DISTINCT s) FROM big").fetchone()
+    t = con.table("big")
+    pending = parallel.compile_in_background(con, {"n": lambda: t.aggregate(n=t.count())})
+    assert pending._pid is not None
+    assert pending.table("n").execute().n[0] == 1_500_000  # the child's SQL, run here
+    assert os.listdir(spill)  # DuckDB's own files (it adds and drops some itself), still there
+    assert con.con.execute("SELECT count(*), sum(i), count(DISTINCT s) FROM big").fetchone() == expected
+
+
+def test_the_spill_folder_is_removed_by_its_own_process_only(tmp_path):
+    """The staging connection's spill folder is removed when the connection goes, but only by
+    the process that made it (a forked child that drops its copy leaves it)."""
+    from amlcohort.io import cohort as cohort_module
+
+    con, spill = _spilled_connection(tmp_path)
+    pid = os.fork()
+    if pid == 0:  # the child drops its copy of the connection, then leaves
+        code = 0
+        try:
+            del con
+            import gc
+
+            gc.collect()
+        except BaseException:
+            code = 1
+        os._exit(code)
+    os.waitpid(pid, 0)
+    assert os.path.isdir(spill)
+    assert con.con.execute("SELECT count(*) FROM big").fetchone() == (1_500_000,)
+    del con
+    import gc
+
+    gc.collect()
+    assert not os.path.exists(spill)
+    assert cohort_module.DUCKDB_MEMORY_LIMIT  # the default is untouched

@@ -227,8 +227,15 @@ def staging_connection() -> ibis.BaseBackend:
     limit = os.environ.get("AMLCOHORT_DUCKDB_MEMORY", DUCKDB_MEMORY_LIMIT)
     con.con.execute("SET memory_limit = ?", [limit])
     con.con.execute("SET temp_directory = ?", [spill])
-    weakref.finalize(con, shutil.rmtree, spill, True)
+    weakref.finalize(con, _remove_spill_folder, spill, os.getpid())
     return con
+
+
+def _remove_spill_folder(path: str, owner: int) -> None:
+    """Remove a staging connection's spill folder, in the process that made it only: a forked
+    child that lets go of its copy of the connection must not delete the parent's spilled data."""
+    if os.getpid() == owner:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _materialise(

@@ -396,7 +396,6 @@ def _compile_ahead(mc: MaterialisedCohort) -> _Ahead:
     assessments have values for; each patient's protocol phases), then start building and
     compiling the two in a child. What fails here is simply done again later, where its error is
     reported as before."""
-    from amlcohort.criteria.ctcae import grade_assessments, worst_grade
     from amlcohort.criteria.population import derive_population
     from amlcohort.endpoints.blast_patterns import blast_patterns
     from amlcohort.protocol.audit import audit_parts
@@ -421,9 +420,9 @@ def _compile_ahead(mc: MaterialisedCohort) -> _Ahead:
         terms = tab.lab_terms(mc)
         if terms:
             t = mc.table("assessments")
-            ahead.lab = compile_in_background(mc.con, {"lab": lambda: worst_grade(
-                grade_assessments(t, version=version, terms=terms), from_study_day=1
-            )})
+            ahead.lab = compile_in_background(
+                mc.con, {"lab": lambda: tab.lab_grade_counts(t, version, terms)}
+            )
             ahead.version = version
     # third: the protocol audit's checks, each compiled alone (the parent unions the results)
     path = getattr(study, "protocol", None)

@@ -221,8 +221,7 @@ class PendingSql:
         con, builders = self.con, self.builders
 
         def job() -> dict[str, str]:
-            if hasattr(con, "con"):
-                con.con = None  # the parent's DuckDB: never used in the child
+            _cut_off(con)
             out = {}
             for key, build in builders.items():
                 with contextlib.suppress(Exception):  # the parent builds it again and reports
@@ -254,6 +253,28 @@ class PendingSql:
                 self.con.raw_sql(f'CREATE TEMPORARY TABLE "{name}" AS {sql}')
                 self._tables[key] = self.con.table(name)
         return self._tables[key]
+
+
+#: The parent's database connections, held by a child for as long as it lives (see :func:`_cut_off`).
+_HELD_IN_CHILD: list[object] = []
+
+
+class _CutOff:
+    """What a child sees in place of the parent's database connection: any use fails."""
+
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError("the parent's database is not used in a child process")
+
+
+def _cut_off(con: ibis.BaseBackend) -> None:
+    """In a child: make the parent's connection unusable without letting it go. The child's copy
+    of the DuckDB connection is kept referenced until the child leaves (``os._exit`` runs no
+    destructor): dropped, its destructor would close the database *in the child* and delete the
+    temporary files the parent's tables have spilled to, which the parent then cannot read ("IO
+    Error: Could not read enough bytes from file .../duckdb_temp_storage...")."""
+    if hasattr(con, "con"):
+        _HELD_IN_CHILD.append(con.con)
+        con.con = _CutOff()
 
 
 def can_fork_for(con: ibis.BaseBackend) -> bool:

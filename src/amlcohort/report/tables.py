@@ -459,36 +459,45 @@ def lab_terms(cohort: Any) -> tuple[str, ...]:
     )
 
 
-def lab_grades_query(cohort: Any, version: str) -> ir.Table | None:
-    """Worst CTCAE grade (``version``) per patient and laboratory term from day 1, as an Ibis
-    expression over the terms whose values the cohort has (None: it has none)."""
-    from amlcohort.criteria.ctcae import grade_assessments, worst_grade
+def lab_grade_counts(assessments: ir.Table, version: str, terms: tuple[str, ...]) -> ir.Table:
+    """Patients per laboratory term and worst CTCAE grade (``version``) from day 1, grades 1 to 5:
+    ``term``, ``worst_grade``, ``n_patients``. An aggregate computed in the engine (a few rows per
+    term, whatever the cohort's size); the worst grade is :func:`~amlcohort.criteria.ctcae.worst_grade`'s
+    (the highest grade of a patient's values of the term from study day 1)."""
+    from amlcohort.criteria.ctcae import grade_assessments
 
+    g = grade_assessments(assessments, version=version, terms=terms)
+    g = g.filter(g.assessment_study_day >= 1)
+    worst = g.group_by(["patient_id", "term"]).aggregate(worst_grade=g.grade.max())
+    worst = worst.filter(worst.worst_grade >= 1)
+    return worst.group_by(["term", "worst_grade"]).aggregate(n_patients=worst.count())
+
+
+def lab_grades_query(cohort: Any, version: str) -> ir.Table | None:
+    """:func:`lab_grade_counts` over the terms whose values the cohort has (None: it has none)."""
     # grade only the terms whose values the cohort has (one small query instead of a union of 14)
     terms = lab_terms(cohort)
     if not terms:
         return None
-    t = cohort.table("assessments")
-    return worst_grade(grade_assessments(t, version=version, terms=terms), from_study_day=1)
+    return lab_grade_counts(cohort.table("assessments"), version, terms)
 
 
-def lab_grades_table(a: StudyAnalysis, worst: ir.Table | Literal[False] | None = False) -> pd.DataFrame:
-    """Worst CTCAE grade (the study's version) per patient of every graded laboratory term, from day 1.
+def lab_grades_table(a: StudyAnalysis, counts: ir.Table | Literal[False] | None = False) -> pd.DataFrame:
+    """Patients by worst CTCAE grade (the study's version) of every graded laboratory term, from day 1.
 
-    ``worst``: :func:`lab_grades_query`'s table when already built (e.g. materialised), else False."""
+    ``counts``: :func:`lab_grades_query`'s table when already built (e.g. materialised), else False."""
     version = lab_version(a)
     title = f"Term (laboratory, CTCAE v{version})"
-    if worst is False:
-        worst = lab_grades_query(a.cohort, version)
-    if worst is None:
+    if counts is False:
+        counts = lab_grades_query(a.cohort, version)
+    if counts is None:
         return pd.DataFrame([{title: "none: the assessments hold no laboratory value CTCAE grades"}])
-    w = worst.execute()
-    w = w[w.worst_grade.notna() & (w.worst_grade > 0)]
+    w = counts.execute()
     if w.empty:
         return pd.DataFrame([{title: "none: no laboratory value reached grade 1 or more"}])
-    t = w.pivot_table(index="term", columns="worst_grade", values="patient_id", aggfunc="count", fill_value=0)
+    t = w.pivot_table(index="term", columns="worst_grade", values="n_patients", aggfunc="sum", fill_value=0)
     t.columns = [f"Grade {int(g)}" for g in t.columns]
-    return t.rename_axis(title).reset_index()
+    return t.astype(int).rename_axis(title).reset_index()
 
 
 def dose_modifications_table(a: StudyAnalysis) -> pd.DataFrame:
