@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
+import tempfile
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -137,8 +139,33 @@ def guarded(func: F) -> F:
             raise fail(message, code) from None
         except (ValueError, KeyError) as exc:
             raise fail(str(exc).strip("'\"")) from None
+        except Exception as exc:
+            message = _engine_limit_message(exc)
+            if message is None:
+                raise
+            raise fail(message) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _engine_limit_message(exc: Exception) -> str | None:
+    """One line for the staging DuckDB running out of memory or of disk for its spill files (a
+    limit of this machine, not an error in the data); None for anything else."""
+    kind = type(exc).__name__
+    if type(exc).__module__.lstrip("_") != "duckdb":
+        return None
+    if kind == "OutOfMemoryException":
+        from amlcohort.io.cohort import DUCKDB_MEMORY_LIMIT
+
+        limit = os.environ.get("AMLCOHORT_DUCKDB_MEMORY", DUCKDB_MEMORY_LIMIT)
+        return (f"the in-process database ran out of memory (limit {limit}, where it can no longer "
+                f"spill to disk): set a larger limit, e.g. AMLCOHORT_DUCKDB_MEMORY=4GB "
+                f"(DuckDB: {str(exc).splitlines()[0]})")
+    if kind == "IOException" and "No space left" in str(exc):
+        return ("the in-process database's temporary files filled the disk (it spills what does not "
+                f"fit in memory to {tempfile.gettempdir()}): free space there or set TMPDIR "
+                f"elsewhere (DuckDB: {str(exc).splitlines()[0]})")
+    return None
 
 
 def validate_bundle(path: Path | None) -> tuple[ValidationReport, Cohort | None]:

@@ -142,3 +142,31 @@ def test_check_paths_module_has_no_markup_strings():
     # Output of user text goes through Text objects: no f-string is handed to console.print.
     src = (Path(__file__).parents[2] / "src" / "amlcohort" / "cli.py").read_text()
     assert "console.print(f" not in src
+
+
+def test_out_of_memory_is_one_line_naming_the_setting(tmp_path, monkeypatch):
+    """A cohort too large for the staging database's memory limit (here a 20 MB limit for 2,000
+    synthetic patients) is a limit of the machine, reported in one line with the setting to raise;
+    never a traceback."""
+    from amlcohort.synth import write_synthetic_bundle
+
+    write_synthetic_bundle(tmp_path / "b", 2000, seed=5)
+    monkeypatch.setenv("AMLCOHORT_DUCKDB_MEMORY", "20MB")
+    result, _ = run("validate", str(tmp_path / "b"))
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert "ran out of memory (limit 20MB" in line and "AMLCOHORT_DUCKDB_MEMORY=" in line
+    assert "Traceback" not in result.output
+
+
+def test_engine_limit_messages_only_for_duckdb_limits():
+    import duckdb
+
+    from amlcohort.cli import _engine_limit_message
+
+    assert "ran out of memory" in _engine_limit_message(duckdb.OutOfMemoryException("Out of Memory Error: x"))
+    disk = _engine_limit_message(duckdb.IOException("IO Error: No space left on device"))
+    assert "filled the disk" in disk and "TMPDIR" in disk
+    assert _engine_limit_message(duckdb.IOException("IO Error: Could not read enough bytes")) is None
+    assert _engine_limit_message(duckdb.BinderException("no such column")) is None
+    assert _engine_limit_message(RuntimeError("Out of Memory Error")) is None
