@@ -186,3 +186,36 @@ def test_two_million_assessments_report_in_bounded_memory(large_bundle, tmp_path
     assert f"{PATIENTS} patients" in (out_dir / "figures" / "figure5_swimmer.svg").read_text()
     assert gib < REPORT_GIB
     assert seconds < REPORT_SECONDS
+
+
+#: A memory limit under which the report of SPILL_PATIENTS synthetic patients spills to disk.
+SPILL_PATIENTS, SPILL_MEMORY = 20_000, "300MB"
+
+
+def test_a_report_that_spills_to_disk_completes(tmp_path):
+    """The staging DuckDB spills what does not fit its memory limit to temporary files. The
+    report's forked children used to delete those files (the child's copy of the connection,
+    dropped, closed the database and its temporary storage), and the parent then failed with "IO
+    Error: Could not read enough bytes from file .../duckdb_temp_storage...": 20,000 patients at a
+    300 MB limit failed after 12 s. The laboratory grades were also pulled into pandas one row
+    per patient and term; they are counted in the engine."""
+    import csv
+    import os
+
+    bundle = tmp_path / "bundle"
+    write_synthetic_bundle(bundle, SPILL_PATIENTS, seed=11)
+    out_dir = tmp_path / "report"
+    env = dict(os.environ, AMLCOHORT_DUCKDB_MEMORY=SPILL_MEMORY)
+    args = [sys.executable, "-m", "amlcohort.cli", "report", str(bundle), "--out", str(out_dir)]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=REPORT_SECONDS * 2, env=env)
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-3000:])
+    assert "Traceback" not in out.stderr
+    results = json.loads((out_dir / "results.json").read_text())
+    assert results["figures"]["cohort.n_patients"] == SPILL_PATIENTS
+    with open(out_dir / "tables" / "lab_ctcae_grades.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["Term (laboratory, CTCAE v4.03)", *(f"Grade {g}" for g in (1, 2, 3, 4))]
+    by_term = {r[0]: [int(x) for x in r[1:]] for r in rows[1:]}
+    # every patient is counted at most once per term, and most have some anaemia on treatment
+    assert all(0 < sum(v) <= SPILL_PATIENTS for v in by_term.values())
+    assert sum(by_term["Anemia"]) > SPILL_PATIENTS // 2
