@@ -38,6 +38,7 @@ from amlcohort.criteria.engine import (
     NOT_EVALUABLE,
     RuleSet,
     apply_rules,
+    decided_by,
     evaluate_fast,
     load_rules,
     ruleset,
@@ -505,13 +506,18 @@ def grade_assessments(table: ir.Table, *, version: str = "4.03", terms: tuple[st
                    "baseline_below_lln": "_baseline_below_lln",
                    **{f: f for f in CLINICAL_INPUTS}, **{k: f"_{k}" for k in derived}}
         # the rule set's CASE computed once per row; outcome, rule id and missing read it
-        t = apply_rules(rules, t, {k: n for k, n in mapping.items() if k in rules.variables})
-        grade_expr = ibis.cases(*[(t._outcome == g, int(g)) for g in GRADES], else_=ibis.null("int64"))
+        # the grade read from the rule set's decision (which rule held first), not from its
+        # outcome text: no string comparison per graded value
+        t = apply_rules(rules, t, {k: n for k, n in mapping.items() if k in rules.variables},
+                        outcome=None, decision="_decision")
+        by_grade = [(g, decided_by(rules, g)) for g in GRADES]
+        grade_expr = ibis.cases(*[(t._decision.isin(ks), int(g)) for g, ks in by_grade if ks],
+                                else_=ibis.null("int64"))
         missing = ibis.literal("not gradable: missing ").concat(
             t._missing.fill_null("?"), ibis.literal(" (rule "), t._rule_id, ibis.literal(")"))
         reason = ibis.cases(
-            (t._outcome == NOT_EVALUABLE, missing),
-            (t._outcome.isnull(), ibis.literal("no rule applies")),
+            (t._decision < 0, missing),
+            (t._decision == 0, ibis.literal("no rule applies")),
             else_=ibis.null("string"),
         )
         out = {

@@ -319,13 +319,14 @@ def _rule_expr(rule: Rule, col: Mapping[str, ir.Value]) -> ir.BooleanValue:
 def _missing_expr(
     variables: tuple[str, ...], col: Mapping[str, ir.Value], names: Mapping[str, str]
 ) -> ir.StringValue:
+    # each missing input as ";name", then the first ";" cut off: no regular expression per row
     parts = [
-        ibis.ifelse(col[v].isnull(), ibis.literal(names.get(v, v) + ";"), ibis.literal("")) for v in variables
+        ibis.ifelse(col[v].isnull(), ibis.literal(";" + names.get(v, v)), ibis.literal("")) for v in variables
     ]
     joined = parts[0]
     for p in parts[1:]:
         joined = joined.concat(p)
-    return joined.rstrip().re_replace(";$", "")
+    return joined.substr(1)
 
 
 @dataclass(frozen=True)
@@ -423,21 +424,31 @@ def rule_holds(rule: Rule, table: ir.Table, columns: Mapping[str, str] | None = 
 
 def apply_rules(rules: RuleSet, table: ir.Table, columns: Mapping[str, str] | None = None, *,
                 outcome: str | None = "_outcome", rule_id: str | None = "_rule_id",
-                missing: str | None = "_missing") -> ir.Table:
+                missing: str | None = "_missing", decision: str | None = None) -> ir.Table:
     """``table`` with the rule set's outcome, rule id and missing inputs added as columns
     (named by ``outcome``, ``rule_id``, ``missing``; None leaves one out).
 
     The same result as :func:`compile_rules`, but the rule set's CASE is computed once per row as
     a column and the three outputs read it, so the SQL holds each rule once (not once per output):
     smaller SQL, much faster to compile, and within SQLite's parser depth for the CTCAE tables.
+    ``decision`` names a column to keep that CASE's value in (see :func:`decided_by`; None:
+    not kept).
     """
     col, names = _columns_of(rules, table, columns)
-    decision_name = "_decision__" + re.sub(r"\W", "_", rules.name)
+    decision_name = decision or "_decision__" + re.sub(r"\W", "_", rules.name)
     t = table.mutate(**{decision_name: _decision_expr(rules, col)})
     col = {v: t[n] for v, n in names.items()}
     o, r, m = _outputs(rules, t[decision_name], col, names)
     wanted = {k: e for k, e in ((outcome, o), (rule_id, r), (missing, m)) if k is not None}
-    return t.mutate(**wanted).drop(decision_name)
+    t = t.mutate(**wanted)
+    return t if decision else t.drop(decision_name)
+
+
+def decided_by(rules: RuleSet, outcome: str) -> tuple[int, ...]:
+    """The values of :func:`apply_rules`' ``decision`` column that mean ``outcome``: rule ``k``
+    (1-based, priority order) gives ``k`` when it holds first. ``-k``: rule ``k`` was undecided
+    for missing inputs (the outcome is ``not_evaluable``); 0: no rule holds (NULL)."""
+    return tuple(k for k, rule in enumerate(rules.rules, start=1) if rule.outcome == outcome)
 
 
 # ---- single values ---------------------------------------------------------------------------
