@@ -434,3 +434,32 @@ def test_not_estimable_placeholder_says_why_literally():
     assert text.get_text() == "Not estimable: no deaths: every patient censored ($x$)"
     assert text.get_gid() == "not_estimable"
     assert fig.axes[0].get_title(loc="left") == "Overall survival by arm"
+
+
+def test_long_adverse_event_terms_are_wrapped_and_the_layout_holds():
+    """A user's 80-character term used to squeeze the bars of the AE figure to nothing (matplotlib:
+    "constrained_layout not applied because axes sizes collapsed to zero"); it is wrapped on two
+    lines and cut with an ellipsis (the tables keep the full text)."""
+    import warnings
+
+    from amlcohort.report.figures import TICK_WIDTH, render_figure, tick_label
+
+    assert tick_label("Anemia") == "Anemia"
+    assert tick_label("Alanine aminotransferase increased") == "Alanine aminotransferase\nincreased"
+    long = "Febrile neutropenia with documented gram-negative bacteraemia requiring intensive care"
+    label = tick_label(long)
+    first, second = label.split("\n")
+    assert len(first) <= TICK_WIDTH and len(second) <= TICK_WIDTH and second.endswith("…")
+    assert long.startswith(first) and tick_label("y" * TICK_WIDTH) == "y" * TICK_WIDTH
+    ae = pd.DataFrame({"term": [long, "Anemia", "<script>x</script>" * 4], "grade": [3, 2, 1],
+                       "n_patients": [2, 5, 1]})
+    fig = bar_by_grade(ae, n_total=13)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the layout warning fails the test
+        svg = render_figure(fig, "svg")
+        render_figure(fig, "png", dpi=150)
+    assert svg.startswith(b"<?xml")
+    ax = fig.axes[0]
+    shown = [t.get_text() for t in ax.get_yticklabels()]
+    assert shown == ["Anemia", label, tick_label("<script>x</script>" * 4)]
+    assert ax.get_position().width > 0.3  # the bars keep most of the figure's width

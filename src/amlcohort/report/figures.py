@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -691,6 +692,27 @@ def swimmer_plot(
 # ---------------------------------------------------------------------------------------------
 # Adverse events by grade
 # ---------------------------------------------------------------------------------------------
+#: A category label (an adverse-event term) is wrapped at this many characters, on at most
+#: TICK_LINES lines; the rest is cut with an ellipsis (the tables carry the full text).
+TICK_WIDTH, TICK_LINES = 30, 2
+
+
+def tick_label(text: str, width: int = TICK_WIDTH, lines: int = TICK_LINES) -> str:
+    r"""``text`` wrapped at ``width`` characters on at most ``lines`` lines, cut with "…" beyond:
+    a long term (a user's own, e.g. 80 characters) would otherwise squeeze the bars to nothing in a
+    single-column figure.
+
+    >>> tick_label("Alanine aminotransferase increased")
+    'Alanine aminotransferase\nincreased'
+    >>> tick_label("x" * 70)
+    'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…'
+    """
+    parts = textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False) or [text]
+    if len(parts) > lines:
+        parts = [*parts[: lines - 1], parts[lines - 1][: width - 1].rstrip() + "…"]
+    return "\n".join(parts)
+
+
 def bar_by_grade(
     df: pd.DataFrame,
     *,
@@ -716,8 +738,10 @@ def bar_by_grade(
     terms = sorted(wide.index, key=lambda t: (-float(totals[t]), str(t)))
     wide = wide.loc[terms]
     grades = sorted(int(g) for g in wide.columns)
+    labels = [tick_label(str(t)) for t in terms]
     if figsize is None:
-        figsize = (SINGLE_COLUMN, 1.1 + 0.2 * len(terms))
+        extra_lines = sum(label.count("\n") for label in labels)
+        figsize = (SINGLE_COLUMN, 1.1 + 0.2 * len(terms) + 0.1 * extra_lines)
 
     with figure_style():
         fig = _new_figure(figsize)
@@ -743,7 +767,7 @@ def bar_by_grade(
         for yi, total in zip(y, left, strict=True):
             ax.text(total, yi, f" {total:g}", ha="left", va="center", fontsize=6.5, gid="total")
         ax.set_yticks(y)
-        ax.set_yticklabels([str(t) for t in terms])
+        ax.set_yticklabels(labels)
         ax.set_ylim(len(terms) - 0.5, -0.5)
         ax.tick_params(axis="y", length=0)
         ax.spines["left"].set_visible(False)
