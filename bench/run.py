@@ -204,8 +204,7 @@ def worker_registry_ibis(path: str, trusted: bool = False) -> dict:
     cohort = _trusted_cohort(path) if trusted else load_cohort(path)
     load = time.perf_counter() - start
     start = time.perf_counter()
-    # materialised as every reader gets it (per block of patients on a large cohort)
-    responses = cohort.cached_responses(cohort.study.criteria)
+    responses = resp.derive(cohort, cohort.study.criteria).cache()
     best = resp.best_response(responses).to_pyarrow()
     t_best = time.perf_counter() - start
     n_resp = responses.count().to_pyarrow().as_py()

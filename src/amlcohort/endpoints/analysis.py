@@ -84,13 +84,12 @@ def analysis_table(cohort: Cohort, criteria: str | None = None) -> ir.Table:
     # intermediates (the report's) derives the responses and key dates once for every reader.
     cached = getattr(cohort, "cached_responses", None)
     responses = cached(criteria) if callable(cached) else resp.derive(cohort, criteria).cache()
-    kd_cached = callable(getattr(cohort, "cached_key_dates", None))
     landmark = study.response_landmark_days
     by_landmark = (
         responses if landmark is None else responses.filter(responses.assessment_study_day <= landmark)
     )
     # the per-patient key dates are the protocol's too (one definition: endpoints.key_dates)
-    kd = key_dates(cohort, criteria=criteria, responses=None if kd_cached else by_landmark)
+    kd = key_dates(cohort, criteria=criteria, responses=None if callable(cached) else by_landmark)
     best = resp.best_response(by_landmark)
     last_assess = responses.group_by("patient_id").aggregate(last_assessment=responses.assessment_date.max())
     # One flat join (no nested projections: SQLite's parser has a depth limit).

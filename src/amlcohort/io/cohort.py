@@ -92,7 +92,6 @@ class Cohort:
     supplied: frozenset[str] = frozenset()
     day_views: bool = False
     _views: dict[str, ir.Table] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _responses: dict[str, ir.Table] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def has(self, name: str) -> bool:
         """Whether the bundle supplied table ``name`` (an absent optional table reads as empty,
@@ -123,18 +122,6 @@ class Cohort:
     def first_dose(self) -> ir.Table:
         """Per patient: ``first_dose``, study day 1 (the first dose of the index drug, or of any drug)."""
         return first_doses(self.tables["exposures"], self.study.index_drug)
-
-    def cached_responses(self, criteria: str) -> ir.Table:
-        """The response of every assessment under ``criteria``
-        (:func:`amlcohort.criteria.response.derive`), materialised once for this cohort; on a
-        large cohort in the in-process DuckDB, a block of patients at a time
-        (:func:`amlcohort.engines.blocks.materialise_by_patient`)."""
-        if criteria not in self._responses:
-            from amlcohort.criteria.response import derive
-            from amlcohort.engines.blocks import materialise_by_patient
-
-            self._responses[criteria] = materialise_by_patient(self, lambda c: derive(c, criteria))
-        return self._responses[criteria]
 
     @property
     def warnings(self) -> tuple[Problem, ...]:

@@ -241,13 +241,11 @@ class MaterialisedCohort:
 
     def cached_responses(self, criteria: str) -> ir.Table:
         """The response of every assessment under ``criteria`` (:func:`amlcohort.criteria.response.derive`,
-        no landmark), materialised once (per block of patients on a large cohort:
-        :mod:`amlcohort.engines.blocks`): the analysis table and the protocol's phases read it."""
+        no landmark), materialised once: the analysis table and the protocol's phases read it."""
         if criteria not in self._responses:
             from amlcohort.criteria.response import derive
-            from amlcohort.engines.blocks import materialise_by_patient
 
-            self._responses[criteria] = materialise_by_patient(self, lambda c: derive(c, criteria))
+            self._responses[criteria] = derive(self, criteria).cache()
         return self._responses[criteria]
 
     def landmark_responses(self, criteria: str) -> ir.Table:
