@@ -463,3 +463,29 @@ def test_long_adverse_event_terms_are_wrapped_and_the_layout_holds():
     shown = [t.get_text() for t in ax.get_yticklabels()]
     assert shown == ["Anemia", label, tick_label("<script>x</script>" * 4)]
     assert ax.get_position().width > 0.3  # the bars keep most of the figure's width
+
+
+def test_a_long_km_note_is_wrapped_and_the_plot_keeps_its_width(km_inputs):
+    """The report's note under the curves ("Log-rank p ...; median <arm> 344 d; <arm> 455 d") was
+    one line wider than the plot: the layout gave up (matplotlib: "constrained_layout not
+    applied"), the plot shrank to a third of the figure and the day ticks ran together (the
+    embedded study's figures 7 and 8). The note is one line per part now and takes no room in
+    the layout."""
+    import warnings
+
+    from amlcohort.report.figures import annotation_lines, render_figure
+
+    note = "Log-rank p = 0.920 (1 df); median Sorafenib alone 344 d; Sorafenib + LDAC 455 d"
+    assert annotation_lines(note).split("\n") == [
+        "Log-rank p = 0.920 (1 df)", "median Sorafenib alone 344 d", "Sorafenib + LDAC 455 d"]
+    assert all(len(x) <= 44 for x in annotation_lines("median " + "a very long arm name " * 6).split("\n"))
+    curves, risk, _ = km_inputs
+    fig = kaplan_meier_plot(curves, risk_table=risk, title="OS by arm", annotation=note)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the layout warning fails the test
+        render_figure(fig, "svg")
+        render_figure(fig, "png", dpi=150)
+    ax = next(a for a in fig.axes if a.get_gid() == "km_axes")
+    assert ax.get_position().width > 0.5
+    (text,) = [t for t in ax.texts if t.get_gid() == "annotation"]
+    assert text.get_text() == annotation_lines(note) and not text.get_in_layout()

@@ -320,6 +320,22 @@ def blast_trajectories(
     return fig
 
 
+def annotation_lines(text: str, width: int = 44) -> str:
+    """A figure note (e.g. "Log-rank p = 0.92 (1 df); median A 344 d; B 455 d") as lines that fit
+    a single-column plot: one line per "; "-separated part, each wrapped at ``width`` characters.
+
+    >>> note = "Log-rank p = 0.920 (1 df); median Sorafenib alone 344 d; Sorafenib + LDAC 455 d"
+    >>> print(annotation_lines(note))
+    Log-rank p = 0.920 (1 df)
+    median Sorafenib alone 344 d
+    Sorafenib + LDAC 455 d
+    """
+    lines: list[str] = []
+    for part in text.split("; "):
+        lines += textwrap.wrap(part, width, break_on_hyphens=False) or [part]
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------
 # Figure 3: Kaplan–Meier curves with a number-at-risk table
 # ---------------------------------------------------------------------------------------------
@@ -474,8 +490,9 @@ def kaplan_meier_plot(
             ax.text(
                 0.02,
                 0.03,
-                annotation,
+                annotation_lines(annotation),
                 transform=ax.transAxes,
+                in_layout=False,  # a long note must not squeeze the axes (it is wrapped to fit)
                 ha="left",
                 va="bottom",
                 fontsize=6.5,
