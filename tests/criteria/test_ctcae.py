@@ -433,6 +433,10 @@ def test_worst_grade():
     # P3 creatinine: its only value has no ULN -> no worst grade, counted as not graded
     assert pd.isna(w.loc[("P3", "creatinine_increased"), "worst_grade"])
     assert w.loc[("P3", "creatinine_increased"), "n_not_graded"] == 1
+    # without the dates: the same rows less that column (no second read of the graded values)
+    nodate = con.execute(worst_grade(graded, dates=False)).set_index(["patient_id", "term_key"])
+    assert "worst_grade_date" not in nodate.columns
+    pd.testing.assert_frame_equal(nodate.sort_index(), w.drop(columns="worst_grade_date").sort_index())
 
 
 def test_grade_assessments_input_errors():

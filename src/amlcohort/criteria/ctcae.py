@@ -534,13 +534,15 @@ def grade_assessments(table: ir.Table, *, version: str = "4.03", terms: tuple[st
     return parts[0] if len(parts) == 1 else ibis.union(*parts, distinct=False)
 
 
-def worst_grade(graded: ir.Table, *, from_study_day: int | None = None) -> ir.Table:
+def worst_grade(graded: ir.Table, *, from_study_day: int | None = None, dates: bool = True) -> ir.Table:
     """Worst grade per patient and term of a :func:`grade_assessments` table.
 
     Columns: ``patient_id``, ``term``, ``term_key``, ``ctcae_version``, ``worst_grade`` (NULL when
     no value of that patient and term was gradable), ``worst_grade_date`` (first date at the worst
     grade), ``n_values``, ``n_not_graded``. ``from_study_day`` keeps only assessments from that
     study day on (e.g. 1 for on-treatment worst grades; needs ``assessment_study_day``).
+    ``dates=False`` leaves out ``worst_grade_date``, whose join reads the graded values a second
+    time (the engine then materialises them: every laboratory value of a registry).
     """
     t = graded
     if from_study_day is not None:
@@ -550,6 +552,8 @@ def worst_grade(graded: ir.Table, *, from_study_day: int | None = None) -> ir.Ta
         worst_grade=t.grade.max(), n_values=t.count(), n_graded=t.grade.count(),
     )
     agg = agg.mutate(n_not_graded=agg.n_values - agg.n_graded).drop("n_graded")
+    if not dates:
+        return agg.select(*keys, "worst_grade", "n_values", "n_not_graded")
     at_worst = t.filter(t.grade.notnull()).group_by(
         w_patient_id=t.patient_id, w_term_key=t.term_key, w_grade=t.grade,
     ).aggregate(w_date=t.assessment_date.min())

@@ -464,11 +464,10 @@ def lab_grade_counts(assessments: ir.Table, version: str, terms: tuple[str, ...]
     ``term``, ``worst_grade``, ``n_patients``. An aggregate computed in the engine (a few rows per
     term, whatever the cohort's size); the worst grade is :func:`~amlcohort.criteria.ctcae.worst_grade`'s
     (the highest grade of a patient's values of the term from study day 1)."""
-    from amlcohort.criteria.ctcae import grade_assessments
+    from amlcohort.criteria.ctcae import grade_assessments, worst_grade
 
-    g = grade_assessments(assessments, version=version, terms=terms)
-    g = g.filter(g.assessment_study_day >= 1)
-    worst = g.group_by(["patient_id", "term"]).aggregate(worst_grade=g.grade.max())
+    graded = grade_assessments(assessments, version=version, terms=terms)
+    worst = worst_grade(graded, from_study_day=1, dates=False)
     worst = worst.filter(worst.worst_grade >= 1)
     return worst.group_by(["term", "worst_grade"]).aggregate(n_patients=worst.count())
 
