@@ -149,16 +149,13 @@ def test_a_finished_child_delivers_its_result():
     assert parallel._job_result(pid, path, timeout=60) == {"x": 1}
 
 
-def _spilled_connection(tmp_path):
+def _spilled_connection(monkeypatch):
     """A staging DuckDB whose tables no longer fit its memory: part of them is in its temporary
     (spill) files."""
     from amlcohort.io.cohort import staging_connection
 
-    os.environ["AMLCOHORT_DUCKDB_MEMORY"] = "40MB"
-    try:
-        con = staging_connection()
-    finally:
-        del os.environ["AMLCOHORT_DUCKDB_MEMORY"]
+    monkeypatch.setenv("AMLCOHORT_DUCKDB_MEMORY", "40MB")
+    con = staging_connection()
     con.con.execute("SET preserve_insertion_order = false")
     con.raw_sql("CREATE TEMPORARY TABLE big AS SELECT range AS i, random() AS x, "
                 "md5(range::VARCHAR) AS s FROM range(1500000)")
@@ -166,13 +163,13 @@ def _spilled_connection(tmp_path):
     return con, spill
 
 
-def test_a_child_leaves_the_parents_spilled_tables_readable(monkeypatch, tmp_path):
+def test_a_child_leaves_the_parents_spilled_tables_readable(monkeypatch):
     """Regression: the child used to drop its copy of the DuckDB connection, and DuckDB's
     destructor (in the child) removed the temporary files the parent's tables had spilled to; a
     report of 10^5 patients then failed with "IO Error: Could not read enough bytes from file
     .../duckdb_temp_storage...". The child must leave the database alone, its files included."""
     monkeypatch.setattr(parallel, "parallel_allowed", lambda: True)
-    con, spill = _spilled_connection(tmp_path)
+    con, spill = _spilled_connection(monkeypatch)
     before = sorted(os.listdir(spill))
     assert before, "the table should have spilled (nothing in the temporary folder)"
     expected = con.con.execute("SELECT count(*), sum(i), count(DISTINCT s) FROM big").fetchone()
@@ -184,12 +181,10 @@ def test_a_child_leaves_the_parents_spilled_tables_readable(monkeypatch, tmp_pat
     assert con.con.execute("SELECT count(*), sum(i), count(DISTINCT s) FROM big").fetchone() == expected
 
 
-def test_the_spill_folder_is_removed_by_its_own_process_only(tmp_path):
+def test_the_spill_folder_is_removed_by_its_own_process_only(monkeypatch):
     """The staging connection's spill folder is removed when the connection goes, but only by
     the process that made it (a forked child that drops its copy leaves it)."""
-    from amlcohort.io import cohort as cohort_module
-
-    con, spill = _spilled_connection(tmp_path)
+    con, spill = _spilled_connection(monkeypatch)
     pid = os.fork()
     if pid == 0:  # the child drops its copy of the connection, then leaves
         code = 0
@@ -209,4 +204,3 @@ def test_the_spill_folder_is_removed_by_its_own_process_only(tmp_path):
 
     gc.collect()
     assert not os.path.exists(spill)
-    assert cohort_module.DUCKDB_MEMORY_LIMIT  # the default is untouched
