@@ -7,6 +7,7 @@ writers, no cohort), so faults can be injected in subprocesses quickly.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -553,3 +554,66 @@ def test_summary_of_a_cohort_where_little_is_estimable():
     assert "Fisher's exact test not estimable: one arm only" in text
     assert "Days to CR not estimable" in text and "Median follow-up not estimable" in text
     assert (fmt_p(0.0004), fmt_p(0.0319), fmt_p(0.21), fmt_p(None)) == ("< 0.001", "0.032", "0.210", "NA")
+
+
+def test_a_table_longer_than_an_excel_sheet_is_cut_with_a_warning(tmp_path, monkeypatch):
+    """openpyxl writes any number of rows; Excel cannot open a sheet of more than 1,048,576. The
+    sheet holds what fits (the limit set to 4 rows here: a header and 3 rows), the CSV every row."""
+    import csv
+
+    import openpyxl
+
+    from amlcohort.report import output
+
+    assert output.XLSX_ROW_LIMIT == 1_048_576
+    monkeypatch.setattr(output, "XLSX_ROW_LIMIT", 4)
+    out = tmp_path / "out"
+    write_report(make_report(rows=6), out)
+    ws = openpyxl.load_workbook(out / "tables.xlsx")["adverse_events"]
+    with open(out / "tables" / "adverse_events.csv", newline="", encoding="utf-8") as f:
+        csv_rows = list(csv.reader(f))
+    assert len(csv_rows) == 1 + 6  # the header and every row
+    assert ws.max_row == 4 and [r[0] for r in ws.iter_rows(values_only=True)] == [r[0] for r in csv_rows[:4]]
+    warnings = json.loads((out / "results.json").read_text())["output_warnings"]
+    cut = [w for w in warnings if w.get("sheet") == "adverse_events"]
+    assert cut == [{"file": "tables.xlsx", "sheet": "adverse_events", "rows": 6, "rows_written": 3,
+                    "message": "the sheet holds the first 3 of 6 rows (Excel's limit is 4 rows a sheet); "
+                               "every row is in tables/adverse_events.csv"}]
+    # a table that fits is written whole, without a warning
+    monkeypatch.setattr(output, "XLSX_ROW_LIMIT", 7)
+    out2 = tmp_path / "out2"
+    write_report(make_report(rows=6), out2)
+    assert openpyxl.load_workbook(out2 / "tables.xlsx")["adverse_events"].max_row == 7
+    assert "output_warnings" not in json.loads((out2 / "results.json").read_text()) or not [
+        w for w in json.loads((out2 / "results.json").read_text())["output_warnings"] if "rows" in w
+    ]
+
+
+def test_a_long_table_shows_its_first_rows_in_the_html_and_pdf_and_says_where_the_rest_are(
+    tmp_path, monkeypatch
+):
+    """A registry's listing (dose modifications of 10^5 patients) would make an HTML page of many
+    megabytes and a PDF of thousands of pages: the documents show the first rows and a note; the
+    CSV and the XLSX keep every row."""
+    from pypdf import PdfReader
+
+    from amlcohort.report import html
+    from amlcohort.report.pdf import render_pdf
+
+    assert html.DOCUMENT_MAX_ROWS == 500
+    monkeypatch.setattr(html, "DOCUMENT_MAX_ROWS", 5)
+    out = tmp_path / "out"
+    write_report(make_report(rows=12), out)
+    page = (out / "report.html").read_text()
+    table = page[page.index('id="adverse_events"'):]
+    table = table[: table.index("</section>")]
+    assert table.count("<tr>") == 1 + 5  # the header and the first 5 rows
+    note = "The first 5 of 12 rows; every row is in tables/adverse_events.csv and tables.xlsx."
+    assert note in table
+    assert len((out / "tables" / "adverse_events.csv").read_text().strip().splitlines()) == 1 + 12
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(render_pdf(make_report(rows=12)))).pages)
+    assert " ".join(note.split()) in " ".join(text.split())
+    # at the limit: every row, no note
+    out2 = tmp_path / "out2"
+    write_report(make_report(rows=5), out2)
+    assert "The first" not in (out2 / "report.html").read_text()

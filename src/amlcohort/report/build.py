@@ -76,17 +76,32 @@ class Report:
     svgs: PendingSvgs | None = field(default=None, repr=False, compare=False)
 
 
-def _blasts(a: StudyAnalysis, cr: bool) -> pd.DataFrame:
+def _blasts(a: StudyAnalysis, cr: bool) -> tuple[pd.DataFrame, str | None]:
+    """The marrow blasts of the patients with (``cr``) or without CR, and why they are not drawn
+    (None: drawn). The patients are counted in the engine first; their rows are read only when the
+    figure draws them, so a registry's marrow values never come into Python."""
     t = a.cohort.table("assessments")
+    marrow = t.filter(t.marrow_blasts_pct.notnull())
+    group = a.patients.index[a.patients.cr == cr]
+    with_marrow = marrow.select("patient_id").distinct().execute().patient_id
+    ids = group.intersection(pd.Index(with_marrow))
+    crowded = _too_many(pd.Series(ids))
+    columns = ["patient_id", "study_day", "marrow_blasts_pct", "group"]
+    if crowded or ids.empty:
+        return pd.DataFrame(columns=columns), crowded
     m = (
-        t.filter(t.marrow_blasts_pct.notnull())
-        .select("patient_id", study_day=t.assessment_study_day, marrow_blasts_pct=t.marrow_blasts_pct)
+        marrow.filter(marrow.patient_id.isin(list(ids)))
+        .select("patient_id", study_day=marrow.assessment_study_day,
+                marrow_blasts_pct=marrow.marrow_blasts_pct)
         .execute()
     )
-    keep = a.patients.index[a.patients.cr == cr]
-    m = m[m.patient_id.isin(keep)]
     m["group"] = m.patient_id.map(a.patients.study_arm).map(a.arm_label)
-    return m
+    return m[columns], None
+
+
+def _days_from(dates: pd.Series, first: pd.Series) -> pd.Series:
+    """Whole days from each patient's ``first`` date to ``dates`` (NaN where either is missing)."""
+    return (pd.to_datetime(dates) - pd.to_datetime(first)).dt.days.astype("float64")
 
 
 def _risk_times(fits: dict, horizon: float) -> list[float]:
@@ -121,24 +136,38 @@ def _km_figure(a: StudyAnalysis, name: str, title: str, ylabel: str, day1: str) 
     )
 
 
-def _swimmer(a: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def _swimmer(a: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame, list[str], str | None]:
+    """The swimmer plot's bars (treatment periods and the time off treatment), events and overlay
+    kinds, and why it is not drawn (None: drawn). The patients are counted in the engine first;
+    the exposures and events are read only when the figure draws them."""
     p = a.patients
-    ex = a.cohort.table("exposures")
-    ex = ex.select("patient_id", "drug", "phase", "start_date", "end_date").execute()
-    first = ex.patient_id.map(p.first_dose)
+    first = p.first_dose.dropna()
+    exposures = a.cohort.table("exposures")
+    exposures = exposures.filter(exposures.start_date.notnull())
+    exposed = pd.Index(exposures.select("patient_id").distinct().execute().patient_id)
+    treated = exposed.intersection(first.index)  # the patients with a bar from day 1
+    crowded = _too_many(pd.Series(treated.union(p.os_days.dropna().index)))
+    bar_columns = ["patient_id", "start_day", "end_day", "kind"]
+    if crowded:
+        no_events = pd.DataFrame(columns=["patient_id", "event", "day"])
+        return pd.DataFrame(columns=bar_columns), no_events, [], crowded
+    ids = list(treated)
+    ex = (
+        exposures.filter(exposures.patient_id.isin(ids))
+        .select("patient_id", "drug", "phase", "start_date", "end_date")
+        .execute()
+    )
+    start = ex.patient_id.map(first)
     cutoff = pd.Timestamp(a.cohort.metadata.cutoff_date)
-    ex["start_day"] = [
-        (s - f).days if pd.notna(f) else np.nan for s, f in zip(ex.start_date, first, strict=True)
-    ]
-    end = pd.to_datetime(ex.end_date).fillna(cutoff)
-    ex["end_day"] = [(e - f).days if pd.notna(f) else np.nan for e, f in zip(end, first, strict=True)]
-    ex["kind"] = [f"{d} {ph}" if isinstance(ph, str) and ph else str(d) for d, ph in zip(ex.drug, ex.phase,
-                                                                                         strict=True)]
+    ex["start_day"] = _days_from(ex.start_date, start)
+    ex["end_day"] = _days_from(pd.to_datetime(ex.end_date).fillna(cutoff), start)
+    phase = ex.phase.where(ex.phase.map(lambda ph: isinstance(ph, str) and ph != ""), None)
+    ex["kind"] = ex.drug.astype(str).where(phase.isna(), ex.drug.astype(str) + " " + phase.fillna(""))
     ex = ex.dropna(subset=["start_day", "end_day"])
     totals = (ex.end_day - ex.start_day).groupby(ex.drug).sum().sort_values(ascending=False)
     backbone = totals.index[0] if len(totals) else None
     overlays = sorted(set(ex.kind[ex.drug != backbone]))
-    bars = ex[["patient_id", "start_day", "end_day", "kind"]]
+    bars = ex[bar_columns]
     last = p.os_days.dropna()
     off = pd.DataFrame(
         {"patient_id": last.index, "start_day": 0.0, "end_day": last.values, "kind": "off treatment"}
@@ -146,16 +175,19 @@ def _swimmer(a: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     names = {"cr_reported": "CR", "hsct": "HSCT", "relapse": "relapse", "death": "death",
              "last_contact": "last contact"}
     ev = a.cohort.table("events")
-    ev = ev.filter(ev.event_type.isin(list(names))).select("patient_id", "event_type", "event_date").execute()
-    fd = ev.patient_id.map(p.first_dose)
+    ev = (
+        ev.filter(ev.event_type.isin(list(names)), ev.patient_id.isin(ids))
+        .select("patient_id", "event_type", "event_date")
+        .execute()
+    )
     events = pd.DataFrame(
         {
             "patient_id": ev.patient_id,
             "event": ev.event_type.map(names),
-            "day": [(d - f).days if pd.notna(f) else np.nan for d, f in zip(ev.event_date, fd, strict=True)],
+            "day": _days_from(ev.event_date, ev.patient_id.map(first)),
         }
     ).dropna(subset=["day"])
-    return pd.concat([off, bars], ignore_index=True), events, overlays
+    return pd.concat([off, bars], ignore_index=True), events, overlays, None
 
 
 def _ae_figure_frame(ae_table: pd.DataFrame) -> pd.DataFrame:
@@ -347,9 +379,8 @@ def _figures(a: StudyAnalysis, tables: dict[str, pd.DataFrame], day1: str) -> di
          {"max_day": 120, "reference_lines": (5, 10)}),
         ("figure2_blasts_no_cr", False, "Patients without CR", {"max_day": 60}),
     ):
-        data = None if marrow else _blasts(a, cr)
-        crowded = None if data is None or data.empty else _too_many(data["patient_id"])
-        if marrow or data is None or data.empty or crowded:
+        data, crowded = (None, None) if marrow else _blasts(a, cr)
+        if marrow or crowded or data is None or data.empty:
             why = marrow or crowded or ("nobody reached CR" if cr else "every patient reached CR")
             out[name] = fig.not_estimable_figure(title, why)
         else:
@@ -358,8 +389,7 @@ def _figures(a: StudyAnalysis, tables: dict[str, pd.DataFrame], day1: str) -> di
                                          "Overall survival (probability)", day1)
     out["figure4_efs_by_cr"] = _km_figure(a, "efs_by_cr", "Event-free survival by CR status",
                                           "Event-free survival (probability)", day1)
-    bars, events, overlays = _swimmer(a)
-    crowded = _too_many(bars["patient_id"]) if not bars.empty else None
+    bars, events, overlays, crowded = _swimmer(a)
     if bars.empty or crowded:
         why = crowded or "no treatment periods"
         out["figure5_swimmer"] = fig.not_estimable_figure("Course of each patient", why)
@@ -535,6 +565,7 @@ def _write_tables(tables: dict[str, pd.DataFrame], stage: Staging, warnings: Out
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
 
+    from amlcohort.report import output
     from amlcohort.report.output import safe_cell, xlsx_cell
 
     wb = openpyxl.Workbook(write_only=True)
@@ -554,7 +585,17 @@ def _write_tables(tables: dict[str, pd.DataFrame], stage: Staging, warnings: Out
             cell.font = bold
             header.append(cell)
         ws.append(header)
-        for i, row in enumerate(t.itertuples(index=False, name=None), start=2):
+        fits = output.XLSX_ROW_LIMIT - 1  # data rows a sheet can hold under its header
+        if len(t) > fits:
+            warnings.add(
+                file="tables.xlsx",
+                sheet=sheet,
+                rows=len(t),
+                rows_written=fits,
+                message=f"the sheet holds the first {fits:,} of {len(t):,} rows (Excel's limit is "
+                f"{output.XLSX_ROW_LIMIT:,} rows a sheet); every row is in tables/{name}.csv",
+            )
+        for i, row in enumerate(t.head(fits).itertuples(index=False, name=None), start=2):
             values = []
             for col, v in zip(t.columns, row, strict=True):
                 value, cut = xlsx_cell(v)

@@ -257,6 +257,11 @@ def cell_text(v: object) -> str:
     return str(v)
 
 
+#: Rows of a table shown in the HTML and the PDF; a longer table (a registry's listing of dose
+#: modifications) shows its first rows and says where all of them are (the CSV and the XLSX).
+DOCUMENT_MAX_ROWS = 500
+
+
 @dataclass
 class TableBlock:
     id: str
@@ -264,6 +269,7 @@ class TableBlock:
     columns: list[str]
     rows: list[list[str]]
     kind: str = "table"
+    note: str = ""  # e.g. that only the first rows are shown
 
 
 @dataclass
@@ -293,11 +299,17 @@ class ReportContext:
 
 
 def _table_block(name: str, df: pd.DataFrame, title: str) -> TableBlock:
+    shown = df.head(DOCUMENT_MAX_ROWS)
+    note = ""
+    if len(df) > len(shown):
+        note = (f"The first {len(shown):,} of {len(df):,} rows; every row is in tables/{name}.csv "
+                f"and tables.xlsx.")
     return TableBlock(
         id=name,
         title=title,
         columns=[str(c) for c in df.columns],
-        rows=[[cell_text(v) for v in row] for row in df.itertuples(index=False, name=None)],
+        rows=[[cell_text(v) for v in row] for row in shown.itertuples(index=False, name=None)],
+        note=note,
     )
 
 

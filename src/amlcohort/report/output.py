@@ -50,6 +50,7 @@ from typing import Any
 __all__ = [
     "MANIFEST",
     "XLSX_CELL_LIMIT",
+    "XLSX_ROW_LIMIT",
     "OutputError",
     "OutputLocked",
     "OutputWarnings",
@@ -63,6 +64,8 @@ __all__ = [
 MANIFEST = "manifest.json"
 GENERATOR = "amlcohort"
 XLSX_CELL_LIMIT = 32_767
+#: Rows in an Excel worksheet, the header included; openpyxl writes more, which Excel cannot open.
+XLSX_ROW_LIMIT = 1_048_576
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 

@@ -99,6 +99,7 @@ def document_data(report: Report, svgs: dict[str, bytes], results: dict[str, Any
                         "rows": rows,
                         "widths": _column_widths(columns, rows, SMALL_PT if small else TABLE_PT),
                         "small": small,
+                        "note": b.note,
                     }
                 )
             elif isinstance(b, FigureBlock):

@@ -1,0 +1,114 @@
+"""The figures that draw one line or lane per patient (marrow blasts, swimmer) read the patients'
+rows only when they draw them: above MAX_PATIENTS_DRAWN the engine counts the patients and no
+row comes into Python. Below it, the frames equal those read the plain way (every row into pandas,
+then filtered), written out here as the reference."""
+
+from __future__ import annotations
+
+import ibis.expr.types.relations as relations
+import numpy as np
+import pandas as pd
+import pytest
+
+from amlcohort import load_cohort
+from amlcohort.report import build
+from amlcohort.report.results import analyse, materialise
+
+
+@pytest.fixture(scope="module")
+def a():
+    return analyse(materialise(load_cohort()))
+
+
+def _blasts_plain(a, cr: bool) -> pd.DataFrame:
+    t = a.cohort.table("assessments")
+    m = t.filter(t.marrow_blasts_pct.notnull()).select(
+        "patient_id", study_day=t.assessment_study_day, marrow_blasts_pct=t.marrow_blasts_pct
+    ).execute()
+    m = m[m.patient_id.isin(a.patients.index[a.patients.cr == cr])].copy()
+    m["group"] = m.patient_id.map(a.patients.study_arm).map(a.arm_label)
+    return m
+
+
+def _swimmer_plain(a) -> tuple[pd.DataFrame, pd.DataFrame]:
+    p = a.patients
+    ex = a.cohort.table("exposures").select("patient_id", "drug", "phase", "start_date", "end_date").execute()
+    first = ex.patient_id.map(p.first_dose)
+    cutoff = pd.Timestamp(a.cohort.metadata.cutoff_date)
+    ex["start_day"] = [(s - f).days if pd.notna(f) else np.nan
+                       for s, f in zip(ex.start_date, first, strict=True)]
+    end = pd.to_datetime(ex.end_date).fillna(cutoff)
+    ex["end_day"] = [(e - f).days if pd.notna(f) else np.nan for e, f in zip(end, first, strict=True)]
+    ex["kind"] = [f"{d} {ph}" if isinstance(ph, str) and ph else str(d)
+                  for d, ph in zip(ex.drug, ex.phase, strict=True)]
+    ex = ex.dropna(subset=["start_day", "end_day"])
+    last = p.os_days.dropna()
+    off = pd.DataFrame({"patient_id": last.index, "start_day": 0.0, "end_day": last.values,
+                        "kind": "off treatment"})
+    names = {"cr_reported": "CR", "hsct": "HSCT", "relapse": "relapse", "death": "death",
+             "last_contact": "last contact"}
+    ev = a.cohort.table("events").execute()
+    ev = ev[ev.event_type.isin(list(names))]
+    fd = ev.patient_id.map(p.first_dose)
+    events = pd.DataFrame({
+        "patient_id": ev.patient_id, "event": ev.event_type.map(names),
+        "day": [(d - f).days if pd.notna(f) else np.nan for d, f in zip(ev.event_date, fd, strict=True)],
+    }).dropna(subset=["day"])
+    bars = pd.concat([off, ex[["patient_id", "start_day", "end_day", "kind"]]], ignore_index=True)
+    return bars, events
+
+
+def _same(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    cols = list(want.columns)
+    order = [c for c in cols if c != "group"]
+    got = got[cols].sort_values(order).reset_index(drop=True)
+    want = want[cols].sort_values(order).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
+@pytest.mark.parametrize("cr", [True, False])
+def test_blasts_read_the_plain_way_rows(a, cr):
+    data, crowded = build._blasts(a, cr)
+    assert crowded is None
+    want = _blasts_plain(a, cr)
+    assert len(want) > 0
+    _same(data, want)
+
+
+def test_swimmer_bars_and_events_are_the_plain_way_ones(a):
+    bars, events, overlays, crowded = build._swimmer(a)
+    assert crowded is None
+    want_bars, want_events = _swimmer_plain(a)
+    _same(bars, want_bars)
+    _same(events, want_events)
+    # the embedded study: sorafenib throughout, cytarabine courses drawn over it
+    assert overlays and all(not k.startswith("Sorafenib") for k in overlays)
+
+
+def test_above_the_cap_the_patients_rows_are_not_read(a, monkeypatch):
+    cap = 3
+    bars_plain, _ = _swimmer_plain(a)
+    drawn = {cr: _blasts_plain(a, cr) for cr in (True, False)}
+    treated = bars_plain.patient_id.nunique()
+    # the plain way reads more rows than there are patients: the check below can tell them apart
+    assert min(len(bars_plain) - treated, *(len(d) for d in drawn.values())) > len(a.patients)
+    monkeypatch.setattr(build, "MAX_PATIENTS_DRAWN", cap)
+    sizes: list[int] = []
+    execute = relations.Table.execute
+
+    def counted(self, *args, **kwargs):
+        out = execute(self, *args, **kwargs)
+        sizes.append(len(out))
+        return out
+
+    monkeypatch.setattr(relations.Table, "execute", counted)
+    bars, events, overlays, crowded = build._swimmer(a)
+    assert crowded == f"{treated} patients: one line per patient is drawn for at most {cap}"
+    assert bars.empty and events.empty and overlays == []
+    for cr, plain in drawn.items():
+        data, why = build._blasts(a, cr)
+        assert data.empty
+        n = plain.patient_id.nunique()
+        assert why == f"{n} patients: one line per patient is drawn for at most {cap}"
+    # what came into Python: one row per patient at most (the patients the engine listed)
+    assert sizes and max(sizes) <= len(a.patients)
