@@ -28,9 +28,8 @@ other engineers own (report timings, grade()):
   10^5 <= 30 s in <= 2 GB; ``amlcohort --help`` <= 0.5 s; warm ``ctcae.grade()`` <= 10 ms;
 * registry (``amlcohort synth``, ~44 assessments per patient): response per assessment, best
   response, CTCAE grades and the analysis table on DuckDB, <= 60 s and <= 4 GB at 10^6 patients
-  (``--registry-unvalidated`` copies the Parquet into DuckDB without validating, which has its own
-  case); response + best response vs the same rules written as a pandas groupby-apply
-  (bench/pandas_way.py), >= 50x.
+  (loaded validated, as a user loads it; the load is timed apart); response + best response vs the
+  same rules written as a pandas groupby-apply (bench/pandas_way.py), >= 50x.
 """
 
 from __future__ import annotations
@@ -152,44 +151,7 @@ def worker_grade() -> dict:
     return {"seconds": sorted(times)[len(times) // 2]}
 
 
-def _trusted_cohort(path: str):
-    """A Cohort over the Parquet tables of a bundle *without validating it*: each table is copied
-    once into the staging DuckDB, cast to the model's types (columns the bundle lacks: NULL).
-    Only for the registry bench at sizes where validation (a separate target) would dominate;
-    the bundle must be one ``amlcohort synth`` wrote (typed, canonical units, valid)."""
-    import ibis
-
-    from amlcohort.io.cohort import Cohort, ValidationReport, staging_connection
-    from amlcohort.io.metadata import read_metadata
-    from amlcohort.io.study import derive_study, read_study
-    from amlcohort.schema import TABLES
-
-    types = {"string": "string", "int": "int64", "float": "float64", "date": "date", "bool": "boolean"}
-    folder = Path(path)
-    meta, _ = read_metadata(folder / "metadata.yaml")
-    declared, _, _ = read_study(folder)
-    con = staging_connection()
-    tables, supplied = {}, set()
-    for model in TABLES:
-        file = folder / f"{model.name}.parquet"
-        if file.exists():
-            raw = con.read_parquet(str(file))
-            supplied.add(model.name)
-        else:
-            raw = ibis.memtable({"patient_id": []}, schema={"patient_id": "string"})
-        cols = {
-            c.name: (raw[c.name] if c.name in raw.columns else ibis.null()).cast(types[c.dtype])
-            for c in model.columns
-        }
-        tables[model.name] = con.create_table(model.name, raw.select(**cols))
-    arms = tables["patients"].study_arm.name("arm").as_table().distinct().to_pyarrow()["arm"].to_pylist()
-    study = derive_study(meta.study_name, arms, (), declared)
-    # day_views: the study-day tables as views on this connection, as load_cohort makes them
-    report = ValidationReport(str(folder), ())
-    return Cohort(con, meta, tables, report, study, frozenset(supplied), day_views=True)
-
-
-def worker_registry_ibis(path: str, trusted: bool = False) -> dict:
+def worker_registry_ibis(path: str) -> dict:
     """Load (validate + type) a registry, then the derivations on DuckDB: response per assessment and
     best response, CTCAE grades of every lab value (counted per term and grade, so every value is
     graded), the analysis table (OS, EFS, CR duration, time to CR, ...). ``seconds`` is the
@@ -201,7 +163,7 @@ def worker_registry_ibis(path: str, trusted: bool = False) -> dict:
     from amlcohort.endpoints.analysis import analysis_table
 
     start = time.perf_counter()
-    cohort = _trusted_cohort(path) if trusted else load_cohort(path)
+    cohort = load_cohort(path)
     load = time.perf_counter() - start
     start = time.perf_counter()
     responses = resp.derive(cohort, cohort.study.criteria).cache()
@@ -225,7 +187,7 @@ def worker_registry_ibis(path: str, trusted: bool = False) -> dict:
     return {
         "seconds": t_best,
         "load_seconds": load,
-        "load": "parquet copied without validation" if trusted else "load_cohort (validated)",
+        "load": "load_cohort (validated)",
         "grades_seconds": t_grades,
         "analysis_seconds": t_analysis,
         "derivations_seconds": t_best + t_grades + t_analysis,
@@ -267,7 +229,7 @@ def _first_patients_bundle(folder: Path, limit: int) -> Path:
     return out
 
 
-def worker_registry_pandas(path: str, limit: int, trusted: bool = False) -> dict:
+def worker_registry_pandas(path: str, limit: int) -> dict:
     sys.path.insert(0, str(HERE))
     from pandas_way import best_response_pandas
 
@@ -276,7 +238,7 @@ def worker_registry_pandas(path: str, limit: int, trusted: bool = False) -> dict
     # the registry's first ``limit`` patients as a bundle of their own (every table filtered by
     # patient, metadata and study definition copied): loading all 10^6 to keep 300 takes minutes
     sub = _first_patients_bundle(Path(path), limit)
-    cohort = _trusted_cohort(str(sub)) if trusted else load_cohort(sub)
+    cohort = load_cohort(sub)
     ids = cohort.table("patients").select("patient_id").order_by("patient_id").limit(limit)
     frames = {}
     for name in ("assessments", "exposures", "transfusions"):
@@ -514,12 +476,9 @@ def report_cases(tmp: Path, registry: int, timeout: float, quick: bool) -> list[
     return rows
 
 
-def registry_cases(
-    tmp: Path, registry: int, pandas_patients: int, timeout: float, unvalidated: bool = False
-) -> list[dict]:
+def registry_cases(tmp: Path, registry: int, pandas_patients: int, timeout: float) -> list[dict]:
     """Derivations on a synthetic registry (DuckDB) and the pandas groupby-apply on its first
-    ``pandas_patients`` patients (0: skip), extrapolated. ``unvalidated``: the tables are copied
-    into DuckDB without validation (validation has its own case), for 10^6 patients."""
+    ``pandas_patients`` patients (0: skip), extrapolated."""
     from amlcohort.synth import write_synthetic_bundle
 
     big = tmp / f"synth_{registry}"
@@ -531,8 +490,7 @@ def registry_cases(
         print(f"  synth {registry} patients: {synth_seconds:.1f} s")
     # io/cohort.py caps the staging DuckDB at 1 GB unless told otherwise; the goal is 4 GB in all
     os.environ.setdefault("AMLCOHORT_DUCKDB_MEMORY", "3GB")
-    trusted = ["trusted"] if unvalidated else []
-    ibis_rec = measure(self_cmd("--worker", "registry_ibis", str(big), *trusted), timeout)
+    ibis_rec = measure(self_cmd("--worker", "registry_ibis", str(big)), timeout)
     case = {
         "case": f"registry_derivations_{registry}",
         "patients": registry,
@@ -552,7 +510,7 @@ def registry_cases(
     }
     if pandas_patients > 0:
         pandas_rec = measure(
-            self_cmd("--worker", "registry_pandas", str(big), str(pandas_patients), *trusted), timeout
+            self_cmd("--worker", "registry_pandas", str(big), str(pandas_patients)), timeout
         )
         case["peers"]["pandas_groupby_apply"] = pandas_rec
         if ibis_rec.get("seconds") and pandas_rec.get("seconds"):
@@ -653,11 +611,6 @@ def main() -> None:
     ap.add_argument(
         "--pandas-patients", type=int, default=300, help="pandas side: time this many, extrapolate"
     )
-    ap.add_argument(
-        "--registry-unvalidated",
-        action="store_true",
-        help="registry: copy the synthetic Parquet into DuckDB without validating (for 10^6)",
-    )
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the harness")
     ap.add_argument("--only", nargs="*", default=["survival", "report", "registry", "workspace"])
@@ -670,9 +623,9 @@ def main() -> None:
         elif kind == "grade":
             result = worker_grade()
         elif kind == "registry_ibis":
-            result = worker_registry_ibis(rest[0], trusted=rest[1:] == ["trusted"])
+            result = worker_registry_ibis(rest[0])
         elif kind == "registry_pandas":
-            result = worker_registry_pandas(rest[0], int(rest[1]), trusted=rest[2:] == ["trusted"])
+            result = worker_registry_pandas(rest[0], int(rest[1]))
         elif kind == "workspace":
             result = worker_workspace(int(rest[0]), float(rest[1]))
         else:
@@ -697,9 +650,7 @@ def main() -> None:
             write_record(args.out, rows, started)
         if "registry" in args.only:
             print("registry derivations ...")
-            rows += registry_cases(
-                tmp, registry, args.pandas_patients, args.timeout, args.registry_unvalidated
-            )
+            rows += registry_cases(tmp, registry, args.pandas_patients, args.timeout)
             write_record(args.out, rows, started)
         if "workspace" in args.only:
             print("workspace load test ...")
