@@ -90,3 +90,24 @@ def test_xlsx_export_refuses_text_it_would_cut(study, tmp_path, monkeypatch):
         write_bundle(study, tmp_path / "x", "xlsx")
     write_bundle(study, tmp_path / "c", "csv")  # CSV has no such limit: written whole
     assert "z" * (XLSX_MAX_CELL_CHARS + 1) in (tmp_path / "c" / "patients.csv").read_text()
+
+
+def test_a_table_longer_than_an_xlsx_sheet_is_refused_before_anything_is_written(
+    study, tmp_path, monkeypatch
+):
+    """A worksheet holds 1,048,576 rows (the header included); openpyxl writes more, which Excel
+    cannot open. The export refuses, naming the table and its rows, and nothing is cut. (The limit
+    is lowered here so that the embedded study's assessments, 144 rows, exceed it.)"""
+    import amlcohort.io.writers as writers
+    from amlcohort.io.excel import XLSX_MAX_ROWS
+
+    assert XLSX_MAX_ROWS == 1_048_576
+    rows = int(study.tables["assessments"].count().execute())
+    monkeypatch.setattr(writers, "XLSX_MAX_ROWS", rows)  # room for rows - 1 under the header
+    with pytest.raises(ValueError, match=rf"table 'assessments': {rows:,} rows; an XLSX worksheet holds "
+                                         rf"at most {rows - 1:,} under its header \(nothing is cut\)"):
+        write_bundle(study, tmp_path / "x", "xlsx")
+    assert not (tmp_path / "x" / "cohort.xlsx").exists()
+    monkeypatch.setattr(writers, "XLSX_MAX_ROWS", rows + 1)  # exactly full: written
+    write_bundle(study, tmp_path / "y", "xlsx")
+    assert (tmp_path / "y" / "cohort.xlsx").exists()

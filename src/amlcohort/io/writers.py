@@ -8,7 +8,8 @@ or a carriage return; OWASP "CSV injection") is neutralised: in CSV it gets a le
 (which the CSV reader removes again, so the bundle loads back to the same values); in XLSX it is
 written as a text cell with the "quote prefix" flag, Excel's own form of the leading ``'``, so
 the stored value is unchanged. Text longer than a spreadsheet cell holds (32,767 characters)
-is an error for XLSX, never cut.
+and a table longer than a worksheet holds (1,048,575 rows under the header) are errors for XLSX,
+never cut.
 """
 
 from __future__ import annotations
@@ -23,14 +24,12 @@ import pyarrow.parquet as pq
 import yaml
 
 from amlcohort.io.cohort import Cohort
+from amlcohort.io.excel import XLSX_MAX_CELL_CHARS, XLSX_MAX_ROWS
 from amlcohort.io.metadata import METADATA_FILE
 from amlcohort.io.readers import FORMULA_START
 from amlcohort.schema import TABLES
 
 Format = Literal["csv", "parquet", "xlsx"]
-
-#: The most characters an XLSX cell holds (Excel's limit).
-XLSX_MAX_CELL_CHARS = 32_767
 
 
 def is_formula_like(text: str) -> bool:
@@ -96,11 +95,17 @@ def _write_xlsx(cohort: Cohort, path: Path) -> None:
     import openpyxl
     from openpyxl.cell.cell import Cell
 
+    supplied = [t for t in TABLES if cohort.has(t.name)]
+    for t in supplied:  # before anything is written
+        n = int(cohort.tables[t.name].count().execute())
+        if n > XLSX_MAX_ROWS - 1:
+            raise ValueError(
+                f"table {t.name!r}: {n:,} rows; an XLSX worksheet holds at most {XLSX_MAX_ROWS - 1:,} "
+                "under its header (nothing is cut): export as csv or parquet"
+            )
     book = openpyxl.Workbook()
     book.remove(book.active)
-    for t in TABLES:
-        if not cohort.has(t.name):
-            continue
+    for t in supplied:
         sheet = book.create_sheet(t.name)
         data = _arrow(cohort, t.name)
         sheet.append(list(data.column_names))

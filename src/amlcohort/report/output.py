@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from amlcohort.io.excel import XLSX_MAX_CELL_CHARS, XLSX_MAX_ROWS
+
 __all__ = [
     "MANIFEST",
     "XLSX_CELL_LIMIT",
@@ -63,9 +65,9 @@ __all__ = [
 
 MANIFEST = "manifest.json"
 GENERATOR = "amlcohort"
-XLSX_CELL_LIMIT = 32_767
+XLSX_CELL_LIMIT = XLSX_MAX_CELL_CHARS
 #: Rows in an Excel worksheet, the header included; openpyxl writes more, which Excel cannot open.
-XLSX_ROW_LIMIT = 1_048_576
+XLSX_ROW_LIMIT = XLSX_MAX_ROWS
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
