@@ -236,6 +236,10 @@ def test_generic_figures_carry_the_papers_specifics(results):
     assert f["exposure.sorafenib.starting_dose"] == 400 and f["exposure.cytarabine.starting_dose"] == 25
     ages = [f[f"patient.{p}.age_at_first_dose_lower_bound"] for p in ("P03", "P04")]
     assert ages[0] < 70 < ages[1]
+    # the per-patient figures' note is written once, not once per patient
+    per_patient = [k for k in results["notes"] if k.startswith("patient.")]
+    assert per_patient == ["patient.<id>.age_at_first_dose_lower_bound"]
+    assert sum(k.startswith("patient.") for k in f) == 13
     assert f["cr.neutropenia_days.min"] > 7
     assert f["protocol.rule.rbc_transfusion.transfuse_rbc.hemoglobin"] == 6
     assert results["not_estimable"] == {k: v for k, v in results["not_estimable"].items() if v}

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -167,13 +168,31 @@ def arm_label(study: Any, code: str) -> str:
 # ---- compile once: materialised intermediates ---------------------------------------------------
 
 
+#: A model table with more cells (rows x columns) than this is not copied by
+#: :meth:`MaterialisedCohort.table`: a temporary copy is uncompressed (a registry's assessments,
+#: 4 x 10^7 rows of 90 columns, would be tens of gigabytes spilled to disk), so its queries read the
+#: cohort's own table with its study days instead.
+MATERIALISE_MAX_CELLS = 20_000_000
+
+
+def table_cells(tables: dict[str, ir.Table]) -> dict[str, int]:
+    """Rows x columns of each table, counted in one query."""
+    if not tables:
+        return {}
+    counts = ibis.union(*[
+        t.count().name("n").as_table().mutate(table=ibis.literal(name)) for name, t in tables.items()
+    ]).to_pyarrow().to_pylist()
+    return {r["table"]: int(r["n"]) * len(tables[r["table"]].columns) for r in counts}
+
+
 class MaterialisedCohort:
     """A cohort whose tables (with study days), first doses, responses and key dates are materialised once.
 
     Derivations take a cohort and call ``table(name)`` / ``first_dose()`` many times; on the plain
     :class:`~amlcohort.io.cohort.Cohort` each call rebuilds (and each execution recompiles) the join
     that adds the study days. Here each is built once and cached on the backend (``.cache()``), so
-    every later query reads a temporary table. Everything else is delegated to the cohort.
+    every later query reads a temporary table; a table larger than :data:`MATERIALISE_MAX_CELLS`
+    is read where it is. Everything else is delegated to the cohort.
     """
 
     def __init__(self, cohort: Cohort) -> None:
@@ -183,6 +202,7 @@ class MaterialisedCohort:
         self._responses: dict[str, ir.Table] = {}
         self._key_dates: dict[str, ir.Table] = {}
         self._karyotypes: ir.Table | None = None
+        self._cells: dict[str, int] | None = None
         #: queries a child compiles meanwhile (report.parallel.PendingSql), read by :meth:`query`
         self.pending: Any = None
 
@@ -199,8 +219,14 @@ class MaterialisedCohort:
 
     def table(self, name: str) -> ir.Table:
         if name not in self._tables:
-            self._tables[name] = self._cohort.table(name).cache()
+            t = self._cohort.table(name)
+            self._tables[name] = t if self._too_large_to_copy(name) else t.cache()
         return self._tables[name]
+
+    def _too_large_to_copy(self, name: str) -> bool:
+        if self._cells is None:
+            self._cells = table_cells(self._cohort.tables)
+        return self._cells.get(name, 0) > MATERIALISE_MAX_CELLS
 
     def first_dose(self) -> ir.Table:
         if self._first is None:
@@ -563,14 +589,15 @@ def _baseline(a: StudyAnalysis) -> None:
     _put_or_na(a, "prior.lines.median", float(p.prior_lines.median()) if len(p) else None, "no patients")
     f = p.first_dose.dropna()
     _put_or_na(a, "enrolment.first_dose.range", [f.min(), f.max()] if len(f) else None, "no first dose")
-    for pid, v in p.age_at_first_dose_lower_bound.items():
-        _put_or_na(
-            a,
-            f"patient.{pid}.age_at_first_dose_lower_bound",
-            float(v) if pd.notna(v) else None,
-            "onset age or diagnosis date missing",
-            "onset age + years from diagnosis to the first dose (a lower bound: birth date unknown)",
+    # one figure per patient (the claims name patients), its note once for all of them: a
+    # registry's results.json would otherwise repeat it 10^6 times
+    if len(p):
+        a.notes["patient.<id>.age_at_first_dose_lower_bound"] = (
+            "onset age + years from diagnosis to the first dose (a lower bound: birth date unknown)"
         )
+    for pid, v in p.age_at_first_dose_lower_bound.items():
+        _put_or_na(a, f"patient.{pid}.age_at_first_dose_lower_bound", float(v) if pd.notna(v) else None,
+                   "onset age or diagnosis date missing")
 
 
 def no_marrow_reason(a: StudyAnalysis) -> str | None:
