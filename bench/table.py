@@ -35,7 +35,7 @@ def markdown(record: dict) -> str:
                            if k.startswith("ratio") and isinstance(v, (int, float)))
         targets = "; ".join(f"{k} {t['goal']}: {'yes' if t['holds'] else '**no**'}"
                             for k, t in r.get("targets", {}).items())
-        rss = f"{ours['rss_mib']:.0f} MiB" if ours and "rss_mib" in ours else ""
+        rss = f"{ours['rss_mib']:.0f} MiB" if ours and ours.get("rss_mib") is not None else ""
         peers = [_seconds(r["peers"].get(p)) for p in used]
         cells = [r["case"], _seconds(ours), *peers, ratios, rss, targets]
         lines.append("| " + " | ".join(cells) + " |")
