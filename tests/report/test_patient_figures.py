@@ -1,9 +1,13 @@
 """The figures that draw one line or lane per patient (marrow blasts, swimmer) read the patients'
-rows only when they draw them: above MAX_PATIENTS_DRAWN the engine counts the patients and no
-row comes into Python. Below it, the frames equal those read the plain way (every row into pandas,
-then filtered), written out here as the reference."""
+rows only when they draw them: in a cohort of more than MAX_PATIENTS_DRAWN patients the engine
+counts them first, and above the cap no row comes into Python. Whenever a figure is drawn, its
+frames equal those read the plain way (every row into pandas, then filtered), written out here as
+the reference; both ways of reading (a small cohort read whole, a large one read by patient) are
+checked."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import ibis.expr.types.relations as relations
 import numpy as np
@@ -66,12 +70,14 @@ def _same(got: pd.DataFrame, want: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
 
 
+@pytest.mark.parametrize("cap", [200, 12])  # 13 patients: read whole; read by patient (groups <= 12)
 @pytest.mark.parametrize("cr", [True, False])
-def test_blasts_read_the_plain_way_rows(a, cr):
+def test_blasts_read_the_plain_way_rows(a, cr, cap, monkeypatch):
+    monkeypatch.setattr(build, "MAX_PATIENTS_DRAWN", cap)
     data, crowded = build._blasts(a, cr)
     assert crowded is None
     want = _blasts_plain(a, cr)
-    assert len(want) > 0
+    assert 0 < want.patient_id.nunique() <= cap
     _same(data, want)
 
 
@@ -85,8 +91,27 @@ def test_swimmer_bars_and_events_are_the_plain_way_ones(a):
     assert overlays and all(not k.startswith("Sorafenib") for k in overlays)
 
 
+def test_swimmer_read_by_patient_is_the_plain_way_one(monkeypatch):
+    """Two of the 13 patients without exposures (so without a first dose, a bar or an event day):
+    with the cap at 12 the engine counts 11 patients with a bar and reads theirs."""
+    cohort = load_cohort()
+    ex = cohort.tables["exposures"]
+    dropped = sorted(ex.select("patient_id").distinct().execute().patient_id)[-2:]
+    cohort = dataclasses.replace(cohort, tables={**cohort.tables,
+                                                 "exposures": ex.filter(~ex.patient_id.isin(dropped))})
+    b = analyse(materialise(cohort))
+    assert len(b.patients) == 13
+    monkeypatch.setattr(build, "MAX_PATIENTS_DRAWN", 12)
+    bars, events, _, crowded = build._swimmer(b)
+    assert crowded is None
+    want_bars, want_events = _swimmer_plain(b)
+    assert want_bars.patient_id.nunique() == 11 and not set(dropped) & set(want_bars.patient_id)
+    _same(bars, want_bars)
+    _same(events, want_events)
+
+
 def test_above_the_cap_the_patients_rows_are_not_read(a, monkeypatch):
-    cap = 3
+    cap = 3  # 13 patients: the engine counts them
     bars_plain, _ = _swimmer_plain(a)
     drawn = {cr: _blasts_plain(a, cr) for cr in (True, False)}
     treated = bars_plain.patient_id.nunique()

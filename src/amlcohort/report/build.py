@@ -78,23 +78,23 @@ class Report:
 
 def _blasts(a: StudyAnalysis, cr: bool) -> tuple[pd.DataFrame, str | None]:
     """The marrow blasts of the patients with (``cr``) or without CR, and why they are not drawn
-    (None: drawn). The patients are counted in the engine first; their rows are read only when the
-    figure draws them, so a registry's marrow values never come into Python."""
+    (None: drawn). In a cohort of more than MAX_PATIENTS_DRAWN patients the engine counts the
+    group's patients first and their rows are read only when the figure draws them, so a
+    registry's marrow values never come into Python."""
     t = a.cohort.table("assessments")
     marrow = t.filter(t.marrow_blasts_pct.notnull())
     group = a.patients.index[a.patients.cr == cr]
-    with_marrow = marrow.select("patient_id").distinct().execute().patient_id
-    ids = group.intersection(pd.Index(with_marrow))
-    crowded = _too_many(pd.Series(ids))
     columns = ["patient_id", "study_day", "marrow_blasts_pct", "group"]
-    if crowded or ids.empty:
-        return pd.DataFrame(columns=columns), crowded
-    m = (
-        marrow.filter(marrow.patient_id.isin(list(ids)))
-        .select("patient_id", study_day=marrow.assessment_study_day,
-                marrow_blasts_pct=marrow.marrow_blasts_pct)
-        .execute()
-    )
+    if len(a.patients) > MAX_PATIENTS_DRAWN:
+        with_marrow = marrow.select("patient_id").distinct().execute().patient_id
+        group = group.intersection(pd.Index(with_marrow))
+        crowded = _too_many(pd.Series(group))
+        if crowded or group.empty:
+            return pd.DataFrame(columns=columns), crowded
+        marrow = marrow.filter(marrow.patient_id.isin(list(group)))
+    m = marrow.select("patient_id", study_day=marrow.assessment_study_day,
+                      marrow_blasts_pct=marrow.marrow_blasts_pct).execute()
+    m = m[m.patient_id.isin(group)].copy()
     m["group"] = m.patient_id.map(a.patients.study_arm).map(a.arm_label)
     return m[columns], None
 
@@ -138,25 +138,24 @@ def _km_figure(a: StudyAnalysis, name: str, title: str, ylabel: str, day1: str) 
 
 def _swimmer(a: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame, list[str], str | None]:
     """The swimmer plot's bars (treatment periods and the time off treatment), events and overlay
-    kinds, and why it is not drawn (None: drawn). The patients are counted in the engine first;
-    the exposures and events are read only when the figure draws them."""
+    kinds, and why it is not drawn (None: drawn). In a cohort of more than MAX_PATIENTS_DRAWN
+    patients the engine counts the patients with a bar first; the exposures and events are read
+    only when the figure draws them."""
     p = a.patients
     first = p.first_dose.dropna()
     exposures = a.cohort.table("exposures")
     exposures = exposures.filter(exposures.start_date.notnull())
-    exposed = pd.Index(exposures.select("patient_id").distinct().execute().patient_id)
-    treated = exposed.intersection(first.index)  # the patients with a bar from day 1
-    crowded = _too_many(pd.Series(treated.union(p.os_days.dropna().index)))
-    bar_columns = ["patient_id", "start_day", "end_day", "kind"]
-    if crowded:
-        no_events = pd.DataFrame(columns=["patient_id", "event", "day"])
-        return pd.DataFrame(columns=bar_columns), no_events, [], crowded
-    ids = list(treated)
-    ex = (
-        exposures.filter(exposures.patient_id.isin(ids))
-        .select("patient_id", "drug", "phase", "start_date", "end_date")
-        .execute()
-    )
+    events = a.cohort.table("events")
+    if len(p) > MAX_PATIENTS_DRAWN:
+        exposed = pd.Index(exposures.select("patient_id").distinct().execute().patient_id)
+        treated = exposed.intersection(first.index)  # the patients with a bar from day 1
+        crowded = _too_many(pd.Series(treated.union(p.os_days.dropna().index)))
+        if crowded:
+            no_bars = pd.DataFrame(columns=["patient_id", "start_day", "end_day", "kind"])
+            return no_bars, pd.DataFrame(columns=["patient_id", "event", "day"]), [], crowded
+        exposures = exposures.filter(exposures.patient_id.isin(list(treated)))
+        events = events.filter(events.patient_id.isin(list(treated)))
+    ex = exposures.select("patient_id", "drug", "phase", "start_date", "end_date").execute()
     start = ex.patient_id.map(first)
     cutoff = pd.Timestamp(a.cohort.metadata.cutoff_date)
     ex["start_day"] = _days_from(ex.start_date, start)
@@ -167,27 +166,23 @@ def _swimmer(a: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame, list[str], s
     totals = (ex.end_day - ex.start_day).groupby(ex.drug).sum().sort_values(ascending=False)
     backbone = totals.index[0] if len(totals) else None
     overlays = sorted(set(ex.kind[ex.drug != backbone]))
-    bars = ex[bar_columns]
+    bars = ex[["patient_id", "start_day", "end_day", "kind"]]
     last = p.os_days.dropna()
     off = pd.DataFrame(
         {"patient_id": last.index, "start_day": 0.0, "end_day": last.values, "kind": "off treatment"}
     )
     names = {"cr_reported": "CR", "hsct": "HSCT", "relapse": "relapse", "death": "death",
              "last_contact": "last contact"}
-    ev = a.cohort.table("events")
-    ev = (
-        ev.filter(ev.event_type.isin(list(names)), ev.patient_id.isin(ids))
-        .select("patient_id", "event_type", "event_date")
-        .execute()
-    )
-    events = pd.DataFrame(
+    ev = events.filter(events.event_type.isin(list(names))).select("patient_id", "event_type", "event_date")
+    ev = ev.execute()
+    marks = pd.DataFrame(
         {
             "patient_id": ev.patient_id,
             "event": ev.event_type.map(names),
             "day": _days_from(ev.event_date, ev.patient_id.map(first)),
         }
     ).dropna(subset=["day"])
-    return pd.concat([off, bars], ignore_index=True), events, overlays, None
+    return pd.concat([off, bars], ignore_index=True), marks, overlays, None
 
 
 def _ae_figure_frame(ae_table: pd.DataFrame) -> pd.DataFrame:
