@@ -74,7 +74,7 @@ def _same(got: pd.DataFrame, want: pd.DataFrame) -> None:
 @pytest.mark.parametrize("cr", [True, False])
 def test_blasts_read_the_plain_way_rows(a, cr, cap, monkeypatch):
     monkeypatch.setattr(build, "MAX_PATIENTS_DRAWN", cap)
-    data, crowded = build._blasts(a, cr)
+    data, crowded = build._blasts(a)[cr]
     assert crowded is None
     want = _blasts_plain(a, cr)
     assert 0 < want.patient_id.nunique() <= cap
@@ -131,7 +131,7 @@ def test_above_the_cap_the_patients_rows_are_not_read(a, monkeypatch):
     assert crowded == f"{treated} patients: one line per patient is drawn for at most {cap}"
     assert bars.empty and events.empty and overlays == []
     for cr, plain in drawn.items():
-        data, why = build._blasts(a, cr)
+        data, why = build._blasts(a)[cr]
         assert data.empty
         n = plain.patient_id.nunique()
         assert why == f"{n} patients: one line per patient is drawn for at most {cap}"

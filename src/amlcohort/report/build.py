@@ -76,27 +76,34 @@ class Report:
     svgs: PendingSvgs | None = field(default=None, repr=False, compare=False)
 
 
-def _blasts(a: StudyAnalysis, cr: bool) -> tuple[pd.DataFrame, str | None]:
-    """The marrow blasts of the patients with (``cr``) or without CR, and why they are not drawn
-    (None: drawn). In a cohort of more than MAX_PATIENTS_DRAWN patients the engine counts the
-    group's patients first and their rows are read only when the figure draws them, so a
-    registry's marrow values never come into Python."""
+def _blasts(a: StudyAnalysis) -> dict[bool, tuple[pd.DataFrame, str | None]]:
+    """Per CR status (True: the patients who reached CR), their marrow blasts and why they are not
+    drawn (None: drawn); the marrow values are read once for both groups. In a cohort of more than
+    MAX_PATIENTS_DRAWN patients the engine lists the patients with marrow values first, and the
+    rows of a group are read only when its figure draws them, so a registry's marrow values never
+    come into Python."""
     t = a.cohort.table("assessments")
     marrow = t.filter(t.marrow_blasts_pct.notnull())
-    group = a.patients.index[a.patients.cr == cr]
     columns = ["patient_id", "study_day", "marrow_blasts_pct", "group"]
+    groups = {cr: a.patients.index[a.patients.cr == cr] for cr in (True, False)}
+    out: dict[bool, tuple[pd.DataFrame, str | None]] = {}
     if len(a.patients) > MAX_PATIENTS_DRAWN:
-        with_marrow = marrow.select("patient_id").distinct().execute().patient_id
-        group = group.intersection(pd.Index(with_marrow))
-        crowded = _too_many(pd.Series(group))
-        if crowded or group.empty:
-            return pd.DataFrame(columns=columns), crowded
-        marrow = marrow.filter(marrow.patient_id.isin(list(group)))
-    m = marrow.select("patient_id", study_day=marrow.assessment_study_day,
-                      marrow_blasts_pct=marrow.marrow_blasts_pct).execute()
-    m = m[m.patient_id.isin(group)].copy()
-    m["group"] = m.patient_id.map(a.patients.study_arm).map(a.arm_label)
-    return m[columns], None
+        with_marrow = pd.Index(marrow.select("patient_id").distinct().execute().patient_id)
+        for cr, group in groups.items():
+            groups[cr] = group = group.intersection(with_marrow)
+            crowded = _too_many(pd.Series(group))
+            if crowded or group.empty:
+                out[cr] = pd.DataFrame(columns=columns), crowded
+        drawn = [p for cr, group in groups.items() if cr not in out for p in group]
+        marrow = marrow.filter(marrow.patient_id.isin(drawn))
+    if len(out) < len(groups):
+        m = marrow.select("patient_id", study_day=marrow.assessment_study_day,
+                          marrow_blasts_pct=marrow.marrow_blasts_pct).execute()
+        m["group"] = m.patient_id.map(a.patients.study_arm).map(a.arm_label)
+        for cr, group in groups.items():
+            if cr not in out:
+                out[cr] = m[m.patient_id.isin(group)][columns].copy(), None
+    return out
 
 
 def _days_from(dates: pd.Series, first: pd.Series) -> pd.Series:
@@ -146,10 +153,11 @@ def _swimmer(a: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame, list[str], s
     exposures = a.cohort.table("exposures")
     exposures = exposures.filter(exposures.start_date.notnull())
     events = a.cohort.table("events")
+    last = p.os_days.dropna()  # each patient's time off treatment: a bar from day 1 to it
     if len(p) > MAX_PATIENTS_DRAWN:
         exposed = pd.Index(exposures.select("patient_id").distinct().execute().patient_id)
         treated = exposed.intersection(first.index)  # the patients with a bar from day 1
-        crowded = _too_many(pd.Series(treated.union(p.os_days.dropna().index)))
+        crowded = _too_many(pd.Series(treated.union(last.index)))
         if crowded:
             no_bars = pd.DataFrame(columns=["patient_id", "start_day", "end_day", "kind"])
             return no_bars, pd.DataFrame(columns=["patient_id", "event", "day"]), [], crowded
@@ -167,7 +175,6 @@ def _swimmer(a: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame, list[str], s
     backbone = totals.index[0] if len(totals) else None
     overlays = sorted(set(ex.kind[ex.drug != backbone]))
     bars = ex[["patient_id", "start_day", "end_day", "kind"]]
-    last = p.os_days.dropna()
     off = pd.DataFrame(
         {"patient_id": last.index, "start_day": 0.0, "end_day": last.values, "kind": "off treatment"}
     )
@@ -369,12 +376,13 @@ def _figures(a: StudyAnalysis, tables: dict[str, pd.DataFrame], day1: str) -> di
     xlabel = f"Days since the {day1}"
     marrow = no_marrow_reason(a)
     out: dict[str, Figure] = {}
+    blasts = {} if marrow else _blasts(a)
     for name, cr, title, extra in (
         ("figure1_blasts_cr", True, "Patients with CR",
          {"max_day": 120, "reference_lines": (5, 10)}),
         ("figure2_blasts_no_cr", False, "Patients without CR", {"max_day": 60}),
     ):
-        data, crowded = (None, None) if marrow else _blasts(a, cr)
+        data, crowded = blasts.get(cr, (None, None))
         if marrow or crowded or data is None or data.empty:
             why = marrow or crowded or ("nobody reached CR" if cr else "every patient reached CR")
             out[name] = fig.not_estimable_figure(title, why)
