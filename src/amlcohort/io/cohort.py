@@ -128,6 +128,16 @@ class Cohort:
         return self.report.warnings
 
 
+def table_rows(tables: dict[str, ir.Table]) -> dict[str, int]:
+    """The rows of each table (tables on one connection), counted in one query."""
+    if not tables:
+        return {}
+    counts = ibis.union(*[
+        t.count().name("n").as_table().mutate(table=ibis.literal(name)) for name, t in tables.items()
+    ]).to_pyarrow().to_pylist()
+    return {r["table"]: int(r["n"]) for r in counts}
+
+
 def study_day(date: ir.DateValue, first_dose: ir.DateValue) -> ir.IntegerValue:
     """CDISC study day: ``date - first_dose + 1`` on or after the first dose, else the difference."""
     delta = date.delta(first_dose, unit="day")

@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import yaml
 
-from amlcohort.io.cohort import Cohort
+from amlcohort.io.cohort import Cohort, table_rows
 from amlcohort.io.excel import XLSX_MAX_CELL_CHARS, XLSX_MAX_ROWS
 from amlcohort.io.metadata import METADATA_FILE
 from amlcohort.io.readers import FORMULA_START
@@ -96,8 +96,9 @@ def _write_xlsx(cohort: Cohort, path: Path) -> None:
     from openpyxl.cell.cell import Cell
 
     supplied = [t for t in TABLES if cohort.has(t.name)]
+    rows = table_rows({t.name: cohort.tables[t.name] for t in supplied})
     for t in supplied:  # before anything is written
-        n = int(cohort.tables[t.name].count().execute())
+        n = rows[t.name]
         if n > XLSX_MAX_ROWS - 1:
             raise ValueError(
                 f"table {t.name!r}: {n:,} rows; an XLSX worksheet holds at most {XLSX_MAX_ROWS - 1:,} "
