@@ -167,7 +167,9 @@ def worker_registry_ibis(path: str) -> dict:
     cohort = load_cohort(path)
     load = time.perf_counter() - start
     start = time.perf_counter()
-    responses = resp.derive(cohort, cohort.study.criteria).cache()
+    # materialised as the analysis table materialises them (the outcome columns; the same
+    # expression, so analysis_table below reads this table instead of deriving them again)
+    responses = resp.derive(cohort, cohort.study.criteria, inputs=False).cache()
     best = resp.best_response(responses).to_pyarrow()
     t_best = time.perf_counter() - start
     n_resp = responses.count().to_pyarrow().as_py()

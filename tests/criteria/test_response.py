@@ -13,6 +13,7 @@ import pytest
 
 from amlcohort.criteria.engine import NOT_EVALUABLE, compile_rules, load_rules
 from amlcohort.criteria.response import (
+    OUTCOME_COLUMNS,
     RANK,
     RULE_FILE,
     _derived_exprs,
@@ -1033,3 +1034,40 @@ def test_study_cohort_reproduces_the_papers_cr(study: Any) -> None:
     assert set(by_eln) == set(by_paper)
     assert {p for p in by_paper if by_eln[p] != by_paper[p]} == {"P10"}
     assert by_eln["P10"] < by_paper["P10"]
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A synthetic cohort of 300 patients: remissions, relapses, blood blasts, transfusions."""
+    from amlcohort import load_cohort
+    from amlcohort.synth import write_synthetic_bundle
+
+    out = tmp_path_factory.mktemp("synth") / "b"
+    write_synthetic_bundle(out, 300, seed=23)
+    return load_cohort(out)
+
+
+@pytest.mark.parametrize("which", ["study", "synthetic"])
+@pytest.mark.parametrize("criteria", ["study", "eln2017", "eln2022"])
+def test_outcomes_are_the_derived_responses_without_inputs(
+    request: pytest.FixtureRequest, which: str, criteria: str
+) -> None:
+    """``inputs=False`` (what the analysis table and the report materialise) carries only the rules'
+    inputs through the query: the same rows, responses, rule ids and missing inputs as the full
+    derivation, so every reader (best response, first CR, key dates) sees the same values."""
+    cohort = request.getfixturevalue(which)
+    full = derive(cohort, criteria)
+    kept = derive(cohort, criteria, inputs=False)
+    assert tuple(kept.columns) == OUTCOME_COLUMNS
+    assert set(OUTCOME_COLUMNS) < set(full.columns)
+    order = ["patient_id", "assessment_date"]
+    mine = kept.execute().sort_values(order).reset_index(drop=True)
+    plain = full.execute()[list(OUTCOME_COLUMNS)].sort_values(order).reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine, plain)
+    assert len(mine) > 0 and mine.response.nunique() >= 3
+    if which == "synthetic":  # the history paths are taken: relapse after a remission
+        assert (mine.response == "relapse").any()
+    pd.testing.assert_frame_equal(
+        best_response(kept).execute().sort_values("patient_id").reset_index(drop=True),
+        best_response(full).execute().sort_values("patient_id").reset_index(drop=True),
+    )

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from amlcohort import load_cohort
+from amlcohort.criteria.response import OUTCOME_COLUMNS
 from amlcohort.endpoints.key_dates import key_dates
 from amlcohort.report import parallel
 from amlcohort.report.figures import bar_by_grade, not_estimable_figure, render_figure
@@ -122,6 +123,8 @@ def test_key_dates_materialised_once_equal_the_derived_ones(cohort):
     cached = mc.cached_key_dates(cohort.study.criteria)
     assert key_dates(mc) is cached  # every reader (endpoints, protocol phases) gets the same table
     assert mc.cached_responses(cohort.study.criteria) is mc.cached_responses(cohort.study.criteria)
+    # materialised without the rule inputs (the readers need the outcomes only)
+    assert tuple(mc.cached_responses(cohort.study.criteria).columns) == OUTCOME_COLUMNS
     plain = key_dates(cohort).execute().sort_values("patient_id").reset_index(drop=True)
     mine = cached.execute().sort_values("patient_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(mine, plain)

@@ -65,6 +65,16 @@ OUTPUT_INPUTS = (
 )
 
 
+#: The columns of :func:`derive` that say what each assessment's response is, without the rule
+#: inputs: all that the endpoints, the best response and the key dates read
+#: (``derive(..., inputs=False)``).
+OUTCOME_COLUMNS = (
+    "patient_id", "assessment_date", "first_dose_date", "assessment_study_day", "response", "rule_id",
+    "missing", "criteria", "criteria_version",
+)
+_KEYS = ("patient_id", "assessment_date", "first_dose_date", "_day")
+
+
 class CohortLike(Protocol):
     def table(self, name: str) -> ir.Table: ...
 
@@ -285,7 +295,9 @@ def _category(rank: ir.IntegerValue, default: Any) -> ir.StringValue:
     return ibis.cases(*[(rank == r, c) for c, r in RANK.items()], else_=default)
 
 
-def derive(cohort: CohortLike, criteria: str = "study", *, window_days: int = 7) -> ir.Table:
+def derive(
+    cohort: CohortLike, criteria: str = "study", *, window_days: int = 7, inputs: bool = True
+) -> ir.Table:
     """One row per assessment after study day 1 (the first dose), with its response category.
 
     ``cohort.table(name)`` gives the Ibis tables ``assessments``, ``exposures`` and (optional)
@@ -298,6 +310,10 @@ def derive(cohort: CohortLike, criteria: str = "study", *, window_days: int = 7)
     Columns: patient_id, assessment_date, first_dose_date, assessment_study_day (day 1 = first
     dose), response, rule_id, missing (';'-separated inputs that left it undecided), criteria,
     criteria_version, then the rule inputs (``OUTPUT_INPUTS``; ``marrow_spicules`` as recorded).
+    ``inputs=False`` leaves the rule inputs out (``OUTCOME_COLUMNS`` only; the same rows and
+    responses): only what the rules and the history read is carried through the query, which is
+    what a reader of the responses alone materialises (a registry's assessments with every input
+    are wide, and an engine keeps its intermediate and temporary tables uncompressed).
 
     Runs on SQL backends with window functions (tested: DuckDB, SQLite; the Polars backend lacks
     the window functions and inequality joins used). The query is kept shallow (few nested
@@ -328,10 +344,14 @@ def derive(cohort: CohortLike, criteria: str = "study", *, window_days: int = 7)
                transfusion_independent=post.transfusion_independent)
     derived = _derived_exprs(col)
     col["marrow_spicules_recorded"] = col.pop("marrow_spicules")
-    t = j.select(**col, **derived, first_dose_date=post.first_dose_date,
-                 _day=post.assessment_date.epoch_days(),
-                 previous_response=ibis.literal(NO_PREVIOUS),
-                 peripheral_blasts_span_days=ibis.null("float64"))
+    layer1 = {**col, **derived, "first_dose_date": post.first_dose_date,
+              "_day": post.assessment_date.epoch_days(),
+              "previous_response": ibis.literal(NO_PREVIOUS),
+              "peripheral_blasts_span_days": ibis.null("float64")}
+    if not inputs:  # the keys, the rules' inputs and the blood blasts (the history reads them)
+        wanted = {*_KEYS, *rules.variables, "peripheral_blasts_pct"}
+        layer1 = {k: v for k, v in layer1.items() if k in wanted}
+    t = j.select(**layer1)
 
     # layer 2: pass 1, the response without history (relapse rules cannot hold)
     t = t.mutate(_outcome1=compile_rules(rules, t).outcome)
@@ -359,13 +379,13 @@ def derive(cohort: CohortLike, criteria: str = "study", *, window_days: int = 7)
 
     # layer 5: pass 2, with history; the rule set's CASE once per row, three outputs read it
     t = apply_rules(rules, t, outcome="_response", rule_id="_rule", missing="_missing")
-    inputs = [*OUTPUT_INPUTS, *(v for v in rules.variables if v not in OUTPUT_INPUTS)]
+    shown = [*OUTPUT_INPUTS, *(v for v in rules.variables if v not in OUTPUT_INPUTS)] if inputs else []
     return t.select(
         "patient_id", "assessment_date", "first_dose_date",
         assessment_study_day=(t._day - t.first_dose_date.epoch_days() + 1).cast("int64"),
         response=t._response, rule_id=t._rule, missing=t._missing,
         criteria=ibis.literal(criteria.partition("@")[0]), criteria_version=ibis.literal(rules.version),
-        **{v: t.marrow_spicules_recorded if v == "marrow_spicules" else t[v] for v in inputs},
+        **{v: t.marrow_spicules_recorded if v == "marrow_spicules" else t[v] for v in shown},
     )
 
 

@@ -82,8 +82,9 @@ def analysis_table(cohort: Cohort, criteria: str | None = None) -> ir.Table:
     # Materialised (a temporary table on the backend): the response derivation is a deep query,
     # and SQLite cannot parse it nested again under every parameter. A cohort that keeps its
     # intermediates (the report's) derives the responses and key dates once for every reader.
+    # Only the outcome columns are kept: the rule inputs are not read here.
     cached = getattr(cohort, "cached_responses", None)
-    responses = cached(criteria) if callable(cached) else resp.derive(cohort, criteria).cache()
+    responses = cached(criteria) if callable(cached) else resp.derive(cohort, criteria, inputs=False).cache()
     landmark = study.response_landmark_days
     by_landmark = (
         responses if landmark is None else responses.filter(responses.assessment_study_day <= landmark)

@@ -261,11 +261,12 @@ class MaterialisedCohort:
 
     def cached_responses(self, criteria: str) -> ir.Table:
         """The response of every assessment under ``criteria`` (:func:`amlcohort.criteria.response.derive`,
-        no landmark), materialised once: the analysis table and the protocol's phases read it."""
+        no landmark; its ``OUTCOME_COLUMNS``), materialised once: the analysis table and the
+        protocol's phases read it."""
         if criteria not in self._responses:
             from amlcohort.criteria.response import derive
 
-            self._responses[criteria] = derive(self, criteria).cache()
+            self._responses[criteria] = derive(self, criteria, inputs=False).cache()
         return self._responses[criteria]
 
     def landmark_responses(self, criteria: str) -> ir.Table:
