@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import struct
 import subprocess
 import sys
@@ -18,12 +19,16 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from amlcohort.report.figures import (
+    BAND_CELLS,
+    CENSOR_MARK_GRID,
     EVENT_STYLES,
     GRADE_COLOURS,
     KIND_STYLES,
     OKABE_ITO,
+    band_steps,
     bar_by_grade,
     blast_trajectories,
+    censor_marks,
     figure_to_data_uri,
     kaplan_meier_plot,
     kind_styles,
@@ -254,6 +259,63 @@ def test_kaplan_meier_times_subset_and_nan_band():
     (marks,) = by_gid(ax.get_lines(), "censor:All")
     assert (list(marks.get_xdata()), list(marks.get_ydata())) == ([20.0], [0.5])
     assert not ax.texts  # no annotation requested
+
+
+def test_censor_marks_all_up_to_the_grid_then_one_per_cell():
+    x = np.arange(1.0, CENSOR_MARK_GRID + 1)
+    assert censor_marks(x, np.linspace(1, 0, len(x)), x.max()).all()
+    # one more point than the grid: two points in one cell keep the first only
+    # (cells 4 days wide over 1,000 days: 0 and 0.001 share the first; then one point per cell)
+    x = np.array([0.0, 0.001, *(4.0 * np.arange(1, CENSOR_MARK_GRID) + 2)])
+    y = np.full(len(x), 0.5)
+    keep = censor_marks(x, y, 1000.0)
+    assert keep[0] and not keep[1] and keep[2:].all()
+    # a different survival in the same time cell is another cell
+    y2 = y.copy()
+    y2[1] = 0.2
+    assert censor_marks(x, y2, 1000.0)[1]
+
+
+def test_kaplan_meier_registry_curve_marks_every_occupied_cell():
+    """A registry's curve: 20,000 censored times. At most a monotone path's cells get a mark (not
+    20,000 SVG paths), each mark is a censored point, and every censored point's cell has one."""
+    rng = np.random.default_rng(3)
+    n = 20_000
+    time = np.sort(rng.uniform(1, 2000, n))
+    survival = np.sort(rng.uniform(0.05, 1, n))[::-1]
+    curve = pd.DataFrame({"time": time, "survival": survival, "lower": survival * 0.9,
+                          "upper": np.minimum(survival * 1.1, 1), "n_censor": rng.integers(0, 2, n)})
+    risk = pd.DataFrame([[n, 10]], index=["All"], columns=[0, 2000])
+    fig = kaplan_meier_plot({"All": curve}, risk_table=risk)
+    ax = next(a for a in fig.axes if a.get_gid() == "km_axes")
+    (marks,) = by_gid(ax.get_lines(), "censor:All")
+    mx, my = np.asarray(marks.get_xdata()), np.asarray(marks.get_ydata())
+    cens = curve[curve.n_censor > 0]
+    assert 100 < len(mx) <= 2 * CENSOR_MARK_GRID + 1 < len(cens)
+    assert set(zip(mx, my, strict=True)) <= set(zip(cens.time, cens.survival, strict=True))
+
+    def cells(t, s):
+        return set(zip(np.floor(np.asarray(t) / 2000 * CENSOR_MARK_GRID),
+                       np.floor(np.asarray(s) * CENSOR_MARK_GRID), strict=True))
+
+    assert cells(mx, my) == cells(cens.time, cens.survival)
+    # the band: at most two steps per time cell (four vertices a step: two on each edge), not 20,000
+    (band,) = by_gid(ax.collections, "ci:All")
+    vertices = sum(len(p.vertices) for p in band.get_paths())
+    assert 1000 < vertices <= 4 * (2 * BAND_CELLS) + 16
+
+
+def test_band_steps_keep_the_first_and_last_step_of_each_cell():
+    x = np.arange(0.0, 10_000.0) + 0.5  # no step on a cell boundary
+    width = 10_000.0 / BAND_CELLS
+    keep = band_steps(x, 10_000.0)
+    cell = np.floor(x / width)
+    assert (np.bincount(cell.astype(int)) > 2).all()  # several steps in every cell
+    for c in (0, 1, BAND_CELLS // 2, BAND_CELLS - 1):
+        idx = np.flatnonzero(cell == c)
+        assert keep[idx[0]] and keep[idx[-1]] and not keep[idx[1:-1]].any()
+    assert keep.sum() == 2 * BAND_CELLS
+    assert band_steps(x[:BAND_CELLS], 10_000.0).all()  # few steps: all drawn
 
 
 def test_kaplan_meier_requires_risk_rows(km_inputs):
@@ -489,3 +551,48 @@ def test_a_long_km_note_is_wrapped_and_the_plot_keeps_its_width(km_inputs):
     assert ax.get_position().width > 0.5
     (text,) = [t for t in ax.texts if t.get_gid() == "annotation"]
     assert text.get_text() == annotation_lines(note) and not text.get_in_layout()
+
+
+@pytest.mark.parametrize(
+    ("horizon", "n", "step"),
+    [
+        (700.0, 13, 90.0),  # the paper's figures: as before
+        (1700.0, 13, 180.0),
+        (4745.0, 13, 730.0),  # long follow-up: at most ten intervals
+        (4745.0, 50_000, 1095.0),  # a registry's five-digit numbers: at most six
+        (4745.0, 500_000, 1095.0),  # six digits: the group names move left of them
+    ],
+)
+def test_risk_times_fit_their_numbers_under_the_plot(horizon, n, step):
+    """The number-at-risk times (also the x ticks) of a Kaplan–Meier figure: a registry's long
+    follow-up and large numbers get a longer step, so neither the day labels nor the numbers at
+    risk run into each other (drawn, then measured)."""
+    from amlcohort.report.build import _risk_times
+
+    times = _risk_times(horizon, n)
+    assert times[0] == 0.0 and times[1] - times[0] == step and times[-1] <= horizon
+    rng = np.random.default_rng(5)
+    curves, rows = {}, {}
+    for g in ("Sorafenib alone", "Sorafenib + LDAC"):
+        t = np.sort(rng.uniform(1, horizon, 2000))
+        surv = np.linspace(1, 0.05, 2000)
+        curves[g] = pd.DataFrame({"time": t, "survival": surv, "lower": surv * 0.9, "upper": surv,
+                                  "n_censor": 1})
+        rows[g] = [int(n * (1 - k / len(times))) for k in range(len(times))]
+    risk = pd.DataFrame(rows, index=times).T
+    fig = kaplan_meier_plot(curves, risk_table=risk, times=times)
+    renderer = fig.canvas.get_renderer()
+    ax = next(a for a in fig.axes if a.get_gid() == "km_axes")
+    ax_risk = next(a for a in fig.axes if a.get_gid() == "risk_table")
+
+    def apart(boxes):
+        boxes = sorted(boxes, key=lambda b: b.x0)
+        return all(a.x1 < b.x0 for a, b in itertools.pairwise(boxes))
+
+    labels = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+    assert len(labels) == len(times) and apart(labels)
+    names = {t.get_text(): t.get_window_extent(renderer) for t in ax_risk.get_yticklabels()}
+    for g in curves:
+        numbers = [t.get_window_extent(renderer) for t in by_gid(ax_risk.texts, f"risk:{g}:")]
+        assert len(numbers) == len(times) and apart(numbers), g
+        assert apart([names[g], *numbers]), g  # the group's name ends before its first number

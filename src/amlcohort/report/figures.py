@@ -167,6 +167,8 @@ STYLE: dict[str, object] = {
 }
 
 REFERENCE_GREY = "#777777"
+#: Width of a digit in the figures' font (DejaVu Sans), in em: for room computed before drawing.
+DIGIT_EM = 0.64
 DAY_LABEL = "Days since the first dose"
 
 
@@ -339,6 +341,46 @@ def annotation_lines(text: str, width: int = 44) -> str:
 # ---------------------------------------------------------------------------------------------
 # Figure 3: Kaplan–Meier curves with a number-at-risk table
 # ---------------------------------------------------------------------------------------------
+#: A curve's censoring marks are drawn on a grid of this many cells a side over the plot (x from 0
+#: to the last time, y from 0 to 1): one mark per cell. A cell is under a point wide, a mark five, so
+#: the figure looks the same, and a registry's curve (thousands of censored times, marks merged
+#: into a band) is not thousands of SVG paths. A monotone curve crosses at most twice as many cells.
+CENSOR_MARK_GRID = 250
+
+
+def censor_marks(x: np.ndarray, y: np.ndarray, x_max: float, grid: int = CENSOR_MARK_GRID) -> np.ndarray:
+    """Which of the censored points (``x``, ``y``; in time order) get a mark: the first in each cell
+    of a ``grid`` x ``grid`` grid over [0, ``x_max``] x [0, 1]. With no more points than ``grid``
+    every point is marked."""
+    keep = np.ones(len(x), dtype=bool)
+    if len(x) <= grid or not x_max > 0:
+        return keep
+    col = np.floor(np.clip(x / x_max, 0.0, 1.0) * grid)
+    row = np.floor(np.clip(np.nan_to_num(y, nan=0.0), 0.0, 1.0) * grid)
+    cell = col * (grid + 1) + row
+    keep[1:] = cell[1:] != cell[:-1]  # points in time order: a cell's points are consecutive
+    return keep
+
+
+#: A Kaplan–Meier band (the pointwise CI, a filled step polygon that SVG never simplifies) keeps the
+#: first and the last step in each of this many time cells: a registry's band of thousands of steps
+#: differs from the full one only inside a cell, half a point wide at most (the plot is about 200
+#: points wide).
+BAND_CELLS = 400
+
+
+def band_steps(x: np.ndarray, x_max: float, cells: int = BAND_CELLS) -> np.ndarray:
+    """Which steps (times ``x``, in order) of a band are drawn: the first and the last of each of
+    ``cells`` cells over [0, ``x_max``] (with steps-post, the value between two cells is the last
+    step's of the first cell, as drawn). With no more steps than ``cells`` every step is drawn."""
+    keep = np.ones(len(x), dtype=bool)
+    if len(x) <= cells or not x_max > 0:
+        return keep
+    cell = np.floor(np.clip(x / x_max, 0.0, 1.0) * cells)
+    keep[1:-1] = (cell[1:-1] != cell[:-2]) | (cell[1:-1] != cell[2:])
+    return keep
+
+
 def _km_steps(curve: pd.DataFrame) -> pd.DataFrame:
     """The curve's rows with a leading (0, 1) row unless the curve already starts there."""
     _require(curve, ("time", "survival"), "kaplan_meier_plot curve")
@@ -375,9 +417,12 @@ def kaplan_meier_plot(
     S(t) *after* the events at ``time``), ``lower``/``upper`` (pointwise band, may be NaN) and
     ``n_censor`` (censorings at ``time``); a (0, 1) start is added unless the frame begins there (the
     frame of :func:`amlcohort.stats.kaplan_meier` ``.table`` fits as is). Curves are drawn with
-    ``drawstyle="steps-post"``; each censoring is a ``+`` at (time, S(time)). ``risk_table``: index =
-    the group labels, columns = times, values = numbers at risk; its columns (or ``times``) become the x
-    ticks, and the counts are written in an axes sharing the x axis, so they sit under the ticks.
+    ``drawstyle="steps-post"``; each censoring is a ``+`` at (time, S(time)) (above
+    ``CENSOR_MARK_GRID`` censored times, one ``+`` per cell of that grid: :func:`censor_marks`;
+    above ``BAND_CELLS`` steps, the band keeps the first and last step of each cell: :func:`band_steps`).
+    ``risk_table``: index = the group labels, columns = times, values = numbers at risk; its
+    columns (or ``times``) become the x ticks, and the counts are written in an axes sharing the x
+    axis, so they sit under the ticks.
     ``medians`` (group → median time, as computed by the stats module; NaN/None = not reached) adds
     dotted drop lines at S = 0.5. ``annotation`` (e.g. the log-rank p) is written in the empty lower
     left corner.
@@ -417,8 +462,10 @@ def kaplan_meier_plot(
                 hi = s["upper"].to_numpy(dtype=float)
                 after_start = x > 0  # the (0, 1) start alone is no band
                 if np.isfinite(lo[after_start]).any() and np.isfinite(hi[after_start]).any():
+                    drawn = band_steps(x, t_max)
                     band = ax.fill_between(
-                        x, lo, hi, step="post", color=colour, alpha=0.12, linewidth=0, zorder=1
+                        x[drawn], lo[drawn], hi[drawn], step="post", color=colour, alpha=0.12, linewidth=0,
+                        zorder=1,
                     )
                     band.set_gid(f"ci:{label}")
             ax.plot(
@@ -434,9 +481,11 @@ def kaplan_meier_plot(
             )
             censored = s["n_censor"].to_numpy(dtype=float) > 0
             if censored.any():
+                cx, cy = x[censored], y[censored]
+                marked = censor_marks(cx, cy, t_max)
                 ax.plot(
-                    x[censored],
-                    y[censored],
+                    cx[marked],
+                    cy[marked],
                     linestyle="none",
                     marker="+",
                     markersize=5,
@@ -523,7 +572,11 @@ def kaplan_meier_plot(
         ax_risk.set_yticklabels(labels, fontsize=6.5)
         for i, tick in enumerate(ax_risk.get_yticklabels()):
             tick.set_color(SERIES_COLOURS[i % len(SERIES_COLOURS)])
-        ax_risk.tick_params(axis="y", length=0, pad=12)
+        # the group names end left of the first column's numbers, which are centred on day 0 (a
+        # registry's five or six digits reach further left than the usual two or three)
+        first = [risk.loc[label, col_by_time[tick_times[0]]] for label in labels] if tick_times else []
+        digits = max((len(f"{int(v)}") for v in first if not pd.isna(v)), default=1)
+        ax_risk.tick_params(axis="y", length=0, pad=max(12.0, 0.5 * DIGIT_EM * 6.5 * digits + 4.0))
         ax_risk.tick_params(axis="x", length=0, labelbottom=False)
         for spine in ax_risk.spines.values():
             spine.set_visible(False)
