@@ -392,6 +392,25 @@ def test_bar_by_grade(adverse):
     assert lum == sorted(lum, reverse=True)
 
 
+@pytest.mark.parametrize("n_total", [13, 1_000, 100_000, 2_000_000])
+def test_bar_by_grade_count_labels_apart(adverse, n_total):
+    """A registry's x axis (up to 10^5 or 10^6 patients) gets fewer ticks: its labels do not run
+    into each other (drawn, then measured); a study's keeps matplotlib's own choice."""
+    scaled = adverse.assign(n_patients=adverse.n_patients * max(n_total // 13, 1))
+    fig = bar_by_grade(scaled, n_total=n_total)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    shown = [t for t in ax.get_xticklabels() if t.get_text() and 0 <= t.get_position()[0] <= n_total]
+    boxes = sorted((t.get_window_extent(renderer) for t in shown), key=lambda b: b.x0)
+    assert len(boxes) >= 3
+    assert all(a.x1 < b.x0 for a, b in itertools.pairwise(boxes))
+    texts = [t.get_text() for t in shown]
+    assert all(t.isdigit() for t in texts)  # whole patients, no "1e6" offset
+    if n_total == 13:
+        assert texts == ["0", "2", "4", "6", "8", "10", "12"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Output
 # ---------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import matplotlib
 import numpy as np
@@ -783,6 +783,16 @@ def tick_label(text: str, width: int = TICK_WIDTH, lines: int = TICK_LINES) -> s
     return "\n".join(parts)
 
 
+def _count_ticks(x_hi: float) -> dict[str, Any]:
+    """Locator settings of a count axis up to ``x_hi`` in a single-column figure: matplotlib's own
+    choice for a study's counts; for a registry's (four digits and more) fewer ticks, so that the
+    labels do not run into each other."""
+    digits = len(f"{int(x_hi)}")
+    if digits <= 3:
+        return {"integer": True}
+    return {"integer": True, "nbins": max(2, 24 // (digits + 1))}
+
+
 def bar_by_grade(
     df: pd.DataFrame,
     *,
@@ -842,8 +852,10 @@ def bar_by_grade(
         ax.tick_params(axis="y", length=0)
         ax.spines["left"].set_visible(False)
         x_hi = float(n_total) if n_total is not None else float(left.max()) * 1.12 + 0.5
-        ax.set_xlim(0, max(x_hi, float(left.max()) * 1.08))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        x_hi = max(x_hi, float(left.max()) * 1.08)
+        ax.set_xlim(0, x_hi)
+        ax.xaxis.set_major_locator(MaxNLocator(**_count_ticks(x_hi)))
+        ax.ticklabel_format(axis="x", style="plain", useOffset=False)  # counts, never "1e6"
         ax.set_xlabel("Patients (n)")
         if title:
             ax.set_title(title)
