@@ -37,3 +37,31 @@ def bundle_copy(tmp_path: Path) -> Path:
 def rows(expr) -> list[dict]:
     """An Ibis expression's result as a list of dicts (small results only)."""
     return expr.to_pyarrow().to_pylist()
+
+
+@pytest.fixture()
+def office_clock(monkeypatch):
+    """``set(moment)``: from then on openpyxl stamps ``moment`` into the workbooks it writes (the
+    document's created and modified times, every zip part's date), as if the run happened then."""
+    import datetime as dt
+    import time
+    import types
+    import zipfile
+
+    from openpyxl.packaging import core
+
+    def set_clock(moment: dt.datetime) -> None:
+        class Clock(dt.datetime):
+            @classmethod
+            def now(cls, tz=None):
+                return moment.replace(tzinfo=tz)
+
+            @classmethod
+            def utcnow(cls):
+                return moment
+
+        monkeypatch.setattr(core, "datetime", types.SimpleNamespace(datetime=Clock, timezone=dt.timezone))
+        monkeypatch.setattr(zipfile, "time", types.SimpleNamespace(
+            time=moment.timestamp, localtime=time.localtime, struct_time=time.struct_time))
+
+    return set_clock

@@ -111,3 +111,24 @@ def test_a_table_longer_than_an_xlsx_sheet_is_refused_before_anything_is_written
     monkeypatch.setattr(writers, "XLSX_MAX_ROWS", rows + 1)  # exactly full: written
     write_bundle(study, tmp_path / "y", "xlsx")
     assert (tmp_path / "y" / "cohort.xlsx").exists()
+
+
+def test_xlsx_export_is_reproducible(study, tmp_path, office_clock):
+    """The same cohort exported twice gives the same bytes: openpyxl's time stamps (the document's
+    created and modified times, every zip part's date) are left out. The two runs see clocks four
+    years apart, so a stamp left in would show."""
+    import datetime as dt
+    import zipfile
+
+    office_clock(dt.datetime(2020, 1, 2, 3, 4, 5))
+    a = (write_bundle(study, tmp_path / "a", "xlsx") / "cohort.xlsx").read_bytes()
+    office_clock(dt.datetime(2024, 6, 7, 8, 9, 10))
+    b = (write_bundle(study, tmp_path / "b", "xlsx") / "cohort.xlsx").read_bytes()
+    assert a == b
+    with zipfile.ZipFile(tmp_path / "a" / "cohort.xlsx") as z:
+        assert {i.date_time for i in z.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        props = z.read("docProps/core.xml")
+    assert b"dcterms:created" not in props and b"dcterms:modified" not in props
+    assert b"<dc:creator>" in props  # the rest of the properties are kept
+    book = openpyxl.load_workbook(tmp_path / "a" / "cohort.xlsx")  # still a workbook
+    assert book["patients"].max_row == 14  # 13 patients under the header

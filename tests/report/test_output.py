@@ -347,6 +347,22 @@ def test_formula_text_is_neutralised_in_xlsx_and_csv_and_verbatim_in_results(tmp
     assert FORMULA in json.loads((out / "results.json").read_text())["figures"]["ae.terms"]
 
 
+def test_tables_xlsx_is_the_same_file_on_every_run(tmp_path, office_clock):
+    """Two runs on the same results, four years apart by the clock: the same tables.xlsx, so the
+    same sha256 in results.json (openpyxl's time stamps are left out)."""
+    import datetime as dt
+
+    report = make_report()
+    office_clock(dt.datetime(2020, 1, 2, 3, 4, 5))
+    write_report(report, tmp_path / "a")
+    office_clock(dt.datetime(2024, 6, 7, 8, 9, 10))
+    write_report(report, tmp_path / "b")
+    a, b = ((tmp_path / x / "tables.xlsx").read_bytes() for x in "ab")
+    assert a == b and len(a) > 1000
+    files = [json.loads((tmp_path / x / "results.json").read_text())["outputs"]["files"] for x in "ab"]
+    assert files[0]["tables.xlsx"]["sha256"] == files[1]["tables.xlsx"]["sha256"]
+
+
 def test_text_beyond_the_excel_cell_limit_is_cut_visibly_with_a_warning(tmp_path):
     import openpyxl
 

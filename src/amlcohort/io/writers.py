@@ -14,6 +14,7 @@ never cut.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Literal
 
@@ -24,7 +25,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from amlcohort.io.cohort import Cohort, table_rows
-from amlcohort.io.excel import XLSX_MAX_CELL_CHARS, XLSX_MAX_ROWS
+from amlcohort.io.excel import XLSX_MAX_CELL_CHARS, XLSX_MAX_ROWS, reproducible_xlsx
 from amlcohort.io.metadata import METADATA_FILE
 from amlcohort.io.readers import FORMULA_START
 from amlcohort.schema import TABLES
@@ -127,4 +128,6 @@ def _write_xlsx(cohort: Cohort, path: Path) -> None:
                     v = cell
                 cells.append(v)
             sheet.append(cells)
-    book.save(path)
+    buf = io.BytesIO()
+    book.save(buf)
+    path.write_bytes(reproducible_xlsx(buf.getvalue()))

@@ -583,6 +583,7 @@ def _write_tables(tables: dict[str, pd.DataFrame], stage: Staging, warnings: Out
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
 
+    from amlcohort.io.excel import reproducible_xlsx
     from amlcohort.report import output
     from amlcohort.report.output import safe_cell, xlsx_cell
 
@@ -631,7 +632,7 @@ def _write_tables(tables: dict[str, pd.DataFrame], stage: Staging, warnings: Out
             ws.append(values)
     buf = io.BytesIO()
     wb.save(buf)
-    stage.write_bytes("tables.xlsx", buf.getvalue())
+    stage.write_bytes("tables.xlsx", reproducible_xlsx(buf.getvalue()))
 
 
 def _sheet_name(name: str, used: set[str]) -> str:
