@@ -97,6 +97,8 @@ def test_html_is_self_contained_with_every_figure_and_table(out):
     for name in TABLE_TITLES:
         assert f'id="{name}"' in html
     assert "Reconstructed data" in html and "not a medical device" in html
+    # the figures by CR status say what grouping by a later event does to the curves
+    assert html.count("immortal-time bias") >= 2  # in both captions (and their alt text)
 
 
 def _chromium() -> str | None:

@@ -216,6 +216,14 @@ def _ae_figure_frame(ae_table: pd.DataFrame) -> pd.DataFrame:
     return long[long.n_patients > 0]
 
 
+#: Figures 3 and 4 group the patients by CR reached at any time, from day 1 (as the paper does).
+CR_GROUPS_NOTE = (
+    "the groups are by CR reached at any time, so a patient in the CR group had to survive until the "
+    "CR to be in it, which favours that group (immortal-time bias); a landmark analysis, or CR as a "
+    "time-dependent covariate, compares them without it"
+)
+
+
 def _captions(a: StudyAnalysis, day1: str) -> dict[str, str]:
     efs_day1 = any(
         km.median_ == 0 for name in ("efs_by_cr", "efs_by_arm") for km in a.km.get(name, {}).values()
@@ -226,10 +234,11 @@ def _captions(a: StudyAnalysis, day1: str) -> dict[str, str]:
         "(reference lines at 5 % and 10 %).",
         "figure2_blasts_no_cr": "Marrow blasts (%) over time in the patients without CR.",
         "figure3_os_by_cr": f"Overall survival from the {day1} by CR status "
-        "(Kaplan–Meier; + censored; log-transformed pointwise 95% CI as R's survfit; number at risk below).",
+        "(Kaplan–Meier; + censored; log-transformed pointwise 95% CI as R's survfit; number at risk below). "
+        f"Note: {CR_GROUPS_NOTE}.",
         "figure4_efs_by_cr": "Event-free survival by CR status "
         "(induction failure is an event on day 1)."
-        + efs_note,
+        + efs_note + f" Note: {CR_GROUPS_NOTE}.",
         "figure5_swimmer": "Each patient's course: treatment periods, CR, HSCT, relapse, "
         "death or last contact.",
         "figure6_adverse_events": "Adverse events as reported, patients by worst CTCAE grade.",
