@@ -184,8 +184,7 @@ class SurvivalFit:
             return fig.not_estimable_figure(title, self.not_estimable.get(ALL, "no patients"))
         horizon = max(float(km.table.time.max()) if len(km.table) else 1.0 for km in fits.values())
         if times is None:
-            step = 30.0 if horizon <= 240 else 90.0 if horizon <= 720 else 180.0 if horizon <= 1800 else 365.0
-            times = [float(t) for t in range(0, int(max(horizon, step)) + 1, int(step))]
+            times = fig.risk_times(horizon, max(km.n for km in fits.values()))
         risk = pd.DataFrame(
             {g: km.survival_at(times)["n_risk"].to_numpy() for g, km in fits.items()}, index=times
         ).T

@@ -46,9 +46,20 @@ def test_api_equals_the_report(study):
 
 
 def test_kaplan_meier_plot_has_number_at_risk(study):
-    fig = amlcohort.kaplan_meier(study, endpoint="EFS", by="arm").plot()
+    fit = amlcohort.kaplan_meier(study, endpoint="EFS", by="arm")
+    fig = fit.plot()
     gids = {t.get_gid() for ax in fig.axes for t in ax.texts if t.get_gid()}
     assert any(g.startswith("risk:") for g in gids)
+    # the number-at-risk times (and x ticks) by the report's rule, figures.risk_times
+    from amlcohort.report.figures import risk_times
+    from amlcohort.report.results import ALL
+
+    arms = [km for g, km in fit.fits.items() if g != ALL]
+    horizon = max(float(km.table.time.max()) for km in arms)
+    expected = risk_times(horizon, max(km.n for km in arms))
+    ax = next(a for a in fig.axes if a.get_gid() == "km_axes")
+    assert list(ax.get_xticks()) == expected
+    assert horizon == 1215.0 and expected[1] == 180.0  # follow-up of 720 to 1,800 days: every 180
 
 
 def test_overall_fit_has_no_test(study):

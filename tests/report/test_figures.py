@@ -32,6 +32,7 @@ from amlcohort.report.figures import (
     figure_to_data_uri,
     kaplan_meier_plot,
     kind_styles,
+    risk_times,
     save_figure,
     swimmer_plot,
 )
@@ -586,9 +587,7 @@ def test_risk_times_fit_their_numbers_under_the_plot(horizon, n, step):
     """The number-at-risk times (also the x ticks) of a Kaplan–Meier figure: a registry's long
     follow-up and large numbers get a longer step, so neither the day labels nor the numbers at
     risk run into each other (drawn, then measured)."""
-    from amlcohort.report.build import _risk_times
-
-    times = _risk_times(horizon, n)
+    times = risk_times(horizon, n)
     assert times[0] == 0.0 and times[1] - times[0] == step and times[-1] <= horizon
     rng = np.random.default_rng(5)
     curves, rows = {}, {}

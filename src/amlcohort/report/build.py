@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ibis.expr.types as ir
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -111,33 +110,13 @@ def _days_from(dates: pd.Series, first: pd.Series) -> pd.Series:
     return (pd.to_datetime(dates) - pd.to_datetime(first)).dt.days.astype("float64")
 
 
-#: Steps (days) of the number-at-risk times of a Kaplan–Meier figure, shortest first.
-RISK_STEPS = (30.0, 90.0, 180.0, 365.0, 730.0, 1095.0, 1826.0, 3652.0)
-
-
-def _risk_times(horizon: float, largest_group: int) -> list[float]:
-    """The times of the number-at-risk table (and the x ticks): every 30, 90, 180 or 365 days by
-    the follow-up, with no more intervals than the numbers fit side by side under a single-column
-    plot (10 of two or three digits; fewer for a registry's five or six: a longer step then)."""
-    step = 30.0 if horizon <= 240 else 90.0 if horizon <= 720 else 180.0 if horizon <= 1800 else 365.0
-    digits = len(str(max(int(largest_group), 1)))
-    most = min(10, max(4, 36 // (digits + 1)))
-    for longer in RISK_STEPS:
-        if longer >= step and horizon / longer <= most:
-            step = longer
-            break
-    else:
-        step = max(RISK_STEPS[-1], float(np.ceil(horizon / most)))
-    return [float(t) for t in np.arange(0.0, max(horizon, step) + 1.0, step)]
-
-
 def _km_figure(a: StudyAnalysis, name: str, title: str, ylabel: str, day1: str) -> Figure:
     fits = {g: km for g, km in a.km.get(name, {}).items() if g != ALL}
     if not fits:
         why = "no patients with a follow-up time"
         return fig.not_estimable_figure(title, why)
     horizon = max(float(km.table.time.max()) if len(km.table) else 0.0 for km in fits.values())
-    times = _risk_times(max(horizon, 1.0), max(km.n for km in fits.values()))
+    times = fig.risk_times(max(horizon, 1.0), max(km.n for km in fits.values()))
     at_risk = {g: km.survival_at(times)["n_risk"].to_numpy() for g, km in fits.items()}
     risk = pd.DataFrame(at_risk, index=times).T
     meds = {g: km.median_ for g, km in fits.items() if km.median_ is not None}

@@ -60,6 +60,7 @@ __all__ = [
     "kind_styles",
     "not_estimable_figure",
     "render_figure",
+    "risk_times",
     "save_figure",
     "swimmer_plot",
 ]
@@ -348,6 +349,11 @@ def annotation_lines(text: str, width: int = 44) -> str:
 CENSOR_MARK_GRID = 250
 
 
+def _cell(values: np.ndarray, top: float, n: int) -> np.ndarray:
+    """The cell (0 to ``n``) of each value when [0, ``top``] is cut into ``n`` equal cells."""
+    return np.floor(np.clip(values / top, 0.0, 1.0) * n)
+
+
 def censor_marks(x: np.ndarray, y: np.ndarray, x_max: float, grid: int = CENSOR_MARK_GRID) -> np.ndarray:
     """Which of the censored points (``x``, ``y``; in time order) get a mark: the first in each cell
     of a ``grid`` x ``grid`` grid over [0, ``x_max``] x [0, 1]. With no more points than ``grid``
@@ -355,9 +361,7 @@ def censor_marks(x: np.ndarray, y: np.ndarray, x_max: float, grid: int = CENSOR_
     keep = np.ones(len(x), dtype=bool)
     if len(x) <= grid or not x_max > 0:
         return keep
-    col = np.floor(np.clip(x / x_max, 0.0, 1.0) * grid)
-    row = np.floor(np.clip(np.nan_to_num(y, nan=0.0), 0.0, 1.0) * grid)
-    cell = col * (grid + 1) + row
+    cell = _cell(x, x_max, grid) * (grid + 1) + _cell(np.nan_to_num(y, nan=0.0), 1.0, grid)
     keep[1:] = cell[1:] != cell[:-1]  # points in time order: a cell's points are consecutive
     return keep
 
@@ -376,7 +380,7 @@ def band_steps(x: np.ndarray, x_max: float, cells: int = BAND_CELLS) -> np.ndarr
     keep = np.ones(len(x), dtype=bool)
     if len(x) <= cells or not x_max > 0:
         return keep
-    cell = np.floor(np.clip(x / x_max, 0.0, 1.0) * cells)
+    cell = _cell(x, x_max, cells)
     keep[1:-1] = (cell[1:-1] != cell[:-2]) | (cell[1:-1] != cell[2:])
     return keep
 
@@ -396,6 +400,27 @@ def _km_steps(curve: pd.DataFrame) -> pd.DataFrame:
         )
         c = pd.concat([start, c[["time", "survival", "lower", "upper", "n_censor"]]], ignore_index=True)
     return c
+
+
+#: Steps (days) of the number-at-risk times of a Kaplan–Meier figure, shortest first.
+RISK_STEPS = (30.0, 90.0, 180.0, 365.0, 730.0, 1095.0, 1826.0, 3652.0)
+
+
+def risk_times(horizon: float, largest_group: int) -> list[float]:
+    """The times of the number-at-risk table of :func:`kaplan_meier_plot` (and its x ticks): every
+    30, 90, 180 or 365 days by the follow-up ``horizon``, with no more intervals than the numbers
+    (up to ``largest_group``) fit side by side under a single-column plot (10 of two or three
+    digits; fewer for a registry's five or six: a longer step then)."""
+    step = 30.0 if horizon <= 240 else 90.0 if horizon <= 720 else 180.0 if horizon <= 1800 else 365.0
+    digits = len(str(max(int(largest_group), 1)))
+    most = min(10, max(4, 36 // (digits + 1)))
+    for longer in RISK_STEPS:
+        if longer >= step and horizon / longer <= most:
+            step = longer
+            break
+    else:
+        step = max(RISK_STEPS[-1], float(np.ceil(horizon / most)))
+    return [float(t) for t in np.arange(0.0, max(horizon, step) + 1.0, step)]
 
 
 def kaplan_meier_plot(
