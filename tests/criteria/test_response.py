@@ -13,6 +13,7 @@ import pytest
 
 from amlcohort.criteria.engine import NOT_EVALUABLE, compile_rules, load_rules
 from amlcohort.criteria.response import (
+    NO_PREVIOUS,
     OUTCOME_COLUMNS,
     RANK,
     RULE_FILE,
@@ -22,6 +23,7 @@ from amlcohort.criteria.response import (
     criteria_sets,
     derive,
     first_cr,
+    remission_categories,
     rules_for,
     transfusion_independence,
 )
@@ -1071,3 +1073,59 @@ def test_outcomes_are_the_derived_responses_without_inputs(
         best_response(kept).execute().sort_values("patient_id").reset_index(drop=True),
         best_response(full).execute().sort_values("patient_id").reset_index(drop=True),
     )
+
+
+CLASSIFY_INPUTS = (
+    "marrow_blasts_pct", "marrow_spicules", "extramedullary_disease", "anc", "platelets",
+    "transfusion_independent", "baseline_marrow_blasts_pct", "peripheral_blasts_pct",
+    "baseline_extramedullary_disease", "wbc", "baseline_peripheral_blasts_abs",
+)
+
+
+def _history_by_hand(rows: list[dict[str, Any]], criteria: str) -> list[tuple[str, float | None]]:
+    """One patient's assessments (in date order): each one's ``previous_response`` and
+    ``peripheral_blasts_span_days`` from their definitions, written out by hand in Python, with pass
+    1 (no history) from ``classify``."""
+    remission = set(remission_categories(rules_for(criteria)))
+    day = [r["assessment_study_day"] for r in rows]
+    first = [classify(**{k: r[k] for k in CLASSIFY_INPUTS}, criteria=criteria).category for r in rows]
+    blasts = [(r["peripheral_blasts_pct"] or 0) > 0 for r in rows]
+    remission_days = [d for d, c in zip(day, first, strict=True) if c in remission]
+    out = []
+    for i, d in enumerate(day):
+        earlier = [RANK[c] for c, e in zip(first, day, strict=True) if e < d and c in RANK]
+        previous = next(c for c, r in RANK.items() if r == min(earlier)) if earlier else NO_PREVIOUS
+        span = None
+        if blasts[i]:
+            started = [r for r in remission_days if r <= d]
+            if started:  # the episode runs from the last remission on or before d to the next one
+                ends = [r for r in remission_days if r > started[-1]]
+                in_episode = [e for e, b in zip(day, blasts, strict=True)
+                              if b and started[-1] <= e < (ends[0] if ends else float("inf"))]
+            else:
+                in_episode = [e for e, b in zip(day, blasts, strict=True) if b]
+            span = float(d - min(in_episode))
+        out.append((previous, span))
+    return out
+
+
+@pytest.mark.parametrize("criteria", ["study", "eln2017", "eln2022"])
+def test_history_inputs_follow_their_definition(synthetic: Any, criteria: str) -> None:
+    """On 300 synthetic patients (several remissions and relapses each, blood blasts in and out of
+    remission): every assessment's best earlier response and blood-blast span equal a plain Python
+    walk through the patient's assessments, and its response is ``classify`` of its inputs."""
+    df = derive(synthetic, criteria).execute().sort_values(["patient_id", "assessment_date"])
+    df = df.astype(object).where(df.notna(), None)
+    episodes = 0
+    for _, g in df.groupby("patient_id", sort=False):
+        rows = g.to_dict("records")
+        for row, (previous, span) in zip(rows, _history_by_hand(rows, criteria), strict=True):
+            key = (row["patient_id"], row["assessment_date"])
+            assert row["previous_response"] == previous, key
+            assert row["peripheral_blasts_span_days"] == span, key
+            want = classify(**{k: row[k] for k in CLASSIFY_INPUTS}, previous_response=previous,
+                            peripheral_blasts_span_days=span, criteria=criteria)
+            assert (row["response"], row["rule_id"]) == (want.category, want.rule_id), key
+        episodes += sum(1 for r in rows if r["previous_response"] in ("cr", "cri", "crh") and
+                        r["peripheral_blasts_span_days"] not in (None, 0.0))
+    assert episodes > 10, "blood blasts after a remission, over more than one day, are covered"
