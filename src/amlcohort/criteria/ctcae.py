@@ -39,6 +39,8 @@ from amlcohort.criteria.engine import (
     RuleSet,
     apply_rules,
     decided_by,
+    decision_expr,
+    decision_outputs,
     evaluate_fast,
     load_rules,
     ruleset,
@@ -472,66 +474,75 @@ def grade_assessments(table: ir.Table, *, version: str = "4.03", terms: tuple[st
     for spec in specs:
         rules = ruleset(RULE_FILES[v], spec.key, v)
         t = table.filter(table[spec.value_column].notnull())
-        null_f = ibis.null("float64")
-        data_limit = t[spec.limit_column].cast("float64") if spec.limit_column in table.columns else null_f
-        default = defaults.get(spec.limit_column)
-        limit = data_limit if default is None else data_limit.fill_null(ibis.literal(float(default)))
-        limit_source = (ibis.cases((data_limit.notnull(), "data"), else_=ibis.null("string"))
-                        if default is None else
-                        ibis.cases((data_limit.notnull(), "data"), else_=ibis.literal("default")))
-        base_col = f"{spec.value_column}_baseline"
-        cols: dict[str, ir.Value] = {
-            "patient_id": t.patient_id, "assessment_date": t.assessment_date,
-            spec.value_column: t[spec.value_column].cast("float64"),
-            spec.limit_column: limit, "limit_source": limit_source,
-        }
-        for fact in CLINICAL_INPUTS:
-            given = t[fact].cast("boolean") if fact in table.columns else ibis.null("boolean")
-            cols[fact] = given.fill_null(True) if convention == "worst_case" else given
-        if has_day:
-            cols["assessment_study_day"] = t.assessment_study_day
-        t = t.select(**cols)
+        baseline: ir.FloatingValue = ibis.null("float64")
         if set(_BASELINE_DERIVED) & set(rules.variables) and has_day:
             bl = _baseline_table(table, spec.value_column)
             t = t.left_join(bl, t.patient_id == bl.bl_patient_id)
-            t = t.mutate(**{base_col: t.bl_value}).drop("bl_patient_id", "bl_value")
-        else:
-            t = t.mutate(**{base_col: null_f})
-        value, lim, base = t[spec.value_column], t[spec.limit_column], t[base_col]
-        derived = {"excess_uln": value - lim, "excess_baseline": value - base,
-                   "pchg": ibis.ifelse(base == 0, ibis.null("float64"), (value - base) / base * 100)}
-        t = t.mutate(**{f"_{k}": e for k, e in derived.items() if k in rules.variables})
-        t = t.mutate(_baseline_below_lln=ibis.null("boolean"))  # needs a creatinine LLN: not in the model
-        mapping = {"value": spec.value_column, spec.limit: spec.limit_column, "baseline": base_col,
-                   "baseline_below_lln": "_baseline_below_lln",
-                   **{f: f for f in CLINICAL_INPUTS}, **{k: f"_{k}" for k in derived}}
-        # the rule set's CASE computed once per row; outcome, rule id and missing read it
-        # the grade read from the rule set's decision (which rule held first), not from its
-        # outcome text: no string comparison per graded value
-        t = apply_rules(rules, t, {k: n for k, n in mapping.items() if k in rules.variables},
-                        outcome=None, decision="_decision")
-        by_grade = [(g, decided_by(rules, g)) for g in GRADES]
-        grade_expr = ibis.cases(*[(t._decision.isin(ks), int(g)) for g, ks in by_grade if ks],
-                                else_=ibis.null("int64"))
-        missing = ibis.literal("not gradable: missing ").concat(
-            t._missing.fill_null("?"), ibis.literal(" (rule "), t._rule_id, ibis.literal(")"))
-        reason = ibis.cases(
-            (t._decision < 0, missing),
-            (t._decision == 0, ibis.literal("no rule applies")),
-            else_=ibis.null("string"),
-        )
-        out = {
-            "patient_id": t.patient_id, "assessment_date": t.assessment_date,
-            **({"assessment_study_day": t.assessment_study_day} if has_day else {}),
-            "term": ibis.literal(spec.term), "term_key": ibis.literal(spec.key),
-            "ctcae_version": ibis.literal(v),
-            "value": t[spec.value_column], "limit": t[spec.limit_column],
-            "limit_kind": ibis.literal(spec.limit.upper()), "limit_source": t.limit_source,
-            "baseline": t[base_col], "grade": grade_expr.cast("int64"), "rule_id": t._rule_id,
-            "not_graded_reason": reason,
-        }
-        parts.append(t.select(**out))
+            baseline = t.bl_value
+        parts.append(_graded_term(t, spec, rules, baseline, limit_default=defaults.get(spec.limit_column),
+                                  has_limit=spec.limit_column in table.columns,
+                                  facts={f: f in table.columns for f in CLINICAL_INPUTS},
+                                  convention=convention, has_day=has_day, version=v))
     return parts[0] if len(parts) == 1 else ibis.union(*parts, distinct=False)
+
+
+def _graded_term(t: ir.Table, spec: LabTerm, rules: RuleSet, baseline: ir.FloatingValue, *,
+                 limit_default: float | None, has_limit: bool, facts: Mapping[str, bool], convention: str,
+                 has_day: bool, version: str) -> ir.Table:
+    """The rows of ``t`` (one term's values, with ``baseline``) graded by ``rules``, in three
+    SELECTs: the inputs, the rule set's decision (one CASE per row), then the grade, rule and reason
+    read from it. So shallow a query is what lets SQLite's parser take the 40-odd terms stacked.
+    (The inputs are columns before the rules read them: Ibis compares a bare NULL literal with
+    ``IS NULL``, not with SQL's three-valued ``=``.)"""
+    value = t[spec.value_column].cast("float64")
+    data_limit = t[spec.limit_column].cast("float64") if has_limit else ibis.null("float64")
+    limit = data_limit if limit_default is None else data_limit.fill_null(ibis.literal(float(limit_default)))
+    limit_source = ibis.cases((data_limit.notnull(), "data"),
+                              else_=ibis.null("string") if limit_default is None else ibis.literal("default"))
+    given = {f: t[f].cast("boolean") if present else ibis.null("boolean") for f, present in facts.items()}
+    clinical = {f: g.fill_null(True) if convention == "worst_case" else g for f, g in given.items()}
+    keys = ["patient_id", "assessment_date", *(["assessment_study_day"] if has_day else [])]
+    b = t.select(*[t[k] for k in keys], value=value, limit=limit, limit_source=limit_source,
+                 baseline=baseline, **clinical,
+                 baseline_below_lln=ibis.null("boolean"))  # needs a creatinine LLN: not in the model
+    b = b.mutate(_decision=decision_expr(rules, _rule_inputs(rules, spec, b)))
+    # what the not-graded reason calls each input: the table's columns
+    names = {"value": spec.value_column, spec.limit: spec.limit_column,
+             "baseline": f"{spec.value_column}_baseline", "baseline_below_lln": "_baseline_below_lln",
+             **{f: f for f in CLINICAL_INPUTS}, **{k: f"_{k}" for k in _DERIVED}}
+    _, rule_id, missing = decision_outputs(rules, b._decision, _rule_inputs(rules, spec, b), names)
+    grade = ibis.cases(*[(b._decision.isin(ks), int(g)) for g in GRADES if (ks := decided_by(rules, g))],
+                       else_=ibis.null("int64"))
+    reason = ibis.cases(
+        (b._decision < 0, ibis.literal("not gradable: missing ").concat(
+            missing.fill_null("?"), ibis.literal(" (rule "), rule_id, ibis.literal(")"))),
+        (b._decision == 0, ibis.literal("no rule applies")),
+        else_=ibis.null("string"),
+    )
+    return b.select(
+        *keys, term=ibis.literal(spec.term), term_key=ibis.literal(spec.key),
+        ctcae_version=ibis.literal(version), value=b["value"], limit=b["limit"],
+        limit_kind=ibis.literal(spec.limit.upper()), limit_source=b["limit_source"], baseline=b["baseline"],
+        grade=grade.cast("int64"), rule_id=rule_id, not_graded_reason=reason,
+    )
+
+
+_DERIVED = ("excess_uln", "excess_baseline", "pchg")
+
+
+def _rule_inputs(rules: RuleSet, spec: LabTerm, t: ir.Table) -> dict[str, ir.Value]:
+    """The rule variables of ``rules`` from a term's columns ``value``, ``limit``, ``baseline``,
+    ``baseline_below_lln`` and clinical facts: the limit under its rule name (``uln`` or ``lln``),
+    and the derived inputs: excess over the limit and over the baseline, % change from the baseline
+    (NULL for a baseline of 0)."""
+    value, limit, base = t["value"], t["limit"], t["baseline"]
+    known: dict[str, ir.Value] = {
+        "value": value, spec.limit: limit, "baseline": base, "baseline_below_lln": t["baseline_below_lln"],
+        **{f: t[f] for f in CLINICAL_INPUTS},
+        "excess_uln": value - limit, "excess_baseline": value - base,
+        "pchg": ibis.ifelse(base == 0, ibis.null("float64"), (value - base) / base * 100),
+    }
+    return {k: known[k] for k in rules.variables}
 
 
 def worst_grade(graded: ir.Table, *, from_study_day: int | None = None, dates: bool = True) -> ir.Table:

@@ -338,10 +338,11 @@ class Compiled:
     missing: ir.StringValue
 
 
-def _decision_expr(rules: RuleSet, col: Mapping[str, ir.Value]) -> ir.IntegerValue:
-    """The whole rule set in one CASE: ``k`` when rule ``k`` (1-based, priority order) is the first
-    that holds, ``-k`` when rule ``k`` is the first that cannot be decided for missing inputs, 0
-    when no rule holds."""
+def decision_expr(rules: RuleSet, col: Mapping[str, ir.Value]) -> ir.IntegerValue:
+    """The whole rule set in one CASE over ``col`` (rule variable -> value, a column or any
+    expression): ``k`` when rule ``k`` (1-based, priority order) is the first that holds, ``-k``
+    when rule ``k`` is the first that cannot be decided for missing inputs, 0 when no rule holds
+    (see :func:`decided_by`, :func:`decision_outputs`)."""
     cases: list[tuple[ir.BooleanValue, int]] = []
     for k, rule in enumerate(rules.rules, start=1):
         holds = _rule_expr(rule, col)
@@ -350,9 +351,11 @@ def _decision_expr(rules: RuleSet, col: Mapping[str, ir.Value]) -> ir.IntegerVal
     return ibis.cases(*cases, else_=ibis.literal(0, "int32")).cast("int32")
 
 
-def _outputs(rules: RuleSet, decision: ir.IntegerValue, col: Mapping[str, ir.Value],
-             names: Mapping[str, str]) -> tuple[ir.StringValue, ir.StringValue, ir.StringValue]:
-    """outcome, rule_id and missing as small CASEs over a ``decision`` value."""
+def decision_outputs(rules: RuleSet, decision: ir.IntegerValue, col: Mapping[str, ir.Value],
+                     names: Mapping[str, str]) -> tuple[ir.StringValue, ir.StringValue, ir.StringValue]:
+    """outcome, rule_id and missing as small CASEs over a :func:`decision_expr` value (read, e.g.,
+    from the column it was kept in); ``col`` gives the rule variables' values (for the missing
+    inputs) and ``names`` what the missing-inputs text calls them (default: the variable)."""
     null_str = ibis.null("string")
     by_outcome: dict[str, list[int]] = {}
     for k, rule in enumerate(rules.rules, start=1):
@@ -436,9 +439,9 @@ def apply_rules(rules: RuleSet, table: ir.Table, columns: Mapping[str, str] | No
     """
     col, names = _columns_of(rules, table, columns)
     decision_name = decision or "_decision__" + re.sub(r"\W", "_", rules.name)
-    t = table.mutate(**{decision_name: _decision_expr(rules, col)})
+    t = table.mutate(**{decision_name: decision_expr(rules, col)})
     col = {v: t[n] for v, n in names.items()}
-    o, r, m = _outputs(rules, t[decision_name], col, names)
+    o, r, m = decision_outputs(rules, t[decision_name], col, names)
     wanted = {k: e for k, e in ((outcome, o), (rule_id, r), (missing, m)) if k is not None}
     t = t.mutate(**wanted)
     return t if decision else t.drop(decision_name)
