@@ -142,6 +142,7 @@ def test_a_drug_outside_the_arms_regimen_is_a_warning(bundle_copy):
         ({"response": {"criteria": "recist"}}, "response.criteria", "not one of"),
         ({"response": {"landmark_days": -5}}, "response.landmark_days", "negative"),
         ({"response": {"landmark_days": 2.5}}, "response.landmark_days", "whole number"),
+        ({"response": {"landmark_days": 0}}, "response.landmark_days", "1 or more"),
         ({"ctcae_version": "3.0"}, "ctcae_version", "not one of"),
         ({"arms": []}, "arms", "non-empty list"),
         ({"arms": [{"label": "no code"}]}, "arms[0].code", "required"),
@@ -161,6 +162,10 @@ def test_a_drug_outside_the_arms_regimen_is_a_warning(bundle_copy):
         ({"protocol": "../metadata.yaml"}, "protocol", "inside the bundle"),
         ({"claims": "/etc/passwd"}, "claims", "inside the bundle"),
         ({"claims": "nowhere.yaml"}, "claims", "no such file"),
+        # a misspelt key would silently change the analysis (the default criteria): an error
+        ({"respones": {"criteria": "study"}}, "respones", "did you mean 'response'?"),
+        ({"response": {"critera": "study"}}, "response.critera", "did you mean 'criteria'?"),
+        ({"index_durg": "venetoclax"}, "index_durg", "did you mean 'index_drug'?"),
     ],
 )
 def test_study_yaml_errors_name_the_key_value_and_reason(tmp_path, edit, column, reason):

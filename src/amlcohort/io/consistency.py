@@ -159,6 +159,30 @@ def consistency_problems(
         )
     )
 
+    if cutoff is not None:  # day 1 after the cut-off: no follow-up (every time to event negative)
+        late = a.filter(a.first_dose > ibis.literal(cutoff, "date"))
+        late_anchor = tables["patients"].join(late.select("patient_id", _day1=late.first_dose.cast("string")),
+                                              "patient_id")
+        dose = f"first {index_drug} dose" if index_drug else "first dose"
+        found.append(
+            Finding(
+                late_anchor,
+                [ROW, "patient_id", "_day1"],
+                lambda r: Problem(
+                    "error",
+                    "patients",
+                    f"study day 1 (the {dose}, {r['_day1']}) is after the data cut-off {cutoff}: "
+                    "the patient has no follow-up to analyse; correct the date or the cut-off",
+                    r[ROW],
+                    "patient_id",
+                    r["patient_id"],
+                    "anchor.after_cutoff",
+                ),
+                "patients",
+                "anchor.after_cutoff",
+            )
+        )
+
     # each table joined to the anchors once: the checks on it are counted in one aggregate over it
     with_anchors = {
         m.name: tables[m.name].join(a, "patient_id") for m in TABLES if m.name in tables and m.patient_scoped

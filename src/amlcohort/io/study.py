@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from amlcohort.io.metadata import MAX_METADATA_BYTES, safe_yaml
+from amlcohort.io.readers import did_you_mean
 from amlcohort.problems import InputError, Problem
 from amlcohort.schema import TABLES_BY_NAME
 from amlcohort.schema.study import (
@@ -84,10 +85,17 @@ class _Checker:
         return v
 
     def unknown(self, d: dict, known: Iterable[str], where: str) -> None:
+        """An unknown key is ignored with a warning, unless it looks like a misspelt known key
+        (``respones:``): then it is an error, since ignoring it would silently change the analysis."""
+        known = tuple(known)
         for k in sorted(set(map(str, d)) - set(known)):
-            self.problems.append(
-                Problem("warning", STUDY_FILE, "unknown key; ignored", None, f"{where}{k}", None, "study")
-            )
+            hint = did_you_mean(k, known)
+            if hint:
+                self.problems.append(Problem("error", STUDY_FILE, f"unknown key{hint}", None, f"{where}{k}",
+                                             None, "study"))
+            else:
+                why = f"unknown key; ignored (known: {list(known)})"
+                self.problems.append(Problem("warning", STUDY_FILE, why, None, f"{where}{k}", None, "study"))
 
     def inside(self, folder: Path, d: dict, key: str) -> Path | None:
         v = self.text(d, key, key)
@@ -179,6 +187,9 @@ def parse_study(raw: object, folder: Path) -> tuple[StudyDefinition | None, list
     c.unknown(response, _RESPONSE_KEYS, "response.")
     criteria = c.choice(response, "criteria", "response.criteria", CRITERIA_SETS) or DEFAULT_CRITERIA
     landmark = c.number(response, "landmark_days", "response.landmark_days", integer=True)
+    if landmark == 0:  # day 1 is the first dose and there is no day 0: no assessment would count
+        c.bad("response.landmark_days", "must be 1 or more (day 1 is the first dose; there is no day 0)", 0)
+        landmark = None
     ctcae = c.choice({"v": _version_text(raw.get("ctcae_version"))}, "v", "ctcae_version", CTCAE_VERSIONS)
     index = c.text(raw, "index_drug", "index_drug")
     study = StudyDefinition(

@@ -27,6 +27,7 @@ key.unknown_patient       error    a row that references a patient not in `patie
 date.order                error    dates in an impossible order
 date.after_cutoff         warning  a date after the data cut-off
 anchor.missing            error    a patient without an exposure to the index drug (no study day 1)
+anchor.after_cutoff       error    a patient whose study day 1 is after the data cut-off (no follow-up)
 arm.unknown               error    a `study_arm` the study definition does not declare
 drug.not_in_regimen       warning  an exposure to a drug the patient's arm regimen does not list
 diagnosis.missing         warning  a patient with no diagnosis category in any classification
@@ -50,6 +51,9 @@ MAX_ROWS_REPORTED = 20
 _INT = r"^\s*[+-]?\d+\s*$"
 _FLOAT = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 _DATE = r"^\s*\d{4}-\d{2}-\d{2}\s*$"
+# control characters other than tab, line feed and carriage return: no XML (so no XLSX or HTML
+# report) can hold them, and in a cell they are a copy-and-paste or encoding accident
+_CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F]"
 TRUE_WORDS = ("true", "yes", "y", "1", "t")
 FALSE_WORDS = ("false", "no", "n", "0", "f")
 
@@ -173,7 +177,7 @@ def parsed(col: ir.Value, c: Column) -> ir.Value:
         return _native(col, c)
     s = col.strip()
     if c.dtype == "string":
-        return s.lower() if c.lower_case else s
+        return ibis.ifelse(s.re_search(_CONTROL), ibis.null("string"), s.lower() if c.lower_case else s)
     if c.dtype == "int":
         return ibis.ifelse(s.re_search(_INT), s.try_cast("int64"), ibis.null("int64"))
     if c.dtype == "float":
@@ -214,7 +218,8 @@ def _type_reason(c: Column) -> str:
         "float": "not a number (use a point for decimals; no units or symbols in the cell)",
         "date": "not a date in the form YYYY-MM-DD",
         "bool": f"not a yes/no value ({'/'.join(TRUE_WORDS)} or {'/'.join(FALSE_WORDS)})",
-    }.get(c.dtype, "not text")
+    }.get(c.dtype, "text with a control character (U+0000 to U+001F other than tab and line breaks), "
+                   "which no spreadsheet or report can hold; remove it")
 
 
 # ---- per-column checks -------------------------------------------------------------------------
