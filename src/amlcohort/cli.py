@@ -297,6 +297,7 @@ def _report(
     console.print(
         f"claims audit: {counts['reproduced']} reproduced, {counts['discrepant']} discrepant, "
         f"{counts['not computed']} not computed"
+        if built.verdicts else "claims audit: none (the study names no claims file; --claims adds one)"
     )
     for kind, p in paths.items():
         console.print(Text(f"{kind:>8}: {p}"), soft_wrap=True)
@@ -343,22 +344,37 @@ def export(
         None, "--from", help="Bundle folder or .xlsx to read (default: the embedded study)."
     ),
 ) -> None:
-    """Write a validated cohort as a bundle (canonical units) in another format."""
-    from amlcohort.io.writers import write_bundle
+    """Write a validated cohort as a bundle (canonical units, with its study definition) in another format.
+
+    DEST must be a new or empty folder, or an earlier amlcohort export (replaced whole), outside the
+    bundle read; it is written atomically: all of it, or (on any error) nothing."""
+    from amlcohort.io import writers
 
     _check_bundle(path)
     _check_out(dest)
+    source = path
+    if source is None:
+        from amlcohort.io.cohort import embedded_study_path
+
+        source = embedded_study_path()
+    try:
+        writers.check_export_target(source, dest)
+    except writers.ExportTargetError as exc:
+        raise fail(str(exc), USAGE_ERROR) from None
     report, cohort = validate_bundle(path)
     if cohort is None:
         _print_report(report)
         raise typer.Exit(1)
-    if fmt is ExportFormat.adam:
-        from amlcohort.interop.cli import export_adam
+    try:
+        if fmt is ExportFormat.adam:
+            from amlcohort.interop.cli import export_adam
 
-        export_adam(cohort, dest)
-        return
-    written = write_bundle(cohort, dest, fmt.value)  # type: ignore[arg-type]
-    console.print(Text(f"wrote {written}  ({fmt.value})"), soft_wrap=True)
+            writers.staged_export(dest, lambda folder: export_adam(cohort, dest, into=folder))
+            return
+        writers.staged_export(dest, lambda folder: writers.write_bundle(cohort, folder, fmt.value))  # type: ignore[arg-type]
+    except writers.ExportTargetError as exc:
+        raise fail(str(exc), USAGE_ERROR) from None
+    console.print(Text(f"wrote {dest}  ({fmt.value})"), soft_wrap=True)
 
 
 @app.command()

@@ -170,3 +170,15 @@ def test_engine_limit_messages_only_for_duckdb_limits():
     assert _engine_limit_message(duckdb.IOException("IO Error: Could not read enough bytes")) is None
     assert _engine_limit_message(duckdb.BinderException("no such column")) is None
     assert _engine_limit_message(RuntimeError("Out of Memory Error")) is None
+
+
+def test_report_without_a_claims_file_says_there_is_no_audit(tmp_path):
+    """No claims file: the console says so, not "0 reproduced, 0 discrepant, 0 not computed"."""
+    bundle = copy_bundle(tmp_path / "b")
+    study = bundle / "study.yaml"
+    study.write_text(study.read_text().replace("claims: claims.yaml\n", ""))
+    (bundle / "claims.yaml").unlink()
+    result, _ = run("report", str(bundle), "--out", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output
+    assert "claims audit: none (the study names no claims file" in result.output
+    assert "0 reproduced" not in result.output

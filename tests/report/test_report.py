@@ -222,6 +222,31 @@ def test_claims_file_errors_name_the_claim_and_field(tmp_path):
     assert got == {(1, "relation"), (2, "value")}
 
 
+@pytest.mark.parametrize(
+    ("fields", "column", "reason"),
+    [
+        ({"value": "40%", "relation": "equal"}, "value", "without the % sign"),
+        ({"value": 0.05, "relation": "lt", "tolerance": -1}, "tolerance", "0 or more"),
+        ({"value": 1, "relation": "equal", "tolerance": "small"}, "tolerance", "0 or more"),
+        ({"value": "0.05", "relation": "lt"}, "value", "needs a number"),
+        ({"value": True, "relation": "gt"}, "value", "needs a number"),
+    ],
+)
+def test_claims_with_values_that_cannot_be_compared_are_refused(tmp_path, fields, column, reason):
+    """A stated value written as text with a % sign, or a negative tolerance, would be compared
+    as written and come out "discrepant" (or always "reproduced"): refused, naming the field."""
+    p = tmp_path / "claims.yaml"
+    p.write_text(yaml.safe_dump({"claims": [{"name": "cr.rate", "section": "3", "sentence": "s", **fields}]}))
+    with pytest.raises(InputError) as info:
+        load_claims(p)
+    [e] = info.value.errors
+    assert (e.row, e.column) == (1, column) and reason in e.reason
+    ok = {"name": "cr.rate", "section": "3", "sentence": "s", "value": 0.4, "relation": "equal",
+          "tolerance": 0}
+    p.write_text(yaml.safe_dump({"claims": [ok]}))
+    assert load_claims(p)[0].tolerance == 0
+
+
 def test_the_study_claims_file_loads_and_names_are_unique():
     claims = load_claims()
     assert len(claims) >= 70

@@ -21,11 +21,12 @@ import_app = typer.Typer(no_args_is_help=True, help="Import a cohort from anothe
 console = Console()
 
 
-def export_adam(cohort: Cohort, dest: Path) -> dict[str, Path]:
-    """Write the ADaM datasets of ``cohort`` into ``dest`` and print what was written."""
+def export_adam(cohort: Cohort, dest: Path, into: Path | None = None) -> dict[str, Path]:
+    """Write the ADaM datasets of ``cohort`` into ``dest`` and print what was written; ``into``: the
+    folder actually written (the command's staging folder, swapped in as ``dest`` afterwards)."""
     from amlcohort.interop.export import write_adam
 
-    paths = write_adam(cohort, dest)
+    paths = write_adam(cohort, into or dest)
     console.print(f"wrote {len(paths)} files to {Path(dest).resolve()} (ADaM: XPT v5, Parquet, CSV, define)")
     return paths
 

@@ -3,6 +3,10 @@
 ``amlcohort export DIR --format adam [--from BUNDLE]`` calls :func:`write_adam`.
 Files (dataset names lower-case, as FDA submissions name them): ``adsl.xpt``, ``adsl.parquet``,
 ``adsl.csv``, ... and ``define_datasets.csv``, ``define_variables.csv``, ``define.json``.
+
+Every dataset is derived, and its XPT form checked (ASCII text only, see :mod:`amlcohort.interop.xpt`),
+before the first file is written: a refused value leaves ``out`` as it was. (The command writes into
+a fresh folder swapped in whole, so an interrupted export leaves nothing half-written either.)
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import pyarrow.parquet as pq
 from amlcohort.interop.adam import TRTEMFL_WINDOW_DAYS, AdamBuilder, ctcae_version, study_name
 from amlcohort.interop.define import dataset_row, variable_rows, write_define
 from amlcohort.interop.spec import DATASETS_BY_NAME
-from amlcohort.interop.xpt import char_lengths, write_xpt
+from amlcohort.interop.xpt import char_lengths, write_xpt, xpt_frame
 from amlcohort.io.cohort import Cohort
 
 FORMATS = ("xpt", "parquet", "csv")
@@ -35,13 +39,16 @@ def write_adam(
     if unknown:
         raise ValueError(f"unknown ADaM file format(s) {unknown}; use {list(FORMATS)}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     builder = AdamBuilder(cohort, criteria, trtemfl_window_days)
+    derived: dict[str, pa.Table] = {name: table.to_pyarrow() for name, table in builder.all().items()}
+    if "xpt" in formats:  # refuse text XPT v5 cannot hold before anything is written
+        for name, arrow in derived.items():
+            xpt_frame(arrow.to_pandas(), DATASETS_BY_NAME[name])
+    out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     ds_rows, var_rows = [], []
-    for name, table in builder.all().items():
+    for name, arrow in derived.items():
         spec = DATASETS_BY_NAME[name]
-        arrow: pa.Table = table.to_pyarrow()
         stem = out / name.lower()
         files = []
         if "parquet" in formats:

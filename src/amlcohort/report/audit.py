@@ -110,6 +110,10 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
                         i, "figure", c["figure"], "claims")
             )
             continue
+        bad = _bad_value(c)
+        if bad:
+            problems.append(Problem("error", path.name, bad[1], i, bad[0], c.get(bad[0]), "claims"))
+            continue
         if c["name"] in seen:
             problems.append(
                 Problem("error", path.name, "duplicate claim name", i, "name", c["name"], "claims")
@@ -120,6 +124,22 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
     if problems:
         raise InputError(f"claims file {path}", problems)
     return claims
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _bad_value(c: dict) -> tuple[str, str] | None:
+    """(field, reason) when a claim's ``tolerance`` or ``value`` cannot be what it means to be."""
+    if "tolerance" in c and not (_number(c["tolerance"]) and c["tolerance"] >= 0):
+        return "tolerance", "must be a number of 0 or more (the largest difference still counted as equal)"
+    value = c["value"]
+    if c["relation"] in ("gt", "lt") and not _number(value):
+        return "value", f"relation {c['relation']} needs a number"
+    if isinstance(value, str) and value.strip().endswith("%"):
+        return "value", "a number, without the % sign (say the unit with `unit: \"%\"`)"
+    return None
 
 
 def _decimals(x: Any) -> int:
