@@ -23,6 +23,7 @@ from amlcohort.criteria.response import (
     criteria_sets,
     derive,
     first_cr,
+    possibly_better_assessments,
     remission_categories,
     rules_for,
     transfusion_independence,
@@ -1129,3 +1130,43 @@ def test_history_inputs_follow_their_definition(synthetic: Any, criteria: str) -
         episodes += sum(1 for r in rows if r["previous_response"] in ("cr", "cri", "crh") and
                         r["peripheral_blasts_span_days"] not in (None, 0.0))
     assert episodes > 10, "blood blasts after a remission, over more than one day, are covered"
+
+
+POSSIBLY_BETTER = {  # patient: (best response, possibly better), criteria "study", with transfusions
+    "P1": ("cr", None),  # nothing better than CR
+    "P2": ("nr", "cri"),  # 2 % blasts in an aspirate without spicules, ANC 0.5: CRi had it had spicules
+    "P4": ("cri", None),  # after the CRi only blood counts: no marrow, so nothing is left undecided
+    "P5": (NOT_EVALUABLE, None),  # a blood count alone is not a marrow response assessment
+}
+
+
+def test_best_response_says_when_an_unevaluable_assessment_might_be_better(
+    duck: tuple[ibis.BaseBackend, StandIn]
+) -> None:
+    con, cohort = duck
+    best = {x["patient_id"]: x for x in records(con, best_response(derive(cohort, "study")), ["patient_id"])}
+    got = {p: (b["best_response"], b["possibly_better_response"]) for p, b in best.items()}
+    assert got == POSSIBLY_BETTER
+    # without the transfusions table, transfusion independence is unknown: P1's remission
+    # marrows (and its PR) cannot be evaluated, and its best response says so instead of "nr"
+    no_transfusions = StandIn({n: t for n, t in cohort.tables.items() if n != "transfusions"})
+    best = {x["patient_id"]: x for x in records(con, best_response(derive(no_transfusions, "study")),
+                                                 ["patient_id"])}
+    assert (best["P1"]["best_response"], best["P1"]["possibly_better_response"]) == (NOT_EVALUABLE, "cr")
+    assert (best["P4"]["best_response"], best["P4"]["possibly_better_response"]) == (NOT_EVALUABLE, "cri")
+    rows = records(con, possibly_better_assessments(derive(no_transfusions, "study")),
+                   ["patient_id", "assessment_date"])
+    assert [(r["patient_id"], r["assessment_date"], r["possible_response"], r["missing"]) for r in rows] == [
+        ("P1", "2020-01-17", "pr", "transfusion_independent"),
+        ("P1", "2020-02-07", "cr", "transfusion_independent"),
+        ("P1", "2020-02-14", "cr", "transfusion_independent"),
+        ("P1", "2020-03-01", "pr", "transfusion_independent"),  # 8 %: no CR on record, so no relapse
+        ("P2", "2020-01-09", "cri", "marrow_spicules;transfusion_independent"),
+        ("P4", "2020-02-01", "cri", "transfusion_independent"),
+    ]
+
+
+@pytest.mark.parametrize("criteria", ["study", "eln2017", "eln2022"])
+def test_the_embedded_study_has_no_best_response_that_might_be_better(study: Any, criteria: str) -> None:
+    best = best_response(derive(study, criteria)).execute()
+    assert len(best) == 13 and best.possibly_better_response.isna().all()

@@ -52,6 +52,9 @@ RANK: dict[str, int] = {
     "cr": 1, "crh": 2, "cri": 3, "mlfs": 4, "pr": 5, "sd": 6, "nr": 7, "pd": 8, "relapse": 9,
 }
 
+#: The input without which an assessment is a blood count, not a marrow response assessment.
+MARROW_INPUT = "marrow_blasts_pct"
+
 RECORDED_INPUTS = (
     "marrow_blasts_pct", "marrow_spicules", "extramedullary_disease", "anc", "platelets", "wbc",
     "peripheral_blasts_pct",
@@ -468,18 +471,69 @@ def best_response(responses: ir.Table, landmark_days: int | None = None) -> ir.T
     assessments are ignored unless all of a patient's are, then the best is ``not_evaluable``.
     ``landmark_days``: only assessments up to that study day count (the study definition's
     response landmark; None: all). Columns: patient_id, best_response, best_response_date (NULL
-    when not evaluable), n_assessments, n_evaluable.
+    when not evaluable), n_assessments, n_evaluable, and ``possibly_better_response``: the best
+    category that an assessment which could not be evaluated might have met, where it is better
+    than ``best_response`` (NULL otherwise). Then the best response is a lower bound: e.g. without a
+    transfusions table every marrow in remission is not evaluable under criteria that require
+    transfusion independence, and the patient's best response is that of the other marrows.
+    Assessments without a marrow result (``MARROW_INPUT`` missing: a blood count) do not count:
+    every category better than no response needs the marrow.
+    An assessment that is not evaluable names the first rule it could not decide (``rule_id``;
+    the rules before it did not hold): it might have met that rule's category or a later rule's.
     """
-    if landmark_days is not None:
-        responses = responses.filter(responses.assessment_study_day <= landmark_days)
-    rank = _rank(responses.response)
-    t = responses.mutate(_rank=rank, _best=rank.min().over(ibis.window(group_by="patient_id")))
+    t = _ranked(responses, landmark_days)
     return t.group_by("patient_id").agg(
         best_response=_category(t._best.min(), ibis.literal(NOT_EVALUABLE)),
         best_response_date=t.assessment_date.min(where=t._rank == t._best),
         n_assessments=t.patient_id.count(),
         n_evaluable=t._rank.count(),
+        possibly_better_response=_category(t._possible.min(where=t._better), ibis.null("string")),
     )
+
+
+def possibly_better_assessments(responses: ir.Table, landmark_days: int | None = None) -> ir.Table:
+    """The assessments behind :func:`best_response`'s ``possibly_better_response``: those that could
+    not be evaluated and might have met a category better than the patient's best response.
+
+    Columns: patient_id, assessment_date, assessment_study_day, rule_id (the first rule it could
+    not decide), missing (the inputs that left it undecided), possible_response (the best category
+    it might have met)."""
+    t = _ranked(responses, landmark_days)
+    t = t.filter(t._better)
+    return t.select("patient_id", "assessment_date", "assessment_study_day", "rule_id", "missing",
+                    possible_response=_category(t._possible, ibis.null("string")))
+
+
+def _ranked(responses: ir.Table, landmark_days: int | None) -> ir.Table:
+    """``responses`` (up to the landmark) with ``_rank`` (of the response; NULL when not evaluable),
+    ``_best`` (the patient's best rank), ``_possible`` (for an assessment not evaluable: the best
+    rank it might have had) and ``_better`` (that rank is better than the patient's best)."""
+    if landmark_days is not None:
+        responses = responses.filter(responses.assessment_study_day <= landmark_days)
+    rank = _rank(responses.response)
+    possible = ibis.ifelse(responses.response == NOT_EVALUABLE, _possible_rank(responses.rule_id),
+                           ibis.null("int64"))
+    t = responses.mutate(_rank=rank, _possible=possible,
+                         _best=rank.min().over(ibis.window(group_by="patient_id")))
+    # a blood count without a marrow result is not a response assessment left undecided: every
+    # category better than no response needs the marrow blasts
+    marrow_done = ~ibis.literal(";").concat(t.missing.fill_null(""), ";").contains(f";{MARROW_INPUT};")
+    return t.mutate(_better=((t._possible < t._best.fill_null(len(RANK) + 1)) & marrow_done).fill_null(False))
+
+
+@functools.cache
+def _possible_ranks() -> tuple[tuple[str, int], ...]:
+    """(rule id, the best rank of its category and of every later rule's in its criteria set), for
+    every response rule: what an assessment left undecided at that rule might have been."""
+    out = []
+    for rules in load_rules(RULE_FILE).values():
+        ranks = [RANK.get(r.outcome, len(RANK) + 1) for r in rules.rules]
+        out += [(r.rule_id, min(ranks[k:])) for k, r in enumerate(rules.rules)]
+    return tuple(out)
+
+
+def _possible_rank(rule_id: ir.StringValue) -> ir.IntegerValue:
+    return ibis.cases(*[(rule_id == r, k) for r, k in _possible_ranks()], else_=ibis.null("int64"))
 
 
 def first_cr(responses: ir.Table, categories: Sequence[str] = ("cr",)) -> ir.Table:

@@ -233,7 +233,8 @@ def _table_titles(a: StudyAnalysis) -> dict[str, str]:
 
     return {
         "table1_baseline": "Baseline characteristics by arm",
-        "response_by_arm": f"Best response by arm ({a.criteria} criteria)",
+        "response_by_arm": f"Best response by arm ({a.criteria} criteria)"
+        + (" — " + lower if (lower := possibly_better_text(a.figures)) else ""),
         "response_tests": "CR rate by arm: tests",
         "days_to_cr": "Days from the first dose to CR",
         "survival": "Survival medians and log-rank tests",
@@ -247,6 +248,22 @@ def _table_titles(a: StudyAnalysis) -> dict[str, str]:
     }
 
 
+def possibly_better_text(f: dict) -> str:
+    """A sentence on the patients whose best response is a lower bound (results.json's
+    ``best_response.possibly_better.*``), or "" when there are none."""
+    from amlcohort.report.tables import CATEGORY_LABELS
+
+    n = f.get("best_response.possibly_better.n")
+    if not n:
+        return ""
+    by_category = f.get("best_response.possibly_better.by_category") or {}
+    cats = " or ".join(CATEGORY_LABELS.get(c, c) for c in by_category)
+    missing = ", ".join(f"{k} ({v} assessments)"
+                        for k, v in (f.get("best_response.possibly_better.missing_inputs") or {}).items())
+    return (f"For {n} patient(s) the best response is a lower bound: a marrow assessment that could not be "
+            f"evaluated might have met {cats} (inputs missing: {missing}).")
+
+
 def _summary(a: StudyAnalysis) -> str:
     f = a.figures
     parts = [f"{f.get('cohort.n_patients', 0)} patients in {len(a.arms)} arm(s)."]
@@ -255,6 +272,9 @@ def _summary(a: StudyAnalysis) -> str:
         arm_bits.append(f"{b['cr']}/{b['n']} with {a.arm_label(arm)}")
     if arm_bits:
         parts.append("CR in " + ", ".join(arm_bits) + ".")
+    lower = possibly_better_text(f)
+    if lower:
+        parts.append(lower)
     fp = f.get("fisher.p_value")
     parts.append(
         f"Fisher's exact test (two-sided) p {p_text(fp)}."

@@ -381,7 +381,21 @@ def analyse(cohort: Cohort, criteria: str | None = None) -> StudyAnalysis:
     _follow_up(a)
     _exposures(a)
     _criteria(a)
+    explain_nulls(a)
     return a
+
+
+UNEXPLAINED = "not estimable on this cohort (the analysis recorded no specific reason)"
+
+
+def explain_nulls(a: StudyAnalysis) -> list[str]:
+    """The guard of the documented rule "every figure that is null in results.json is listed in
+    ``not_estimable`` with its reason": a null figure that has no reason gets :data:`UNEXPLAINED`
+    (the tests require that none does). Returns the names it had to fill in."""
+    missing = [n for n, v in a.figures.items() if _clean(v) is None and not a.not_estimable.get(n)]
+    for n in missing:
+        a.na(n, UNEXPLAINED)
+    return missing
 
 
 # ---- per patient --------------------------------------------------------------------------------
@@ -634,6 +648,39 @@ def test_reason(table: np.ndarray, what: str = "CR") -> str | None:
     return None
 
 
+POSSIBLY_BETTER_NOTE = (
+    "patients whose best response is a lower bound: an assessment that could not be evaluated "
+    "(inputs missing) might have met a better category"
+)
+
+
+def _possibly_better(a: StudyAnalysis) -> None:
+    """``best_response.possibly_better.*``: how many patients' best response is a lower bound
+    (:func:`amlcohort.criteria.response.possibly_better_assessments`), the best category they might
+    have had, and the inputs whose absence left those assessments undecided (counted by
+    assessment). Aggregated in the engine: a handful of rows come back."""
+    from amlcohort.criteria.response import best_response, possibly_better_assessments
+
+    responses = a.cohort.landmark_responses(a.criteria)
+    best = best_response(responses)
+    best = best.filter(best.possibly_better_response.notnull())
+    patients = best.group_by("possibly_better_response").agg(n=best.count()).execute()
+    t = possibly_better_assessments(responses)
+    by_missing = t.group_by("missing").agg(n=t.count()).execute()
+    by_category = dict(zip(patients["possibly_better_response"], patients["n"].astype(int), strict=True))
+    order = [c for c in response_categories(a.criteria) if c in by_category]
+    a.put("best_response.possibly_better.n", int(sum(by_category.values())), POSSIBLY_BETTER_NOTE)
+    a.put("best_response.possibly_better.by_category",
+          {c: by_category[c] for c in [*order, *sorted(set(by_category) - set(order))]})
+    inputs: dict[str, int] = {}
+    for missing, n in zip(by_missing["missing"], by_missing["n"], strict=True):
+        for name in str(missing or "").split(";"):
+            if name:
+                inputs[name] = inputs.get(name, 0) + int(n)
+    a.put("best_response.possibly_better.missing_inputs", dict(sorted(inputs.items(), key=lambda x: -x[1])),
+          "assessments whose missing inputs left a possibly better response undecided, by input")
+
+
 def _response(a: StudyAnalysis) -> None:
     p = a.patients
     marrow = no_marrow_reason(a)
@@ -670,6 +717,7 @@ def _response(a: StudyAnalysis) -> None:
     a.put("cr.by_arm", by_arm)
     a.put("response.by_arm", resp_by_arm, f"best response by arm, criteria {a.criteria}")
     a.put("response.categories", list(cats))
+    _possibly_better(a)
     for cat in cats:
         a.put(f"best_response.{cat}.n", int((p.best_response == cat).sum()))
     if len(p):
@@ -803,8 +851,56 @@ def fit_km(
                 lr = logrank_test_from_counts(counts)
             except ValueError as err:  # e.g. a singular variance: every event where one group is at risk
                 reasons["logrank"] = f"the log-rank test is undefined on these data: {err}"
+            else:
+                if not lr.estimable or lr.p_value is None or not math.isfinite(lr.statistic):
+                    # the test ran but is undefined (zero variance, zero df): no numbers, a reason
+                    reasons["logrank"] = logrank_reason(lr, counts, code)
+                    lr = None
     fits[ALL] = kaplan_meier_from_counts(counts_frame(t, e), conf_type=CONF_TYPE)
     return fits, lr, reasons
+
+
+def _day_text(days: float) -> str:
+    """Elapsed days as the study day (elapsed day 0 is study day 1)."""
+    return f"study day {int(days) + 1}" if float(days).is_integer() else f"{days:g} days after study day 1"
+
+
+def logrank_reason(lr: LogRankResult, counts: pd.DataFrame, code: str) -> str:
+    """Why a log-rank test that was run on ``counts`` (``group``, ``time``, ``n_event``,
+    ``n_censor``) is not estimable, in a statistician's words: zero degrees of freedom (the events
+    fall where only one group is at risk) or a zero (singular) variance of observed - expected."""
+    word = _event_word(code)
+    ev = counts[counts.n_event > 0]
+    n_events = int(ev.n_event.sum())
+    times = sorted(float(x) for x in ev.time.unique())
+    where = f"all {n_events} {word} on the same day ({_day_text(times[0])})" if len(times) == 1 else ""
+    present = int((lr.n_per_group > 0).sum())
+    keep = np.flatnonzero(lr.expected_sums > 0)
+    if present < 2:
+        return "only one group has patients: nothing to compare"
+    if n_events == 0:
+        return f"no {word}: every patient censored"
+    if len(keep) < 2:
+        return (
+            f"0 degrees of freedom: all the {word} occur while only one group still has patients at "
+            f"risk (the other groups' expected {word} are 0), so there is nothing to compare"
+        )
+    v = lr.variance_matrix[np.ix_(keep, keep)][1:, 1:]
+    if not np.allclose(v, 0.0):
+        return (
+            f"the variance matrix of observed minus expected {word} is singular: some contrast between "
+            "the groups carries no information on these data (e.g. a group whose events all fall where "
+            "every patient at risk has the event)"
+        )
+    if where:
+        return (
+            f"{where}, when every patient at risk has one: the variance of observed minus expected {word} "
+            "is 0, so no event time tells the groups apart"
+        )
+    return (
+        f"the variance of observed minus expected {word} is 0: at every event time either every patient "
+        "still at risk has the event or only one group is at risk, so no event time tells the groups apart"
+    )
 
 
 def median_reason(km: KaplanMeierResult, code: str) -> str:
@@ -831,9 +927,16 @@ def _km_by(a: StudyAnalysis, name: str, code: str, by: str) -> None:
         for part in ("p_value", "statistic", "dof"):
             a.na(f"logrank.{name}.{part}", why)
     else:
-        a.put(f"logrank.{name}.p_value", lr.p_value, f"R: survdiff(Surv(time, status) ~ {by}); df = {lr.dof}")
-        a.put(f"logrank.{name}.statistic", lr.statistic)
-        a.put(f"logrank.{name}.dof", lr.dof)
+        why = lr.reason or "the log-rank test gave no number"
+        _put_or_na(
+            a,
+            f"logrank.{name}.p_value",
+            lr.p_value,
+            why,
+            f"R: survdiff(Surv(time, status) ~ {by}); df = {lr.dof}",
+        )
+        _put_or_na(a, f"logrank.{name}.statistic", lr.statistic, why)
+        _put_or_na(a, f"logrank.{name}.dof", lr.dof, why)
 
 
 def _survival(a: StudyAnalysis) -> None:

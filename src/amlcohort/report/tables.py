@@ -370,8 +370,13 @@ def survival_table(a: StudyAnalysis) -> pd.DataFrame:
         code = "EFS" if name.startswith("efs") else "OS"
         lr_text = (
             fmt_p(lr.p_value) + f" (df = {lr.dof})"
-            if lr is not None
-            else fmt_p(None, a.reason(f"logrank.{name}.p_value"))
+            if lr is not None and lr.p_value is not None and lr.dof >= 1
+            else fmt_p(
+                None,
+                a.reason(f"logrank.{name}.p_value")
+                or (lr.reason if lr is not None else None)
+                or "the log-rank test gave no p-value",
+            )
         )
         if not fits:
             rows.append(
