@@ -506,19 +506,19 @@ def possibly_better_assessments(responses: ir.Table, landmark_days: int | None =
 
 def _ranked(responses: ir.Table, landmark_days: int | None) -> ir.Table:
     """``responses`` (up to the landmark) with ``_rank`` (of the response; NULL when not evaluable),
-    ``_best`` (the patient's best rank), ``_possible`` (for an assessment not evaluable: the best
-    rank it might have had) and ``_better`` (that rank is better than the patient's best)."""
+    ``_best`` (the patient's best rank), ``_possible`` (for a marrow assessment not evaluable: the
+    best rank it might have had) and ``_better`` (that rank is better than the patient's best)."""
     if landmark_days is not None:
         responses = responses.filter(responses.assessment_study_day <= landmark_days)
     rank = _rank(responses.response)
-    possible = ibis.ifelse(responses.response == NOT_EVALUABLE, _possible_rank(responses.rule_id),
-                           ibis.null("int64"))
-    t = responses.mutate(_rank=rank, _possible=possible,
-                         _best=rank.min().over(ibis.window(group_by="patient_id")))
     # a blood count without a marrow result is not a response assessment left undecided: every
     # category better than no response needs the marrow blasts
-    marrow_done = ~ibis.literal(";").concat(t.missing.fill_null(""), ";").contains(f";{MARROW_INPUT};")
-    return t.mutate(_better=((t._possible < t._best.fill_null(len(RANK) + 1)) & marrow_done).fill_null(False))
+    no_marrow = ibis.literal(";").concat(responses.missing.fill_null(""), ";").contains(f";{MARROW_INPUT};")
+    possible = ibis.cases((responses.response != NOT_EVALUABLE, ibis.null("int64")),
+                          (no_marrow, ibis.null("int64")), else_=_possible_rank(responses.rule_id))
+    t = responses.mutate(_rank=rank, _possible=possible,
+                         _best=rank.min().over(ibis.window(group_by="patient_id")))
+    return t.mutate(_better=(t._possible < t._best.fill_null(len(RANK) + 1)).fill_null(False))
 
 
 @functools.cache
