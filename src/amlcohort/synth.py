@@ -50,6 +50,8 @@ from amlcohort.schema.study import Arm, StudyDefinition
 
 __all__ = ["synth_app", "synth_command", "write_synthetic_bundle"]
 
+#: The first line of the YAML files of a synthetic bundle (how a later run recognises one).
+SYNTH_MARK = "# SYNTHETIC DATA (amlcohort synth): not real patients.\n"
 CHUNK_PATIENTS = 10_000
 CUTOFF = date(2025, 6, 30)
 FIRST_DOSE_FROM = date(2012, 1, 1)
@@ -635,14 +637,46 @@ def write_synthetic_bundle(
         ),
         "units": units,
     }
-    (out / "metadata.yaml").write_text(
-        "# SYNTHETIC DATA (amlcohort synth): not real patients.\n" + yaml.safe_dump(meta, sort_keys=False)
-    )
+    (out / "metadata.yaml").write_text(SYNTH_MARK + yaml.safe_dump(meta, sort_keys=False))
     (out / "study.yaml").write_text(
-        "# SYNTHETIC DATA (amlcohort synth): not real patients.\n"
+        SYNTH_MARK
         + yaml.safe_dump(_study_yaml(study, chosen, patients, seed), sort_keys=False, allow_unicode=True)
     )
     return rows
+
+
+_TABLE_SUFFIXES = (".parquet", ".csv")
+
+
+def _earlier_bundle(folder: Path) -> bool:
+    """Whether ``folder`` holds a bundle this command wrote (its metadata.yaml starts with the mark)."""
+    meta = folder / "metadata.yaml"
+    try:
+        with meta.open(encoding="utf-8") as fh:
+            return fh.readline() == SYNTH_MARK
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def output_problem(out: Path) -> str | None:
+    """Why ``out`` cannot take a synthetic bundle (None: it can): a file, or a folder with files
+    that are not an earlier synthetic bundle (they would be overwritten or mixed in)."""
+    if out.is_file():
+        return f"{out} is a file; give a folder"
+    if out.is_dir() and any(out.iterdir()) and not _earlier_bundle(out):
+        return (f"{out} is not empty and is not a bundle written by 'amlcohort synth': its files would be "
+                "overwritten or mixed in; give a new or empty folder")
+    return None
+
+
+def clear_earlier_bundle(out: Path) -> None:
+    """Remove the tables and YAML files of an earlier synthetic bundle in ``out`` (another format's
+    tables would be left beside the new ones, and the bundle refused as mixed)."""
+    if not (out.is_dir() and _earlier_bundle(out)):
+        return
+    for f in out.iterdir():
+        if f.is_file() and (f.suffix in _TABLE_SUFFIXES or f.name in ("metadata.yaml", "study.yaml")):
+            f.unlink()
 
 
 synth_app = typer.Typer(add_completion=False)
@@ -663,8 +697,16 @@ def synth_command(
 ) -> None:
     """Write a SYNTHETIC cohort bundle (valid, seeded) for scale tests and benchmarks."""
     chosen = tuple(a.strip() for a in arms.split(",") if a.strip()) or None
+    if arms.strip() and chosen is None:
+        raise typer.BadParameter(f"no arm code in {arms!r}; leave --arms out for every arm of the study")
+    problem = output_problem(out)
+    if problem:
+        raise typer.BadParameter(problem, param_hint="'--out'")
     try:
+        clear_earlier_bundle(out)
         rows = write_synthetic_bundle(out, patients, seed=seed, fmt=fmt, arms=chosen, source=study)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
+    except OSError as err:
+        raise typer.BadParameter(f"cannot write there: {err.strerror or err}", param_hint="'--out'") from None
     typer.echo(f"wrote a synthetic bundle to {out}: " + ", ".join(f"{k} {v}" for k, v in rows.items()))

@@ -270,3 +270,34 @@ def test_command_line_writes_and_refuses_unknown_arms_clearly(tmp_path):
     bad = CliRunner().invoke(synth_app, ["--patients", "5", "--out", str(tmp_path / "no"), "--arms", "nope"])
     assert bad.exit_code == 2 and "not in the study definition" in bad.output
     assert not (tmp_path / "no").exists()  # nothing written
+
+
+def test_command_line_never_overwrites_what_it_did_not_write(tmp_path):
+    """--out that is a file, or a folder with other files, is refused (one line, exit 2, nothing
+    touched); a folder holding an earlier synthetic bundle is replaced whole, so another format
+    leaves no tables of the first behind; an --arms with no code is refused."""
+    from typer.testing import CliRunner
+
+    from amlcohort import load_cohort
+    from amlcohort.synth import synth_app
+
+    def run(*args: str):  # wide enough that the error box does not wrap the message
+        return CliRunner().invoke(synth_app, ["--patients", "4", *args], env={"COLUMNS": "400"})
+
+    (tmp_path / "f.txt").write_text("mine")
+    r = run("--out", str(tmp_path / "f.txt"))
+    assert r.exit_code == 2 and "is a file" in r.output and (tmp_path / "f.txt").read_text() == "mine"
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "patients.csv").write_text("keep")
+    r = run("--out", str(user), "--format", "csv")
+    assert r.exit_code == 2 and "not empty" in r.output
+    assert [p.name for p in user.iterdir()] == ["patients.csv"]
+    assert (user / "patients.csv").read_text() == "keep"
+    again = tmp_path / "again"
+    assert run("--out", str(again)).exit_code == 0
+    assert run("--out", str(again), "--format", "csv").exit_code == 0
+    assert not list(again.glob("*.parquet")) and (again / "patients.csv").exists()
+    assert load_cohort(again).report.ok
+    r = run("--out", str(tmp_path / "arms"), "--arms", ",")
+    assert r.exit_code == 2 and "no arm code" in r.output and not (tmp_path / "arms").exists()

@@ -277,3 +277,8 @@ def test_counts_with_several_groups_need_by_group():
     curves = kaplan_meier_by_group.from_counts(counts)
     assert list(curves) == ["a", "b"]
     assert curves["b"].table["survival"].tolist() == [1.0, 0.0]
+
+
+def test_restricted_mean_of_no_observations_says_so():
+    with pytest.raises(ValueError, match="no observations"):
+        restricted_mean([], [])

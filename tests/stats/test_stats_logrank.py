@@ -217,3 +217,16 @@ def test_bad_weight_options():
         logrank_test([1, 2], [1, 1], ["a", "b"], rho=1.0)
     with pytest.raises(ValueError, match="missing values"):
         logrank_test([1, 2], [1, 1], ["a", None])
+
+
+def test_a_continuous_variable_as_the_group_is_refused_at_once():
+    """10,000 distinct labels would build a 10,000 x 10,000 variance matrix (minutes, GBs): refused
+    with the reason; 1,000 groups (the limit) still run."""
+    from amlcohort.stats.logrank import MAX_GROUPS
+
+    n = MAX_GROUPS + 1
+    with pytest.raises(ValueError, match=f"{n} groups"):
+        logrank_test(np.arange(n, dtype=float), np.ones(n), np.arange(n))
+    m = 2 * MAX_GROUPS
+    r = logrank_test(np.arange(float(m)), np.ones(m), np.arange(m) % MAX_GROUPS)
+    assert r.dof == MAX_GROUPS - 1

@@ -595,6 +595,8 @@ class KaplanMeierResult:
         Equals R's ``summary(fit, rmean=tau)$table[c("rmean", "se(rmean)")]`` (``print(fit, rmean=tau)``).
         """
         time = self._arrays("time")
+        if not len(time):
+            raise ValueError("no observations: a restricted mean needs at least one time")
         end = float(time[-1]) if tau is None else float(tau)
         if not np.isfinite(end) or end < 0:
             raise ValueError(f"tau must be a non-negative number, got {tau!r}")
