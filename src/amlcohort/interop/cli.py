@@ -63,8 +63,10 @@ def redcap(
         None, "--token", envvar="REDCAP_TOKEN", help="REDCap API token (or $REDCAP_TOKEN)."
     ),
 ) -> None:
-    """Import a REDCap project as a cohort bundle; every unusable value is reported by record, event,
-    instrument, instance and field, and nothing is written when there is an error."""
+    """Import a REDCap project as a cohort bundle; every value not imported is reported by record,
+    event, instrument, instance and field. An import error (bad code, date, number, repeat instance)
+    writes nothing; otherwise the bundle is written, then validated, and its validation problems are
+    reported at their REDCap source (exit 1 if the bundle is invalid)."""
     import yaml
 
     from amlcohort.interop import redcap as rc

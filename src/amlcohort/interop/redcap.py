@@ -550,6 +550,8 @@ def import_redcap(
     tables: dict[str, list[dict[str, str]]] = {}
     sources: dict[str, list[Where]] = {}
     used: set[str] = {f for t in m.tables for s in t.columns for f in s.fields}
+    checks, uncovered = _check_rows(rows, fields, m, repeating)
+    problems += checks
     for t in m.tables:
         model = TABLES_BY_NAME[t.table]
         own = {f for s in t.columns for f in s.fields if f != m.record_id}
@@ -604,14 +606,155 @@ def import_redcap(
             where.append(w)
         tables[t.table] = out
         sources[t.table] = where
-    problems += _unmapped(rows, fields, m, used)
+    problems += _unmapped(rows, fields, m, used, uncovered)
     return RedcapImport(tables, sources, problems, m.metadata, m.study)
 
 
+def _row_values(r: Mapping[str, str], record_id: str) -> list[tuple[str, str]]:
+    """(column, value) of a row's non-empty data values (system fields and unchecked boxes left out)."""
+    return [
+        (col, value)
+        for col, value in r.items()
+        if col
+        and not _is_system(col, record_id)
+        and value not in ("", None)
+        and not ("___" in col and value in ("0", "Unchecked"))
+    ]
+
+
+def _check_rows(
+    rows: list[dict[str, str]], fields: Mapping[str, Field], m: RedcapMapping, repeating: set[str]
+) -> tuple[list[RedcapProblem], set[int]]:
+    """What the table loop would otherwise skip without a word: repeat instances that are not
+    positive whole numbers or appear twice, rows of an instrument the mapping does not cover, values of
+    a mapped field on a row its table does not read, records with nothing but their id. Returns the
+    problems and the indexes of the rows of uncovered instruments (reported here in full)."""
+    out: list[RedcapProblem] = []
+    uncovered: set[int] = set()
+    mapped = {t.instrument for t in m.tables}
+    forms = {f.form for f in fields.values()}
+    instruments: dict[str, list[str]] = {}  # mapped field -> instruments of the tables naming it
+    for t in m.tables:
+        for s in t.columns:
+            for f in s.fields:
+                if f != m.record_id and t.instrument not in instruments.setdefault(f, []):
+                    instruments[f].append(t.instrument)
+    seen: dict[tuple[str, str, str, str], int] = {}
+    has_values: dict[str, bool] = {}
+    for i, r in enumerate(rows, start=2):  # CSV line (header is line 1)
+        record = r.get(m.record_id, "") or ""
+        event = r.get("redcap_event_name", "") or ""
+        rri = r.get("redcap_repeat_instrument", "") or ""
+        inst = (r.get("redcap_repeat_instance", "") or "").strip()
+        w = Where(record, event, rri, inst)
+        values = _row_values(r, m.record_id)
+        has_values[record] = has_values.get(record, False) or bool(values)
+        key = (record, event, rri, inst)
+        if rri and not inst:
+            out.append(
+                _problem(
+                    "error",
+                    "redcap.instance",
+                    f"a row of repeating instrument {rri!r} without a repeat instance (line {i})",
+                    w,
+                    "redcap_repeat_instance",
+                    inst,
+                )
+            )
+        elif inst and not re.fullmatch(r"[1-9][0-9]*", inst):
+            out.append(
+                _problem(
+                    "error",
+                    "redcap.instance",
+                    f"a repeat instance must be a whole number from 1 (line {i})",
+                    w,
+                    "redcap_repeat_instance",
+                    inst,
+                )
+            )
+        elif key in seen:
+            what = (
+                f"instance {inst} of {'instrument ' + repr(rri) if rri else 'the repeating event'}"
+                if inst
+                else "the record's non-repeating row"
+            )
+            out.append(
+                _problem(
+                    "error",
+                    "redcap.duplicate",
+                    f"{what} appears more than once (lines {seen[key]} and {i}): "
+                    "which one holds the data cannot be decided",
+                    w,
+                    "redcap_repeat_instance" if inst else m.record_id,
+                    inst or record,
+                )
+            )
+        else:
+            seen[key] = i
+        if rri and rri not in mapped:
+            uncovered.add(i - 2)
+            why = "nor in the dictionary" if rri not in forms else "(add a table for it to the mapping)"
+            for col, value in values:
+                out.append(
+                    _problem(
+                        "warning",
+                        "redcap.unmapped_instrument",
+                        f"not imported: instrument {rri!r} is not in the mapping {why}",
+                        w,
+                        col,
+                        value,
+                    )
+                )
+            continue
+        for col, value in values:
+            base = _base_field(col)
+            owners = instruments.get(base)
+            if not owners:
+                continue  # an unmapped field: reported by _unmapped
+            reads = [o for o in owners if (o == rri if o in repeating else not rri)]
+            if reads:
+                continue
+            found = (
+                f"a row of instrument {rri!r} (instance {inst or '?'})"
+                if rri
+                else "the record's non-repeating row (a repeating instrument's values are read "
+                "from its instance rows only)"
+            )
+            out.append(
+                _problem(
+                    "warning",
+                    "redcap.misplaced",
+                    f"not imported: field {base!r} belongs to instrument "
+                    f"{' / '.join(repr(o) for o in owners)}, found on {found}",
+                    w,
+                    col,
+                    value,
+                )
+            )
+    for record, any_value in has_values.items():
+        if not any_value:
+            out.append(
+                RedcapProblem(
+                    "warning",
+                    "redcap.empty_record",
+                    "the record holds nothing but its id: nothing imported (no patient row)",
+                    record,
+                    field=m.record_id,
+                    value=record,
+                )
+            )
+    return out, uncovered
+
+
 def _unmapped(
-    rows: list[dict[str, str]], fields: Mapping[str, Field], m: RedcapMapping, used: set[str]
+    rows: list[dict[str, str]],
+    fields: Mapping[str, Field],
+    m: RedcapMapping,
+    used: set[str],
+    skip: set[int] | None = None,
 ) -> list[RedcapProblem]:
-    """Every non-empty value of a field no mapping names (and the mapping does not ``ignore``)."""
+    """Every non-empty value of a field no mapping names (and the mapping does not ``ignore``);
+    rows ``skip`` (indexes: rows of an instrument the mapping does not cover) are reported elsewhere."""
     out = []
     header = list(rows[0]) if rows else []
     for col in header:
@@ -619,7 +762,9 @@ def _unmapped(
         if _is_system(col, m.record_id) or base in used or base in m.ignore or col in m.ignore:
             continue
         known = base in fields
-        for r in rows:
+        for i, r in enumerate(rows):
+            if skip and i in skip:
+                continue
             value = r.get(col, "")
             if value in ("", None) or ("___" in col and value in ("0", "Unchecked")):
                 continue
@@ -709,7 +854,9 @@ def locate(
                 )
             )
         else:
-            out.append(RedcapProblem(p.severity, p.code, str(p)))
+            where = f"table {p.table!r}" + (f", row {p.row}" if p.row is not None else "")
+            where += f", column {p.column!r}" if p.column else ""
+            out.append(RedcapProblem(p.severity, p.code, f"{where}: {p.reason}", value=p.value))
     return out
 
 
