@@ -372,16 +372,13 @@ def derive(
         _first_remission=t._day.min(where=remission),
         _first_pb=t._day.min(where=has_pb),
     )
-    episodes = _episode_first_blasts(t, per, remission_set)
-    j = t.inner_join(per, t.patient_id == per._ppid).left_join(
-        episodes, [t.patient_id == episodes._epid, t._day == episodes._eday])
+    j = t.inner_join(per, t.patient_id == per._ppid)
     # best earlier response: the best category whose first assessment came before this one
     previous = ibis.cases(*[(j[f"_first_{c}"] < j._day, ibis.literal(c)) for c in RANK],
                           else_=ibis.literal(NO_PREVIOUS))
     keep = [c for c in t.columns if c not in ("previous_response", "peripheral_blasts_span_days")]
-    t = j.select(*keep, previous_response=previous,
-                 peripheral_blasts_span_days=_blasts_span(j._day, j.peripheral_blasts_pct, j._first_pb,
-                                                          j._eday, j._episode_first_pb))
+    j = j.select(*keep, "_first_remission", "_first_pb", previous_response=previous)
+    t = _with_blasts_span(j, keep, remission_set)
 
     # layer 5: pass 2, with history; the rule set's CASE once per row, three outputs read it
     t = apply_rules(rules, t, outcome="_response", rule_id="_rule", missing="_missing")
@@ -421,45 +418,35 @@ def _baselines(first: ir.Table, pre: ir.Table) -> ir.Table:
                     baseline_peripheral_blasts_abs=b_pb.baseline_peripheral_blasts_abs)
 
 
-def _episode_first_blasts(t: ir.Table, per: ir.Table, remission: tuple[str, ...]) -> ir.Table:
-    """``_epid``, ``_eday``, ``_episode_first_pb``: for each assessment with peripheral blasts from
-    the patient's first remission on (``per._first_remission``), the first day with blasts in its
-    episode. An episode starts at each remission assessment (pass 1's ``_outcome1``), so the
-    episode's first day with blasts is the first since the last remission assessment on or before
-    this day.
+def _with_blasts_span(j: ir.Table, keep: list[str], remission: tuple[str, ...]) -> ir.Table:
+    """``j`` (assessments with ``_first_remission`` and ``_first_pb``, the patient's first days
+    with a remission and with peripheral blasts) with ``peripheral_blasts_span_days``: days since
+    the first blood sample with blasts in this episode (NULL without blasts). Before the first
+    remission that is the patient's first; from it on, the first since the last remission
+    assessment on or before this day (an episode starts at each remission assessment).
 
-    Only the rows that define or read an episode (remission, or blasts, from the first remission
-    on) go through the two window functions (a running maximum of the remission day, then the first
-    day with blasts per patient and episode), and only their keys and days: the other assessments
-    are joined to the result, which is far cheaper than sorting, or keeping, every wide row."""
-    has_pb = (t.peripheral_blasts_pct > 0).fill_null(False)
-    is_rem = t._outcome1.isin(remission).fill_null(False)
-    rows = t.filter(is_rem | has_pb).select(
-        "patient_id", "_day", _has_pb=has_pb,
-        _rem_day=ibis.ifelse(is_rem, t._day, ibis.null("int64")),
-        _pb_day=ibis.ifelse(has_pb, t._day, ibis.null("int64")))
-    first = per.select("_ppid", "_first_remission")
-    j = rows.inner_join(first, rows.patient_id == first._ppid)
-    s = j.filter(j._day >= j._first_remission).select("patient_id", "_day", "_has_pb", "_rem_day", "_pb_day")
+    The rows are split in two and stacked again (no join back): only the rows that define or read
+    an episode (remission, or blasts, from the first remission on) go through the window functions
+    (a running maximum of the remission day, then the first day with blasts per patient and
+    episode); the others take the patient's first day with blasts."""
+    has_pb = (j.peripheral_blasts_pct > 0).fill_null(False)
+    after = (j._day >= j._first_remission).fill_null(False)
+    is_rem = j._outcome1.isin(remission).fill_null(False)
+    span = (j._day - j._first_pb).cast("float64")
+    plain = j.filter(~(after & has_pb)).select(
+        *keep, "previous_response",
+        peripheral_blasts_span_days=ibis.ifelse(has_pb, span, ibis.null("float64")))
+    s = j.filter(after, is_rem | has_pb).select(
+        *keep, "previous_response", _has_pb=has_pb,
+        _rem_day=ibis.ifelse(is_rem, j._day, ibis.null("int64")),
+        _pb_day=ibis.ifelse(has_pb, j._day, ibis.null("int64")))
     s = s.mutate(_since=s._rem_day.max().over(ibis.window(group_by="patient_id", order_by="_day",
                                                            rows=(None, 0))))
     s = s.mutate(_episode_first_pb=s._pb_day.min().over(ibis.window(group_by=["patient_id", "_since"])))
     s = s.filter(s._has_pb)
-    return s.select(_epid=s.patient_id, _eday=s._day, _episode_first_pb=s._episode_first_pb)
-
-
-def _blasts_span(day: ir.IntegerValue, peripheral_blasts_pct: ir.NumericValue, first_pb: ir.IntegerValue,
-                 episode_day: ir.IntegerValue, episode_first_pb: ir.IntegerValue) -> ir.FloatingValue:
-    """``peripheral_blasts_span_days``: days since the first blood sample with blasts in this
-    episode (NULL without blasts). An assessment with an episode (``episode_day`` not NULL: blasts
-    from the first remission on, :func:`_episode_first_blasts`) counts from its episode's first day
-    with blasts; one before the first remission from the patient's first (``first_pb``)."""
-    has_pb = (peripheral_blasts_pct > 0).fill_null(False)
-    return ibis.cases(
-        (episode_day.notnull(), (day - episode_first_pb).cast("float64")),
-        (has_pb, (day - first_pb).cast("float64")),
-        else_=ibis.null("float64"),
-    )
+    episode = s.select(*keep, "previous_response",
+                       peripheral_blasts_span_days=(s._day - s._episode_first_pb).cast("float64"))
+    return plain.union(episode, distinct=False)
 
 
 # ---- per patient -------------------------------------------------------------------------------
