@@ -79,11 +79,9 @@ class Cohort:
     ``table(name)`` adds, for each date column ``X_date``, ``X_study_day`` (day 1 = the first dose
     of the study's index drug, or of any drug; no day 0). With ``day_views`` each such table is
     created once as a view, so every query names it instead of repeating the join in its SQL
-    (compiling the report's queries is then several times faster): on a connection the cohort
-    owns (the loader's in-process DuckDB) a view, on SQLite a temporary one (gone with the
-    connection; SQLite's parser cannot take the CTCAE grades with the join repeated in each
-    term's part). On a connection the cohort shares (PostgreSQL, Spark, a workspace's) nothing is
-    created and the expression is returned.
+    (compiling the report's queries is then several times faster), on a connection the cohort
+    owns (the loader's in-process DuckDB). On a connection the cohort shares (SQLite, PostgreSQL,
+    Spark, a workspace's) nothing is created and the expression is returned.
     """
 
     con: ibis.BaseBackend
@@ -117,8 +115,7 @@ class Cohort:
         if not self.day_views:
             return expr
         # a unique name: two cohorts on one connection (another study definition) never share one
-        view = self.con.create_view(f"{name}__study_days_{next(_VIEW_NUMBERS)}", expr,
-                                    database="temp" if self.con.name == "sqlite" else None)
+        view = self.con.create_view(f"{name}__study_days_{next(_VIEW_NUMBERS)}", expr)
         self._views[name] = view
         return view
 
@@ -228,8 +225,7 @@ def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, C
         if name in existing:
             target.drop_table(name)
         tables[name] = _copy_table(target, name, data)
-    views = target is stage or target.name == "sqlite"
-    return report, Cohort(target, meta, tables, report, study, supplied, day_views=views)
+    return report, Cohort(target, meta, tables, report, study, supplied, day_views=target is stage)
 
 
 def staging_connection() -> ibis.BaseBackend:
