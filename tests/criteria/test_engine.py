@@ -5,7 +5,14 @@ from __future__ import annotations
 import ibis
 import pytest
 
-from amlcohort.criteria.engine import NOT_EVALUABLE, compile_rules, evaluate, parse_rules
+from amlcohort.criteria.engine import (
+    NOT_EVALUABLE,
+    compile_rules,
+    decision_expr,
+    evaluate,
+    parse_rules,
+    with_decision,
+)
 from amlcohort.problems import InputError
 
 HEADER = "ruleset,version,rule_id,outcome,priority,clause,variable,op,value,ref,factor,source,note\n"
@@ -87,6 +94,34 @@ def test_compiled_rules_over_a_table_match_single_evaluations_on_two_backends():
         c = compile_rules(rules, t)
         got = t.mutate(i=ibis.row_number(), grade=c.outcome).order_by("i").grade.execute().tolist()
         assert got == expected
+
+
+def test_a_null_literal_input_is_unknown_not_false():
+    """Ibis compiles ``NULL == TRUE`` as ``TRUE IS NULL`` (false): a rule input given as a bare NULL
+    literal (a column the table lacks) must leave the rule undecided, as a NULL column does."""
+    rules = BOOK[("cr", "1")]
+    con = ibis.duckdb.connect()
+    t = con.create_table("marrow", ibis.memtable({"blasts": [2.0, 2.0], "spicules": [True, None]}))
+    inputs = {"blasts": t.blasts, "spicules": t.spicules, "emd": ibis.null("boolean")}
+    got = t.mutate(i=ibis.row_number(), d=decision_expr(rules, inputs)).order_by("i").d.execute().tolist()
+    # rule 1 (CR) needs emd: undecided (-1) on both rows, never "emd is false" by default
+    assert got == [-1, -1]
+    assert evaluate(rules, {"blasts": 2.0, "spicules": True, "emd": None}).outcome == NOT_EVALUABLE
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "sqlite"])
+def test_with_decision_equals_the_single_case(backend):
+    """with_decision (operands and rule truths as columns, then the CASE; on SQLite one CASE)
+    gives decision_expr's value on every row, boundaries on both sides included."""
+    rules = BOOK[("grade", "1")]
+    data = {"value": [40.0, 40.1, 120.0, 120.1, 200.0, 200.1, None, 99.0, 0.0],
+            "uln": [40.0, 40.0, 40.0, 40.0, 40.0, 40.0, 40.0, None, 40.0]}
+    con = getattr(ibis, backend).connect()
+    t = con.create_table("labs", ibis.memtable(data)).mutate(i=ibis.row_number())
+    expected = t.mutate(d=decision_expr(rules, {"value": t.value, "uln": t.uln})).order_by("i").d
+    got = with_decision(t, rules, lambda tt: {"value": tt.value, "uln": tt.uln}, "d").order_by("i")
+    assert list(got.columns) == [*t.columns, "d"]
+    assert got.d.execute().tolist() == expected.execute().tolist() == [4, 3, 3, 2, 2, 1, -1, -1, 4]
 
 
 @pytest.mark.parametrize(

@@ -39,11 +39,11 @@ from amlcohort.criteria.engine import (
     RuleSet,
     apply_rules,
     decided_by,
-    decision_expr,
     decision_outputs,
     evaluate_fast,
     load_rules,
     ruleset,
+    with_decision,
 )
 
 # ---- versions -----------------------------------------------------------------------------------
@@ -505,7 +505,10 @@ def _graded_term(t: ir.Table, spec: LabTerm, rules: RuleSet, baseline: ir.Floati
     b = t.select(*[t[k] for k in keys], value=value, limit=limit, limit_source=limit_source,
                  baseline=baseline, **clinical,
                  baseline_below_lln=ibis.null("boolean"))  # needs a creatinine LLN: not in the model
-    b = b.mutate(_decision=decision_expr(rules, _rule_inputs(rules, spec, b)))
+    # the derived inputs (excess over the limit, % change, ...) once a row, as columns
+    derived = {k: e for k, e in _rule_inputs(rules, spec, b).items() if k in _DERIVED}
+    b = b.mutate(**derived) if derived else b
+    b = with_decision(b, rules, lambda tt: _rule_inputs(rules, spec, tt), "_decision")
     # what the not-graded reason calls each input: the table's columns
     names = {"value": spec.value_column, spec.limit: spec.limit_column,
              "baseline": f"{spec.value_column}_baseline", "baseline_below_lln": "_baseline_below_lln",
@@ -542,7 +545,8 @@ def _rule_inputs(rules: RuleSet, spec: LabTerm, t: ir.Table) -> dict[str, ir.Val
         "excess_uln": value - limit, "excess_baseline": value - base,
         "pchg": ibis.ifelse(base == 0, ibis.null("float64"), (value - base) / base * 100),
     }
-    return {k: known[k] for k in rules.variables}
+    # a derived input already kept as a column (see _graded_term) is read, not computed again
+    return {k: t[k] if k in _DERIVED and k in t.columns else known[k] for k in rules.variables}
 
 
 def worst_grade(graded: ir.Table, *, from_study_day: int | None = None, dates: bool = True) -> ir.Table:
