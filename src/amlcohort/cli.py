@@ -265,8 +265,8 @@ def _report(
     _check_out(out)
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from amlcohort.io.output import OutputError, preflight
     from amlcohort.report.build import assemble, write_report
-    from amlcohort.report.output import OutputError, preflight
 
     try:
         preflight(out)  # a locked, linked, foreign or unwritable --out fails before any work

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from amlcohort.report.build import write_report
-from amlcohort.report.output import (
+from amlcohort.io.output import (
     XLSX_CELL_LIMIT,
     OutputError,
     OutputLocked,
     safe_cell,
     xlsx_cell,
 )
+from amlcohort.report.build import write_report
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -77,7 +77,7 @@ import os, signal, sys, time
 signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {here!r})
 from test_output_fake import make_report
-from amlcohort.report import output
+from amlcohort.io import output
 from amlcohort.report.build import write_report
 
 point, marker, out = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -201,7 +201,7 @@ def test_sigkill_between_the_fallback_renames_is_recovered(previous, tmp_path):
     proc, _ = start_child("between-renames", previous, tmp_path)
     kill(proc)
     assert not previous.exists() and any(".old-" in n for n in leftovers(previous))
-    from amlcohort.report.output import _recover
+    from amlcohort.io.output import _recover
 
     _recover(previous)
     assert assert_complete(previous)["tag"] == "run A"
@@ -261,7 +261,8 @@ import os, sys
 sys.path.insert(0, {here!r})
 import jinja2, openpyxl, typst  # imported before dropping privileges: the interpreter is root's
 from test_output_fake import make_report
-from amlcohort.report import html, output, pdf
+from amlcohort.io import output
+from amlcohort.report import html, pdf
 from amlcohort.report.build import write_report
 report = make_report()
 if os.geteuid() == 0:
@@ -512,7 +513,7 @@ def test_pdf_long_table_breaks_across_pages_with_repeated_header(tmp_path):
 
 
 def test_preflight_fails_fast_and_a_legacy_report_folder_is_replaced(tmp_path):
-    from amlcohort.report.output import preflight
+    from amlcohort.io.output import preflight
 
     foreign = tmp_path / "foreign"
     foreign.mkdir()
@@ -579,7 +580,7 @@ def test_a_table_longer_than_an_excel_sheet_is_cut_with_a_warning(tmp_path, monk
 
     import openpyxl
 
-    from amlcohort.report import output
+    from amlcohort.io import output
 
     assert output.XLSX_ROW_LIMIT == 1_048_576
     monkeypatch.setattr(output, "XLSX_ROW_LIMIT", 4)

@@ -19,7 +19,7 @@ table of the new format's bundle (``population: rules.csv`` beside Parquet table
 
 ``amlcohort export`` writes through :func:`staged_export`: never into the bundle it reads (or a folder
 inside it or around it), never into a non-empty folder that is not an earlier amlcohort output (the
-report's own rule, :func:`amlcohort.report.output.preflight`), and atomically (a fresh folder swapped
+report's own rule, :func:`amlcohort.io.output.preflight`), and atomically (a fresh folder swapped
 in whole, with a ``manifest.json``, as the report is written), so a refused or failed export leaves
 nothing half-written.
 """
@@ -41,6 +41,7 @@ import yaml
 from amlcohort.io.cohort import Cohort, table_rows
 from amlcohort.io.excel import XLSX_MAX_CELL_CHARS, XLSX_MAX_ROWS, reproducible_xlsx
 from amlcohort.io.metadata import METADATA_FILE
+from amlcohort.io.output import OutputError, file_digest, preflight, staged_output
 from amlcohort.io.readers import FORMULA_START
 from amlcohort.schema import TABLES
 from amlcohort.schema.study import STUDY_FILE
@@ -217,8 +218,7 @@ class ExportTargetError(Exception):
 def check_export_target(source: str | Path, dest: str | Path) -> None:
     """Refuse an export folder that is the source bundle, inside it or around it, or (the report's
     rule) a non-empty folder that is not an earlier amlcohort output; nothing is written but the
-    lock file beside ``dest`` that :func:`~amlcohort.report.output.preflight` uses."""
-    from amlcohort.report.output import OutputError, preflight
+    lock file beside ``dest`` that :func:`~amlcohort.io.output.preflight` uses."""
 
     src = Path(source)
     src = (src if src.is_dir() else src.parent).resolve()
@@ -253,9 +253,8 @@ class _Failed(Exception):
 
 def staged_export(dest: str | Path, write: Callable[[Path], T]) -> T:
     """Run ``write(folder)`` on a fresh folder beside ``dest`` and swap it in as ``dest`` whole, with
-    a ``manifest.json`` listing every file (the report's :func:`~amlcohort.report.output.staged_output`);
+    a ``manifest.json`` listing every file (the report's :func:`~amlcohort.io.output.staged_output`);
     on any error ``dest`` is left as it was. ``write``'s own errors propagate unchanged."""
-    from amlcohort.report.output import OutputError, file_digest, staged_output
 
     try:
         with staged_output(dest) as stage:

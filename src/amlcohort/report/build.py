@@ -48,7 +48,7 @@ from amlcohort.report.results import (
 from amlcohort.report.tables import p_text
 
 if TYPE_CHECKING:
-    from amlcohort.report.output import OutputWarnings, Staging
+    from amlcohort.io.output import OutputWarnings, Staging
 
 Progress = Callable[[str], None]
 
@@ -533,12 +533,12 @@ def write_report(
 
     Each figure is rendered once as SVG (``figures/*.svg``, embedded in the HTML and set in the PDF);
     PNG (``png_dpi``) only when ``png``. The whole folder is written beside ``out`` and swapped in
-    (see :mod:`amlcohort.report.output`): the previous report stays complete until the new one is,
+    (see :mod:`amlcohort.io.output`): the previous report stays complete until the new one is,
     a concurrent run on the same ``out`` fails, links are never followed, and ``manifest.json`` lists
-    every file with its SHA-256. Raises :class:`amlcohort.report.output.OutputError` (one-line message)
+    every file with its SHA-256. Raises :class:`amlcohort.io.output.OutputError` (one-line message)
     when ``out`` cannot be written.
     """
-    from amlcohort.report.output import OutputWarnings, staged_output
+    from amlcohort.io.output import OutputWarnings, staged_output
 
     step = progress or (lambda _s: None)
     out = Path(out)
@@ -591,9 +591,9 @@ def _write_tables(tables: dict[str, pd.DataFrame], stage: Staging, warnings: Out
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
 
+    from amlcohort.io import output
     from amlcohort.io.excel import reproducible_xlsx
-    from amlcohort.report import output
-    from amlcohort.report.output import safe_cell, xlsx_cell
+    from amlcohort.io.output import safe_cell, xlsx_cell
 
     wb = openpyxl.Workbook(write_only=True)
     used: set[str] = set()

@@ -956,7 +956,7 @@ def save_figure(
     """Write ``fig`` as ``<out_dir>/<name>.<fmt>`` (PNG at ``dpi``, SVG vector); return fmt → path.
 
     Output is reproducible: no creation date in the metadata, fixed SVG ids. (The report itself writes
-    through :func:`render_figure` and :mod:`amlcohort.report.output`, atomically.)
+    through :func:`render_figure` and :mod:`amlcohort.io.output`, atomically.)
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
