@@ -57,6 +57,8 @@ __all__ = [
 
 Endpoint = Literal["OS", "EFS"]
 By = Literal["arm", "cr"] | None
+#: the groupings a log-rank test compares (a test needs groups, so ``None`` is not one of them)
+LOGRANK_BY: tuple[str, ...] = ("arm", "cr")
 
 
 def _criteria(cohort: Any, criteria: str | None) -> str:
@@ -262,7 +264,17 @@ class LogRank:
 def logrank(
     cohort: Cohort, endpoint: Endpoint = "OS", by: Literal["arm", "cr"] = "arm", criteria: str | None = None
 ) -> LogRank:
-    """The log-rank test of ``endpoint`` by ``by``; R: ``survdiff(Surv(time, status) ~ group)``."""
+    """The log-rank test of ``endpoint`` by ``by``; R: ``survdiff(Surv(time, status) ~ group)``.
+
+    ``by`` is the grouping to compare and must be one of :data:`LOGRANK_BY` (``"arm"`` or ``"cr"``);
+    anything else (``None``, an unknown name) is a :class:`ValueError` naming the choices. A test
+    that cannot be computed on this cohort gives NaN with the reason (``not_estimable``)."""
+    if by not in LOGRANK_BY:
+        choices = " or ".join(repr(b) for b in LOGRANK_BY)
+        raise ValueError(
+            f"logrank needs the groups to compare: by must be {choices}"
+            f" (the study arm, or best response CR vs not), got {by!r}"
+        )
     fit = kaplan_meier(cohort, endpoint, by, criteria)
     if fit.logrank is None:
         nan = float("nan")

@@ -87,11 +87,12 @@ def test_curves_by_group_match_survfit_strata(key, group_col, r_expected, r_data
         check_quantiles(km, g["quantiles"], assert_r, f"{ref['call']} [{g['stratum']}]")
 
 
-def test_default_conf_type_is_log_log(r_expected, surv_arrays, assert_r):
-    ref = r_expected["km_aml_loglog"]
+def test_default_conf_type_is_log_as_r(r_expected, surv_arrays, assert_r):
+    # R's survfit default is conf.type="log": survfit(Surv(time, status) ~ 1, data=aml)
+    ref = r_expected["km_aml_log"]
     time, event = surv_arrays("aml")
     km = kaplan_meier(time, event)
-    assert km.conf_type == "log-log"
+    assert km.conf_type == "log"
     assert_r(km.table["lower"].to_numpy(), ref["curve"]["lower"])
 
 
@@ -122,7 +123,7 @@ def test_all_censored_has_no_median(r_expected, surv_arrays):
     assert r_expected["km_all_censored_log"]["table"]["median"] is None
     assert (km.table["survival"] == 1.0).all()
     # log-log bounds are undefined where S = 1 (R gives NA)
-    assert kaplan_meier(time, event).table["lower"].isna().all()
+    assert kaplan_meier(time, event, conf_type="log-log").table["lower"].isna().all()
 
 
 def test_censoring_tied_with_event_counts_as_at_risk(r_expected, surv_arrays, assert_r):

@@ -7,7 +7,9 @@ precision), ``within`` (computed range inside the stated one), ``gt`` / ``lt``, 
 ``literature`` (about other studies: quoted, not auditable). ``figure`` may be a list of figure
 names (e.g. one per patient the sentence names): ``equal``, ``gt`` and ``lt`` must then hold for
 every one of them. Each claim comes out
-``reproduced``, ``discrepant``, ``not computed`` (no such figure) or ``not auditable``.
+``reproduced``, ``discrepant``, ``not computed`` (no such figure, or not estimable on this cohort)
+or ``not auditable``. A median that is not reached while the claim states its value is
+``discrepant`` (the data say "not reached", the paper a number), not ``not computed``.
 Contradictions inside the paper show up as claims about the same figure with different
 verdicts; nothing here lists them by hand.
 """
@@ -208,19 +210,69 @@ def _describe(claim: Claim, computed: Any) -> str:
     return f"paper: {op} {_fmt(claim.value)} {claim.unit}; data: {_fmt(computed)}".strip()
 
 
+def _not_reached(name: str, figures: dict[str, Any], not_estimable: dict[str, str] | None) -> bool:
+    """Whether figure ``name`` was computed and is a median that is not reached: ``results.json``
+    holds it as ``null`` with a ``not_estimable`` reason starting "not reached"."""
+    reason = (not_estimable or {}).get(name)
+    return (
+        name in figures
+        and figures[name] is None
+        and isinstance(reason, str)
+        and reason.strip().lower().startswith("not reached")
+    )
+
+
+def _why_not_reached(name: str, reason: str, named: bool) -> str:
+    """The rest of a "not reached: ..." reason (e.g. "survival stays above 0.5"), with the figure's
+    name when the claim names several figures."""
+    rest = reason.strip()[len("not reached") :].lstrip(" :;,-")
+    return f"{name}: {rest}" if named and rest else name if named else rest
+
+
+def _states_a_number(claim: Claim) -> bool:
+    """The claim gives the figure's value (``equal`` a number): a median that is not reached
+    contradicts it. A bound (``gt``/``lt``) may hold for a median beyond the follow-up, so it is not
+    judged here."""
+    return claim.relation == "equal" and _number(claim.value)
+
+
 def audit(
     figures: dict[str, Any], claims: list[Claim] | None = None, not_estimable: dict[str, str] | None = None
 ) -> list[Verdict]:
     """Every claim judged against ``figures`` (the ``figures`` of ``results.json``); a figure that is
-    not estimable on this cohort gives ``not computed`` with the reason (``not_estimable``)."""
+    not estimable on this cohort gives ``not computed`` with the reason (``not_estimable``).
+
+    A median that was computed but is not reached (``null`` with a "not reached" reason) while the
+    claim states its value (``equal`` a number) is ``discrepant``: the data say "not reached", the
+    paper gives a number (e.g. "median not reached; the claim states 7.0"). A figure that does not
+    exist, or is null for another reason, stays ``not computed``."""
     out = []
     for c in claims if claims is not None else load_claims():
         v = judge(c, c.computed(figures))
-        why = [f"{n}: {not_estimable[n]}" for n in c.figure_names if not_estimable and n in not_estimable]
-        if v.status == "not computed" and why:
-            v = Verdict(c, None, "not computed", "not estimable: " + "; ".join(why))
+        if v.status == "not computed" and c.relation != "literature":
+            v = _missing(c, figures, not_estimable, v)
         out.append(v)
     return out
+
+
+def _missing(
+    c: Claim, figures: dict[str, Any], not_estimable: dict[str, str] | None, verdict: Verdict
+) -> Verdict:
+    """The verdict of a claim whose figure (or one of whose figures) is missing or null."""
+    absent = [n for n in c.figure_names if figures.get(n) is None]
+    unreached = [n for n in absent if _not_reached(n, figures, not_estimable)]
+    if unreached and len(unreached) == len(absent) and _states_a_number(c):
+        # every missing figure is a median not reached, and each must equal the stated number
+        why = [_why_not_reached(n, (not_estimable or {})[n], isinstance(c.figure, list)) for n in unreached]
+        where = "; ".join(w for w in why if w)
+        computed = None if not isinstance(c.figure, list) else [figures.get(n) for n in c.figure_names]
+        stated = f"{c.value} {c.unit}".strip()
+        detail = f"median not reached{f' ({where})' if where else ''}; the claim states {stated}"
+        return Verdict(c, computed, "discrepant", detail)
+    why = [f"{n}: {not_estimable[n]}" for n in c.figure_names if not_estimable and n in not_estimable]
+    if why:
+        return Verdict(c, None, "not computed", "not estimable: " + "; ".join(why))
+    return verdict
 
 
 def contradictions(verdicts: list[Verdict]) -> list[tuple[Verdict, Verdict]]:

@@ -6,7 +6,7 @@ Every estimate is checked against R (see ``tests/fixtures/r/make_reference.R``):
   Wilson = ``prop.test(correct=FALSE)``);
 * tables: :func:`fisher_exact` (2×2 and r×c, ``fisher.test``), :func:`chi_square_test` (``chisq.test``);
 * survival: :func:`event_counts` (Ibis aggregation, or a Parquet file / Arrow table read by NumPy),
-  :func:`kaplan_meier` (``survfit``),
+  :func:`kaplan_meier` (``survfit``; pointwise intervals ``conf_type="log"`` by default, as R),
   :func:`logrank_test` (``survdiff``), :func:`median_follow_up` (reverse Kaplan–Meier),
   :func:`restricted_mean` (``print(survfit(...), rmean=tau)``), :func:`cox_ph` (``coxph(ties="efron")``).
 """

@@ -9,8 +9,8 @@ R conventions reproduced here (survival 3.x):
 * product-limit estimate; a censoring at time *t* counts as at risk at *t* (events before censorings);
 * Greenwood variance ``sum d / (n (n - d))`` (infinite once the curve reaches 0, so the standard
   error is ``NaN`` there, as R's ``summary.survfit`` prints);
-* pointwise intervals as in R's ``survfit_confint`` for ``conf.type`` ``"log"`` (R's default),
-  ``"log-log"`` (this package's default) and ``"plain"``; bounds are missing (``NaN``) where R gives
+* pointwise intervals as in R's ``survfit_confint`` for ``conf.type`` ``"log"`` (R's default and
+  this package's default), ``"log-log"`` and ``"plain"``; bounds are missing (``NaN``) where R gives
   ``NA``: at S = 0 (all types) and at S = 1 for ``"log-log"``;
 * the median and its interval as printed by ``print.survfit`` / ``summary(fit)$table`` (R's internal
   ``survmean``): if S equals 0.5 (within ``sqrt(.Machine$double.eps)``) over an interval, the median
@@ -292,7 +292,10 @@ class RestrictedMeanResult:
     """Restricted mean survival time up to ``tau`` (area under the KM curve on [0, tau]).
 
     ``estimate`` and ``std_err`` equal R's ``summary(fit, rmean=tau)$table[c("rmean", "se(rmean)")]``.
-    ``lower``/``upper`` are the normal-theory interval ``estimate ± z * std_err`` (R prints none).
+    ``lower``/``upper`` are the normal-theory interval ``estimate ± z * std_err`` clipped to
+    ``[0, tau]``, the only values a restricted mean can take (``survival`` prints no interval;
+    ``survRM2::rmst2`` reports the unclipped normal interval, whose limits can lie below 0 or above
+    ``tau``; here such a limit is 0 or ``tau``). The clipping changes neither ``estimate`` nor ``std_err``.
     """
 
     tau: float
@@ -322,7 +325,8 @@ class KaplanMeierResult:
         ``summary(fit, censored=TRUE)$std.err``), ``lower``, ``upper`` (pointwise bounds, as
         ``fit$lower`` / ``fit$upper``).
     conf_type, conf_level:
-        The interval transformation (``"log-log"``, ``"log"`` or ``"plain"``) and level.
+        The interval transformation (``"log"``, the default as in R, ``"log-log"`` or ``"plain"``)
+        and level.
     label:
         Group label, for curves from :func:`kaplan_meier_by_group`.
 
@@ -346,7 +350,7 @@ class KaplanMeierResult:
     n_censor: np.ndarray = field(repr=False)
     survival: np.ndarray = field(repr=False)
     se_log: np.ndarray = field(repr=False)
-    conf_type: str = "log-log"
+    conf_type: str = "log"
     conf_level: float = 0.95
     label: Hashable | None = None
     estimable: bool = True
@@ -360,7 +364,7 @@ class KaplanMeierResult:
         n_event: np.ndarray,
         n_censor: np.ndarray,
         *,
-        conf_type: ConfType = "log-log",
+        conf_type: ConfType = "log",
         conf_level: float = 0.95,
         label: Hashable | None = None,
     ) -> KaplanMeierResult:
@@ -391,7 +395,7 @@ class KaplanMeierResult:
         cls,
         counts: pd.DataFrame,
         *,
-        conf_type: ConfType = "log-log",
+        conf_type: ConfType = "log",
         conf_level: float = 0.95,
         label: Hashable | None = None,
     ) -> KaplanMeierResult:
@@ -593,6 +597,8 @@ class KaplanMeierResult:
         """Restricted mean survival time up to ``tau`` (default: the last observed time).
 
         Equals R's ``summary(fit, rmean=tau)$table[c("rmean", "se(rmean)")]`` (``print(fit, rmean=tau)``).
+        The interval ``estimate ± z * std_err`` is clipped to ``[0, tau]`` (see
+        :class:`RestrictedMeanResult`; ``survRM2`` reports it unclipped).
         """
         time = self._arrays("time")
         if not len(time):
@@ -609,8 +615,8 @@ class KaplanMeierResult:
             estimate=est,
             std_err=se,
             conf_level=self.conf_level,
-            lower=est - z * se,
-            upper=est + z * se,
+            lower=min(max(est - z * se, 0.0), end),  # an RMST lies in [0, tau]; survRM2 does not clip
+            upper=max(min(est + z * se, end), 0.0),
         )
 
     # -- display -----------------------------------------------------------------------------------
@@ -658,7 +664,7 @@ def kaplan_meier(
     time: ArrayLike,
     event: ArrayLike,
     *,
-    conf_type: ConfType = "log-log",
+    conf_type: ConfType = "log",
     conf_level: float = 0.95,
 ) -> KaplanMeierResult:
     """Kaplan–Meier estimate with Greenwood standard errors and pointwise confidence bounds.
@@ -670,7 +676,7 @@ def kaplan_meier(
     event:
         1/True = event, 0/False = censored.
     conf_type:
-        ``"log-log"`` (default of this package), ``"log"`` (R's default) or ``"plain"``.
+        ``"log"`` (the default, as R's ``survfit``), ``"log-log"`` or ``"plain"``.
     conf_level:
         Confidence level of the pointwise bounds and of the median's interval.
 
@@ -680,8 +686,8 @@ def kaplan_meier(
     >>> km.median_, km.median_ci_
     (23.0, (13.0, None))
 
-    R: ``survfit(Surv(time, status) ~ 1, data=d, conf.type="log")``; with ``conf_type="log"`` every
-    estimate, bound and median equals R's defaults. Counts from a database: see
+    R: ``survfit(Surv(time, status) ~ 1, data=d)`` (``conf.type="log"`` is the default in both); every
+    estimate, bound and median equals R's. Counts from a database: see
     :func:`kaplan_meier_from_counts` (also available as ``kaplan_meier.from_counts``).
     """
     _check_conf_type(conf_type)
@@ -694,7 +700,7 @@ def kaplan_meier(
 
 
 def kaplan_meier_from_counts(
-    counts: pd.DataFrame, *, conf_type: ConfType = "log-log", conf_level: float = 0.95
+    counts: pd.DataFrame, *, conf_type: ConfType = "log", conf_level: float = 0.95
 ) -> KaplanMeierResult:
     """Kaplan–Meier curve from a counts frame as returned by :func:`~amlcohort.stats.event_counts`.
 
@@ -703,7 +709,8 @@ def kaplan_meier_from_counts(
     >>> kaplan_meier_from_counts(counts).table["survival"].tolist()
     [0.6666666666666667, 0.0]
 
-    R: ``survfit(Surv(time, status) ~ 1, data=d, conf.type="log-log")`` on the individual records.
+    R: ``survfit(Surv(time, status) ~ 1, data=d)`` on the individual records (``conf.type="log"``,
+    the default of both).
     """
     return KaplanMeierResult.from_counts(counts, conf_type=conf_type, conf_level=conf_level)
 
@@ -746,7 +753,7 @@ def kaplan_meier_by_group(
     event: ArrayLike,
     group: ArrayLike,
     *,
-    conf_type: ConfType = "log-log",
+    conf_type: ConfType = "log",
     conf_level: float = 0.95,
 ) -> dict[Hashable, KaplanMeierResult]:
     """One Kaplan–Meier curve per group, in sorted group order.
@@ -755,7 +762,7 @@ def kaplan_meier_by_group(
     >>> list(curves)
     ['a', 'b']
 
-    R: ``survfit(Surv(time, status) ~ group, data=d, conf.type="log-log")``. From a counts frame
+    R: ``survfit(Surv(time, status) ~ group, data=d)`` (``conf.type="log"``). From a counts frame
     with a ``group`` column: ``kaplan_meier_by_group.from_counts(counts)``.
     """
     _check_conf_type(conf_type)
@@ -765,7 +772,7 @@ def kaplan_meier_by_group(
 
 
 def kaplan_meier_by_group_from_counts(
-    counts: pd.DataFrame, *, conf_type: ConfType = "log-log", conf_level: float = 0.95
+    counts: pd.DataFrame, *, conf_type: ConfType = "log", conf_level: float = 0.95
 ) -> dict[Hashable, KaplanMeierResult]:
     """One curve per value of the ``group`` column of a counts frame.
 
@@ -776,7 +783,7 @@ def kaplan_meier_by_group_from_counts(
     >>> {g: km.table["survival"].tolist() for g, km in kaplan_meier_by_group_from_counts(counts).items()}
     {'a': [0.6666666666666667, 0.0], 'b': [0.0]}
 
-    R: ``survfit(Surv(time, status) ~ group, data=d, conf.type="log-log")``.
+    R: ``survfit(Surv(time, status) ~ group, data=d)`` (``conf.type="log"``).
     """
     return _by_group(counts, conf_type, conf_level)
 
@@ -798,6 +805,11 @@ def restricted_mean(
     (15.8, 1.89)
 
     R: ``summary(survfit(Surv(time, status) ~ 1, data=d), rmean=20)$table[c("rmean", "se(rmean)")]``.
+
+    ``lower``/``upper`` are ``estimate ± z * std_err`` clipped to ``[0, tau]`` (a restricted mean
+    cannot lie outside it); ``survRM2::rmst2`` reports the unclipped normal interval, whose limits
+    can fall below 0 or above ``tau`` in small samples. The estimate and its standard error are not
+    affected by the clipping.
     """
     return kaplan_meier(time, event, conf_level=conf_level).restricted_mean(tau)
 
@@ -815,7 +827,7 @@ def median_follow_up(
     time: ArrayLike,
     event: ArrayLike,
     *,
-    conf_type: ConfType = "log-log",
+    conf_type: ConfType = "log",
     conf_level: float = 0.95,
 ) -> FollowUpResult:
     """Median follow-up by reverse Kaplan–Meier (censoring is the "event"), with its CI.
@@ -830,7 +842,7 @@ def median_follow_up(
 
 
 def median_follow_up_from_counts(
-    counts: pd.DataFrame, *, conf_type: ConfType = "log-log", conf_level: float = 0.95
+    counts: pd.DataFrame, *, conf_type: ConfType = "log", conf_level: float = 0.95
 ) -> FollowUpResult:
     """Median follow-up from a counts frame (``n_event`` and ``n_censor`` are swapped internally).
 
