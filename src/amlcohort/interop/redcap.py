@@ -345,12 +345,27 @@ def _parse_date(value: str, validation: str) -> str | None:
     return None
 
 
-def _choice_label(fdef: Field, value: str) -> str | None:
+def _choice(fdef: Field, value: str) -> tuple[str, str] | None:
+    """``(code, label)`` of a choice field's value, looked up as a code (a raw export), then as a
+    label, ignoring case (a labels export); None when it is neither."""
     codes = fdef.codes
     if value in codes:
-        return codes[value]
-    labels = {lab.casefold(): lab for lab in codes.values()}
-    return labels.get(value.casefold())
+        return value, codes[value]
+    by_label = {lab.casefold(): (code, lab) for code, lab in reversed(codes.items())}
+    return by_label.get(value.casefold())
+
+
+def _translate(values: Mapping[str, str], *keys: str) -> str | None:
+    """The mapping's ``values:`` translation of the first of ``keys`` (the value as exported, its
+    choice code, its label) it has; then the same ignoring case (a key written as the label)."""
+    for k in keys:
+        if k in values:
+            return values[k]
+    folded = {k.casefold(): v for k, v in reversed(values.items())}
+    for k in keys:
+        if k.casefold() in folded:
+            return folded[k.casefold()]
+    return None
 
 
 def _bool_text(label: str) -> str | None:
@@ -373,15 +388,15 @@ def convert(
     fname = src.field or ""
     if value == "":
         return ""
-    text = value
+    text = code = value
     if fdef is not None and fdef.type in CHOICE_TYPES and fdef.type != "checkbox":
-        label = _choice_label(fdef, value)
-        if label is None:
+        choice = _choice(fdef, value)
+        if choice is None:
             problems.append(
                 _problem(
                     "error",
                     "redcap.choice",
-                    f"not a choice of field {fdef.name!r} "
+                    f"not a choice of field {fdef.name!r}: neither a code nor a label "
                     f"(codes: {', '.join(f'{k}={v}' for k, v in fdef.codes.items())})",
                     w,
                     fname,
@@ -389,9 +404,10 @@ def convert(
                 )
             )
             return ""
-        text = label
+        code, text = choice
     if src.values:
-        mapped = src.values.get(value, src.values.get(text))
+        # keyed by code or by label: a labels export finds a code-keyed translation by its label
+        mapped = _translate(src.values, value, code, text)
         if mapped is None:
             problems.append(
                 _problem(

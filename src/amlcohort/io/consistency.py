@@ -1,8 +1,20 @@
-"""Checks across tables on typed data: references to patients, date order, the study-day anchor.
+"""Checks across tables on typed data: references to patients, date order, the study-day anchor,
+and the clinical story the tables tell together.
 
 These run after every table passed its own checks, on the typed tables, as Ibis queries.
-Each rule is one declarative row: the table holding the later date, the earlier date it must
-not precede, and why (``DATE_ORDER_RULES``).
+Each date rule is one declarative row: the table holding the later date, the earlier date it
+must not precede, and why (``DATE_ORDER_RULES``). Besides them (warnings: the data may be
+legitimate, e.g. a death not yet entered):
+
+* ``ae.fatal_without_death``: an adverse event of grade 5 or outcome ``fatal`` for a patient
+  `events` records no death for (alive at last contact, or no follow-up event at all). A fatal
+  AE whose onset (or any other date) is after the recorded death is already ``date.order``.
+* ``relapse.without_remission``: a ``relapse`` event for a patient with no remission recorded
+  before it in the raw data: no ``cr_reported`` event, no assessment before the relapse date with
+  marrow blasts below 5 % (:data:`REMISSION_MARROW_BLASTS_PCT`, the marrow criterion every
+  remission category shares: CR, CRh, CRi, MLFS), and no CR or CRi without relapse as the last
+  prior line (a patient entering the study in remission; a later line ends an earlier remission).
+  The CR the criteria engine derives is not consulted: validation does not run the derivation.
 """
 
 from __future__ import annotations
@@ -81,6 +93,10 @@ DATE_ORDER_RULES: tuple[DateOrder, ...] = (
     ),
     DateOrder("assessments", "assessment_date", "diagnosis", "assessment before the diagnosis date"),
 )
+
+#: Marrow blasts below this (% of nucleated cells) is the morphological remission every response
+#: category with a relapse after it requires (ELN 2017 and 2022: CR, CRh, CRi, MLFS: < 5 %).
+REMISSION_MARROW_BLASTS_PCT = 5.0
 
 # Within one row: (table, later column, earlier column).
 ROW_ORDER_RULES: tuple[tuple[str, str, str], ...] = (
@@ -263,6 +279,8 @@ def consistency_problems(
                 )
             )
 
+    found += clinical_findings(tables, a)
+
     for name, later, earlier in ROW_ORDER_RULES:
         t = tables.get(name)
         if t is None:
@@ -366,3 +384,89 @@ def diagnosis_findings(patients: ir.Table) -> list[Finding]:
         )
     )
     return found
+
+
+def clinical_findings(tables: dict[str, ir.Table], a: ir.Table) -> list[Finding]:
+    """Warnings where the tables contradict each other clinically (the module docstring):
+    ``ae.fatal_without_death`` and ``relapse.without_remission``. ``a``: :func:`anchors`."""
+    found: list[Finding] = []
+    ev = tables["events"]
+    ae = tables.get("adverse_events")
+    if ae is not None:
+        contact = (
+            ev.filter(ev.event_type == "last_contact")
+            .group_by("patient_id")
+            .aggregate(_last=ev.event_date.max())
+        )
+        alive = a.filter(a.death.isnull()).select("patient_id")
+        fatal = ae.filter((ae.grade == 5) | (ae.outcome == "fatal")).join(alive, "patient_id")
+        fatal = fatal.left_join(contact, "patient_id").select(fatal, "_last")
+        fatal = fatal.mutate(_grade=fatal.grade.cast("string"), _last=fatal._last.cast("string"))
+        found.append(
+            Finding(
+                fatal,
+                [ROW, "patient_id", "term", "_grade", "outcome", "_last"],
+                _fatal_problem,
+                "adverse_events",
+                "ae.fatal_without_death",
+            )
+        )
+    relapses = ev.filter(ev.event_type == "relapse").join(
+        a.filter(a.first_cr.isnull()).select("patient_id"), "patient_id"
+    )
+    asm = tables.get("assessments")
+    if asm is not None:
+        marrow = asm.filter(asm.marrow_blasts_pct < REMISSION_MARROW_BLASTS_PCT).select(
+            _pid=asm.patient_id, _mdate=asm.assessment_date
+        )
+        relapses = relapses.anti_join(
+            marrow, [relapses.patient_id == marrow._pid, marrow._mdate < relapses.event_date]
+        )
+    pt = tables.get("prior_therapies")
+    if pt is not None:
+        # the patient's last prior line (a later line ends an earlier line's remission)
+        last_line = pt.group_by("patient_id").aggregate(_line=pt.line.max())
+        final = pt.join(last_line, [pt.patient_id == last_line.patient_id, pt.line == last_line._line])
+        remission = final.response.isin(("cr", "cri")) & final.relapse_date.isnull()
+        in_cr = final.filter(remission & ~final.relapsed.fill_null(False)).select("patient_id")
+        relapses = relapses.anti_join(in_cr, "patient_id")
+    relapses = relapses.mutate(_date=relapses.event_date.cast("string"))
+    found.append(
+        Finding(
+            relapses,
+            [ROW, "patient_id", "event_type", "_date"],
+            lambda r: Problem(
+                "warning",
+                "events",
+                f"relapse of patient {r['patient_id']} on {r['_date']} with no remission recorded "
+                f"before it: no `cr_reported` event, no assessment before {r['_date']} with marrow "
+                f"blasts below {REMISSION_MARROW_BLASTS_PCT:g} %, no last prior line ending in a CR or "
+                "CRi without relapse. A relapse presupposes a remission: enter it (a `cr_reported` "
+                "event, the remission marrow) or correct the event; kept as given",
+                r[ROW],
+                "event_type",
+                r["event_type"],
+                "relapse.without_remission",
+            ),
+            "events",
+            "relapse.without_remission",
+        )
+    )
+    return found
+
+
+def _fatal_problem(r: dict) -> Problem:
+    fatal_grade = r["_grade"] == "5"
+    what = "grade 5 (fatal)" if fatal_grade else "outcome 'fatal'"
+    last = r["_last"]
+    status = f"alive at last contact {last}" if last is not None else "no death or last contact recorded"
+    return Problem(
+        "warning",
+        "adverse_events",
+        f"{what} adverse event {r['term']!r} of patient {r['patient_id']}, for whom `events` records "
+        f"no death ({status}): enter the death, or correct the grade or outcome; kept as given",
+        r[ROW],
+        "grade" if fatal_grade else "outcome",
+        r["_grade"] if fatal_grade else r["outcome"],
+        "ae.fatal_without_death",
+    )

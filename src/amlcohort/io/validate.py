@@ -6,32 +6,41 @@ table, row, column, value and reason. Errors stop the load; warnings are kept.
 
 Checks, by code:
 
-========================  =======  ==========================================================
-code                      level    what
-========================  =======  ==========================================================
-table.missing             error    a required table is absent
-table.unknown             warning  a table the model does not know (ignored)
-table.absent              warning  an optional table is not supplied (treated as unknown)
-column.missing            error    a required column is absent
-column.unknown            warning  a column the model does not know (ignored)
-value.required            error    a required value is empty
-value.type                error    text that is not of the column's type
-value.allowed             error    a value outside the column's allowed values
-value.range               error    outside what is possible (e.g. blasts > 100 %, a count < 0)
-value.implausible         warning  possible but implausible (e.g. age 12 at AML onset)
-unit.undeclared           error    a measurement whose unit the metadata does not declare
-unit.unknown              error    a declared unit the model cannot convert
-unit.suspect              error    a value far more likely to be in another unit
-key.duplicate             error    two rows with the same key
-key.unknown_patient       error    a row that references a patient not in `patients`
-date.order                error    dates in an impossible order
-date.after_cutoff         warning  a date after the data cut-off
-anchor.missing            error    a patient without an exposure to the index drug (no study day 1)
-anchor.after_cutoff       error    a patient whose study day 1 is after the data cut-off (no follow-up)
-arm.unknown               error    a `study_arm` the study definition does not declare
-drug.not_in_regimen       warning  an exposure to a drug the patient's arm regimen does not list
-diagnosis.missing         warning  a patient with no diagnosis category in any classification
-========================  =======  ==========================================================
+==========================  =======  ==========================================================
+code                        level    what
+==========================  =======  ==========================================================
+table.missing               error    a required table is absent
+table.unknown               warning  a table the model does not know (ignored)
+table.absent                warning  an optional table is not supplied (treated as unknown)
+column.missing              error    a required column is absent
+column.unknown              warning  a column the model does not know (ignored)
+value.required              error    a required value is empty
+value.type                  error    text that is not of the column's type
+value.allowed               error    a value outside the column's allowed values
+value.range                 error    outside what is possible (e.g. blasts > 100 %, a count < 0)
+value.implausible           warning  possible but implausible (e.g. age 12 at AML onset)
+unit.undeclared             error    a measurement whose unit the metadata does not declare
+unit.unknown                error    a declared unit the model cannot convert
+unit.suspect                error    a value far more likely to be in another unit
+unit.implausible            warning  a count declared per microlitre whose largest value in the table is
+                                     implausibly small: the values look like 10^9/L (PER_MICROLITRE_FLOOR)
+key.duplicate               error    two rows with the same key
+key.unknown_patient         error    a row that references a patient not in `patients`
+date.order                  error    dates in an impossible order
+date.after_cutoff           warning  a date after the data cut-off
+anchor.missing              error    a patient without an exposure to the index drug (no study day 1)
+anchor.after_cutoff         error    a patient whose study day 1 is after the data cut-off (no follow-up)
+arm.unknown                 error    a `study_arm` the study definition does not declare
+drug.not_in_regimen         warning  an exposure to a drug the patient's arm regimen does not list
+diagnosis.missing           warning  a patient with no diagnosis category in any classification
+ae.fatal_without_death      warning  a grade-5 or `fatal` adverse event of a patient with no death in `events`
+relapse.without_remission   warning  a relapse with no remission before it (no CR reported, no marrow
+                                     blasts < 5 %, not entered in remission after the last prior line)
+==========================  =======  ==========================================================
+
+``key.unknown_patient``, ``date.*``, ``anchor.*``, ``arm.unknown``, ``drug.not_in_regimen``,
+``diagnosis.missing``, ``ae.fatal_without_death`` and ``relapse.without_remission`` are checks
+across tables (:mod:`amlcohort.io.consistency`). docs/bundles.md explains each code and its thresholds.
 """
 
 from __future__ import annotations
@@ -229,6 +238,64 @@ def unit_factor(meta: BundleMetadata, table: str, c: Column) -> float:
     """Factor from the declared unit to the canonical unit (1 when canonical or undeclared)."""
     declared = meta.unit_of(table, c.name)
     return c.accepted_units.get(declared, 1.0) if declared else 1.0
+
+
+#: Blood counts declared per microlitre (``/uL``, ``/mm3``): the smallest LARGEST value a table can
+#: plausibly have in that unit. A table whose every value is below it is far more likely in
+#: 10^9/L (ANC 0.5, 1.2, 3.0 written under ``/uL`` reads as 0.0005-0.003 x10^9/L: every CR
+#: becomes CRi, silently), so it is a warning (``unit.implausible``) naming the row of the largest
+#: value. Each floor is the count's plausible maximum in 10^9/L (the model's ``soft_max``) taken as
+#: a number per microlitre: every plausible table in 10^9/L is caught, while in /uL it would mean
+#: the whole table at or below a level seen only in the deepest aplasia, never as its largest
+#: value: ANC < 50/uL (0.05 x10^9/L; a real ANC is hundreds to thousands per uL), platelets
+#: < 1500/uL (1.5 x10^9/L, at the limit of measurement; real: tens to hundreds of thousands),
+#: WBC < 300/uL (0.3 x10^9/L; real: thousands). The limits of normal (``_lln``) share them
+#: (real: ANC 1500-2000, platelets 150000, WBC 4000 per uL). Checked on the table, not per
+#: patient: one patient's ANC can stay below 50/uL through a whole course of aplasia.
+PER_MICROLITRE_FLOOR: dict[str, float] = {
+    "anc": 50.0,
+    "anc_lln": 50.0,
+    "platelets": 1500.0,
+    "platelets_lln": 1500.0,
+    "wbc": 300.0,
+    "wbc_lln": 300.0,
+}
+PER_MICROLITRE_UNITS = ("/uL", "/mm3")
+
+
+def _per_microlitre_findings(
+    view: ir.Table, staged: Staged, meta: BundleMetadata, model: Table, present: set[str]
+) -> Iterator[Finding]:
+    """``unit.implausible``: a count declared per microlitre whose largest value in the table is
+    below :data:`PER_MICROLITRE_FLOOR` (one query row, the row of the largest value, folded
+    into the single count query of :func:`table_problems`; none when no count is declared so)."""
+    for c in model.columns:
+        floor = PER_MICROLITRE_FLOOR.get(c.name)
+        declared = meta.unit_of(model.name, c.name)
+        if floor is None or c.name not in present or declared not in PER_MICROLITRE_UNITS:
+            continue
+        factor = c.accepted_units.get(declared or "", 1.0)
+        v = view[c.name]  # canonical: the declared value times factor (checked_table)
+        top = view.filter(v.notnull()).order_by([ibis.desc(c.name), ROW]).limit(1)
+        low = top.filter(top[c.name] < floor * factor)  # the same product the loader computes
+
+        def make(r: dict, c: Column = c, floor: float = floor, declared: str = declared or "") -> Problem:
+            text = staged.cell_text(model.name, c.name, [r[ROW]])[r[ROW]]
+            return Problem(
+                "warning",
+                model.name,
+                f"declared in {declared}, the largest {c.name} of the table is {text} (this row), "
+                f"below {floor:g}{declared}: no table of real counts per microlitre is that low "
+                f"(read so, every value is under {floor / 1000:g} {c.unit}, as in the deepest aplasia, "
+                f"and no count ever recovers); the values look like "
+                f"{c.unit}. Declare the unit the source uses; kept as given, nothing is converted by guess",
+                r[ROW],
+                c.name,
+                text,
+                "unit.implausible",
+            )
+
+        yield Finding(low, [ROW], make, model.name, "unit.implausible")
 
 
 def _unit_problems(meta: BundleMetadata, model: Table, present: set[str]) -> Iterator[Problem]:
@@ -499,8 +566,8 @@ class _Cells:
 
 
 def _table_parts(staged: Staged, meta: BundleMetadata) -> Iterator[Problem | _Cells | Finding]:
-    """In order: the problems found without a query, each table's cell checks (:class:`_Cells`)
-    and its duplicate-key finding (reported after every table's)."""
+    """In order: the problems found without a query, each table's cell checks (:class:`_Cells`),
+    its per-microlitre plausibility and duplicate-key findings (reported after every table's)."""
     for name in sorted(staged.names() - {t.name for t in TABLES}):
         hint = did_you_mean(name, [t.name for t in TABLES])
         yield Problem("warning", name, f"unknown table; ignored{hint}", code="table.unknown")
@@ -543,6 +610,7 @@ def _table_parts(staged: Staged, meta: BundleMetadata) -> Iterator[Problem | _Ce
             ck for c in model.columns if c.name in present for ck in column_checks(view, meta, model, c)
         ]
         yield _Cells(view, model, checks)
+        yield from _per_microlitre_findings(view, staged, meta, model, present)
         if all(k in present for k in model.key):
             yield _duplicate_keys(checked, model)
 
