@@ -665,41 +665,68 @@ def main() -> None:
     if args.quick:
         n, registry, args.pandas_patients = 100_000, 2_000, 50
     started = time.time()
+    probe = {"start": cpu_probe()}
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="amlcohort-bench-") as tmp_name:
         tmp = Path(tmp_name)
         if "survival" in args.only:
             print("survival ...")
             rows += survival_cases(n, tmp, args.timeout, args.survival_repeat)
-            write_record(args.out, rows, started)
+            write_record(args.out, rows, started, probe)
         if "report" in args.only:
             print("report and validation ...")
             rows += report_cases(tmp, registry, args.timeout, args.quick)
-            write_record(args.out, rows, started)
+            write_record(args.out, rows, started, probe)
         if "registry" in args.only:
             print("registry derivations ...")
             rows += registry_cases(tmp, registry, args.pandas_patients, args.timeout)
-            write_record(args.out, rows, started)
+            write_record(args.out, rows, started, probe)
         if "workspace" in args.only:
             print("workspace load test ...")
             rows += workspace_cases(args.timeout, args.quick)
-    record = write_record(args.out, rows, started)
+    probe["end"] = cpu_probe()
+    record = write_record(args.out, rows, started, probe)
     print()
     print_table(rows)
     print(
         f"\nwrote {args.out} ({record['minutes']} min; load average {os.getloadavg()[0]:.1f} "
-        f"on {os.cpu_count()} CPUs)"
+        f"on {os.cpu_count()} CPUs; CPU probe {probe['start']:.3f} s at the start, "
+        f"{probe['end']:.3f} s at the end)"
     )
 
 
-def write_record(out: Path, rows: list[dict], started: float) -> dict:
-    """results.json after every section, so an interrupted run keeps what it measured."""
+#: Elements sorted by :func:`cpu_probe` (and the integers it sums in Python).
+CPU_PROBE_SIZE = 2_000_000
+
+
+def cpu_probe() -> float:
+    """Seconds a fixed single-threaded workload takes (the best of three): NumPy sorting
+    :data:`CPU_PROBE_SIZE` seeded random doubles, then Python summing as many integers. Recorded at
+    the start and the end of a run (``machine.cpu_probe_seconds``), so that runs on machines of
+    different speed, or one machine under other load, can be compared: the sessions' machines have
+    differed by 2x. Lower is faster."""
+    import numpy as np
+
+    x = np.random.default_rng(0).random(CPU_PROBE_SIZE)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        np.sort(x)
+        sum(range(CPU_PROBE_SIZE))
+        best = min(best, time.perf_counter() - start)
+    return round(best, 4)
+
+
+def write_record(out: Path, rows: list[dict], started: float, probe: dict[str, float] | None = None) -> dict:
+    """results.json after every section, so an interrupted run keeps what it measured; ``probe``:
+    :func:`cpu_probe` at the start (and, in the last record, at the end) of the run."""
     record = {
         "machine": {
             "platform": platform.platform(),
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "load_average_at_end": os.getloadavg(),
+            "cpu_probe_seconds": dict(probe or {}),
         },
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "minutes": round((time.time() - started) / 60, 1),

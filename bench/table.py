@@ -42,8 +42,11 @@ def markdown(record: dict) -> str:
     m = record["machine"]
     load = ", ".join(f"{x:.1f}" for x in m.get("load_average_at_end", ()))
     lines.append("")
+    probe = m.get("cpu_probe_seconds") or {}
+    speed = "; CPU probe (bench/run.py cpu_probe, lower is faster) " + ", ".join(
+        f"{probe[k]:.3f} s at the {k}" for k in ("start", "end") if k in probe) if probe else ""
     lines.append(f"Run {record['started_utc']} ({record['minutes']} min) on {m['platform']}, "
-                 f"Python {m['python']}, {m['cpus']} CPUs; load average at the end {load}.")
+                 f"Python {m['python']}, {m['cpus']} CPUs; load average at the end {load}{speed}.")
     return "\n".join(lines)
 
 

@@ -5,6 +5,7 @@ size), and a command past its timeout is killed with everything it started."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import time
 from pathlib import Path
@@ -57,3 +58,21 @@ def test_the_workers_exit_code_and_json_line_are_recorded():
     boom = "import sys; sys.stderr.write('boom'); sys.exit(3)"
     failed = bench.measure([sys.executable, "-c", boom], timeout=60)
     assert failed["status"] == "failed" and failed["exit"] == 3 and "boom" in failed["stderr"]
+
+
+def test_the_record_carries_a_cpu_probe_and_the_table_prints_it(tmp_path):
+    """Sessions' machines differ by 2x: results.json records a fixed workload's time at the start
+    and the end of a run, and the README table's run line prints both."""
+    bench = _bench()
+    probe = bench.cpu_probe()
+    assert 0 < probe < 30  # 2 x 10^6 doubles sorted and as many integers summed: ~0.15 s here
+    record = bench.write_record(tmp_path / "results.json", [], time.time(), {"start": probe, "end": 0.25})
+    assert record["machine"]["cpu_probe_seconds"] == {"start": probe, "end": 0.25}
+    spec = importlib.util.spec_from_file_location("amlcohort_bench_table", BENCH.parent / "table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    text = table.markdown(json.loads((tmp_path / "results.json").read_text()))
+    assert f"{probe:.3f} s at the start, 0.250 s at the end" in text
+    # a record written before the probe existed still prints
+    del record["machine"]["cpu_probe_seconds"]
+    assert "CPU probe" not in table.markdown(record)
