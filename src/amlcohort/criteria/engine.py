@@ -390,19 +390,15 @@ def decision_expr(rules: RuleSet, col: Mapping[str, ir.Value]) -> ir.IntegerValu
     expression): ``k`` when rule ``k`` (1-based, priority order) is the first that holds, ``-k``
     when rule ``k`` is the first that cannot be decided for missing inputs, 0 when no rule holds
     (see :func:`decided_by`, :func:`decision_outputs`)."""
-    cases: list[tuple[ir.BooleanValue, int]] = []
-    for k, rule in enumerate(rules.rules, start=1):
-        holds = _rule_expr(rule, col)
-        # CASE WHEN treats NULL as not true: "holds" is tried first, then "undecided"
-        cases += [(holds, k), (holds.isnull(), -k)]
-    return ibis.cases(*cases, else_=ibis.literal(0, "int32")).cast("int32")
+    return decision_from_holds([_rule_expr(rule, col) for rule in rules.rules])
 
 
 def decision_from_holds(holds: Sequence[ir.BooleanValue]) -> ir.IntegerValue:
     """The :func:`decision_expr` value from each rule's truth (True, False or NULL), in priority
-    order: a CASE over ``holds``, which may be columns computed once a row."""
+    order: a CASE over ``holds``, which may be expressions or columns computed once a row."""
     cases: list[tuple[ir.BooleanValue, int]] = []
     for k, h in enumerate(holds, start=1):
+        # CASE WHEN treats NULL as not true: "holds" is tried first, then "undecided"
         cases += [(h, k), (h.isnull(), -k)]
     return ibis.cases(*cases, else_=ibis.literal(0, "int32")).cast("int32")
 
@@ -433,8 +429,9 @@ def with_decision(table: ir.Table, rules: RuleSet, inputs: Callable[[ir.Table], 
     op_names = {key: f"_op{i}__{name}" for i, key in enumerate(operands)}
     t = table.mutate(**{op_names[k]: e for k, e in operands.items()}) if operands else table
     col = inputs(t)
-    ops = {k: t[n] for k, n in op_names.items()}
-    holds = {f"_holds{k}__{name}": _rule_expr(rule, col, ops) for k, rule in enumerate(rules.rules, start=1)}
+    rounded = {k: t[n] for k, n in op_names.items()}
+    holds = {f"_holds{k}__{name}": _rule_expr(rule, col, rounded)
+             for k, rule in enumerate(rules.rules, start=1)}
     t = t.mutate(**holds)
     t = t.mutate(**{name: decision_from_holds([t[h] for h in holds])})
     return t.drop(*op_names.values(), *holds)
@@ -528,8 +525,8 @@ def apply_rules(rules: RuleSet, table: ir.Table, columns: Mapping[str, str] | No
     """
     col, names = _columns_of(rules, table, columns)
     decision_name = decision or "_decision__" + re.sub(r"\W", "_", rules.name)
-    # one projection, not with_decision's three: the response derivation stacks several rule sets
-    # and SQLite's parser takes only so many nested SELECTs
+    # one projection, not with_decision's three: on the response derivation's rule sets (few
+    # numeric comparisons) the three saved no DuckDB CPU at 10^5 patients (11.6 against 11.9-12.3 s)
     t = table.mutate(**{decision_name: decision_expr(rules, col)})
     col = {v: t[n] for v, n in names.items()}
     o, r, m = decision_outputs(rules, t[decision_name], col, names)
