@@ -97,6 +97,24 @@ class ExportFormat(StrEnum):
     adam = "adam"  # CDISC ADaM-style datasets (XPT v5, Parquet, CSV, define metadata)
 
 
+class EngineName(StrEnum):
+    """Engines the commands can run the derivations on (:mod:`amlcohort.engines`)."""
+
+    duckdb = "duckdb"
+    sqlite = "sqlite"
+    postgres = "postgres"
+    spark = "spark"
+
+
+ENGINE_HELP = ("Where the derivations run: duckdb (in process, the default), sqlite, postgres or spark "
+               "(the last two: pip install 'amlcohort[engines]'). The bundle is validated in process, "
+               "then loaded there.")
+DB_HELP = ("The engine's database: a DuckDB or SQLite file, a PostgreSQL URL (default: "
+           "$AMLCOHORT_POSTGRES_URL, else postgres://postgres@127.0.0.1:5432/test) or a Spark master "
+           "(default local[2]). The bundle's tables are loaded there for this run only: temporary "
+           "tables (on Spark a new database), nothing of the database replaced.")
+
+
 def fail(message: str, code: int = DATA_ERROR) -> typer.Exit:
     """Print ``message`` as one plain line (no markup) on stderr; the Exit to raise."""
     err_console.print(Text(f"error: {message}", style="red"), soft_wrap=True)
@@ -168,12 +186,70 @@ def _engine_limit_message(exc: Exception) -> str | None:
     return None
 
 
-def validate_bundle(path: Path | None) -> tuple[ValidationReport, Cohort | None]:
+def validate_bundle(path: Path | None, con: Any = None) -> tuple[ValidationReport, Cohort | None]:
     """:func:`amlcohort.io.cohort.validate_bundle`, imported on first use (looked up here at call
-    time, so a test can replace it to prove a command stops before loading a bundle)."""
+    time, so a test can replace it to prove a command stops before loading a bundle); with
+    ``con`` (:func:`engine_connection`) the cohort is loaded there, as temporary tables."""
     from amlcohort.io.cohort import validate_bundle as validate
 
-    return validate(path)
+    return validate(path) if con is None else validate(path, con=con, temporary=True)
+
+
+def _validate(path: Path | None, con: Any) -> tuple[ValidationReport, Cohort | None]:
+    return validate_bundle(path) if con is None else validate_bundle(path, con)
+
+
+def engine_for(engine: EngineName | None, db: str | None) -> EngineName | None:
+    """The engine ``--engine`` names, or the one ``--db`` implies (a PostgreSQL URL, a Spark
+    master, a .sqlite/.db or .duckdb file); None: the default in-process DuckDB. A usage error when
+    neither says which, or the two disagree."""
+    if db is None:
+        return engine
+    text = db.strip()
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    implied: EngineName | None = None
+    if scheme in ("postgres", "postgresql"):
+        implied = EngineName.postgres
+    elif scheme == "spark" or text == "local" or text.startswith(("local[", "yarn")):
+        implied = EngineName.spark
+    elif not scheme and text.lower().endswith((".sqlite", ".sqlite3", ".db")):
+        implied = EngineName.sqlite
+    elif not scheme and text.lower().endswith(".duckdb"):
+        implied = EngineName.duckdb
+    if engine is None and implied is None:
+        raise fail(f"--db {db}: say which engine it is for with --engine "
+                   f"({', '.join(e.value for e in EngineName)})", USAGE_ERROR)
+    file_engines = (EngineName.duckdb, EngineName.sqlite)
+    if engine is not None and implied is not None and engine != implied and not (
+        engine in file_engines and implied in file_engines
+    ):
+        raise fail(f"--db {db} looks like a {implied.value} address, not one for --engine {engine.value}",
+                   USAGE_ERROR)
+    if engine in file_engines and scheme:
+        raise fail(f"--db {db}: --engine {engine.value} takes a database file, not a URL", USAGE_ERROR)
+    return engine or implied
+
+
+def engine_connection(engine: EngineName | None, db: str | None) -> Any:
+    """The Ibis connection the command loads the bundle into (None: the in-process default).
+    On Spark a new database of its own (Spark has no temporary tables), in a warehouse folder the
+    process removes at exit (:func:`amlcohort.engines.connect`)."""
+    chosen = engine_for(engine, db)
+    if chosen is None or (chosen is EngineName.duckdb and db is None):
+        return None
+    import uuid
+
+    from amlcohort.engines import EngineUnavailable, connect
+
+    try:
+        con = connect(chosen.value, db)
+    except EngineUnavailable as exc:
+        raise fail(f"--engine {chosen.value}: {exc}") from None
+    if chosen is EngineName.spark:
+        database = f"amlcohort_{uuid.uuid4().hex[:12]}"
+        con.raw_sql(f"CREATE DATABASE {database}")
+        con.raw_sql(f"USE {database}")
+    return con
 
 
 def _check_bundle(path: Path | None) -> None:
@@ -250,19 +326,31 @@ def validate(
     path: Path = typer.Argument(
         None, help="Bundle folder or its .xlsx workbook (default: the embedded study)."
     ),
+    engine: EngineName = typer.Option(None, "--engine", help=ENGINE_HELP),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
-    """Validate a cohort bundle; exit 1 when it has errors (2 when PATH is not a bundle)."""
+    """Validate a cohort bundle; exit 1 when it has errors (2 when PATH is not a bundle). With
+    --engine or --db a valid bundle is also loaded into that engine, and its rows counted there."""
     _check_bundle(path)
-    report, _ = validate_bundle(path)
+    con = engine_connection(engine, db)
+    report, cohort = _validate(path, con)
     _print_report(report)
+    if cohort is not None and con is not None:
+        from amlcohort.io.cohort import table_rows
+
+        rows = table_rows(cohort.tables)
+        console.print(Text(f"loaded into {engine_for(engine, db)}: " + ", ".join(
+            f"{name} {n}" for name, n in rows.items())), soft_wrap=True)
     raise typer.Exit(0 if report.ok else 1)
 
 
 def _report(
-    path: Path | None, out: Path, claims: Path | None, pdf: bool, criteria: str | None, png: bool = False
+    path: Path | None, out: Path, claims: Path | None, pdf: bool, criteria: str | None, png: bool = False,
+    engine: EngineName | None = None, db: str | None = None,
 ) -> None:
     _check_bundle(path)
     _check_out(out)
+    engine_for(engine, db)  # a usage error before any work
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from amlcohort.io.output import OutputError, preflight
@@ -273,7 +361,7 @@ def _report(
     except OutputError as exc:
         raise fail(str(exc), USAGE_ERROR) from None
 
-    report, cohort = validate_bundle(path)
+    report, cohort = _validate(path, engine_connection(engine, db))
     _print_report(report)
     if cohort is None:
         raise typer.Exit(1)
@@ -319,9 +407,11 @@ def report(
     criteria: Criteria = typer.Option(
         None, "--criteria", help="Response criteria (default: the study definition's)."
     ),
+    engine: EngineName = typer.Option(None, "--engine", help=ENGINE_HELP),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """The main job: validate, derive, analyse and write the report (HTML, figures, tables, results.json)."""
-    _report(path, out, claims, pdf, None if criteria is None else criteria.value, png)
+    _report(path, out, claims, pdf, None if criteria is None else criteria.value, png, engine, db)
 
 
 @app.command()
@@ -343,6 +433,8 @@ def export(
     path: Path = typer.Option(
         None, "--from", help="Bundle folder or .xlsx to read (default: the embedded study)."
     ),
+    engine: EngineName = typer.Option(None, "--engine", help=ENGINE_HELP),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Write a validated cohort as a bundle (canonical units, with its study definition) in another format.
 
@@ -352,6 +444,7 @@ def export(
 
     _check_bundle(path)
     _check_out(dest)
+    engine_for(engine, db)  # a usage error before any work
     source = path
     if source is None:
         from amlcohort.io.cohort import embedded_study_path
@@ -361,7 +454,7 @@ def export(
         writers.check_export_target(source, dest)
     except writers.ExportTargetError as exc:
         raise fail(str(exc), USAGE_ERROR) from None
-    report, cohort = validate_bundle(path)
+    report, cohort = _validate(path, engine_connection(engine, db))
     if cohort is None:
         _print_report(report)
         raise typer.Exit(1)

@@ -403,12 +403,19 @@ def decision_from_holds(holds: Sequence[ir.BooleanValue]) -> ir.IntegerValue:
     return ibis.cases(*cases, else_=ibis.literal(0, "int32")).cast("int32")
 
 
-def _parser_depth_limited(table: ir.Table) -> bool:
-    """Whether ``table`` lives on SQLite (whose parser stack overflows on deeply nested SQL)."""
+def backend_name(expr: ir.Expr) -> str | None:
+    """The name of the Ibis backend ``expr`` lives on (``"duckdb"``, ``"sqlite"``, ``"postgres"``,
+    ``"pyspark"``; None for an unbound table). A derivation asks only where an engine lacks what
+    the plain expression needs, or cannot run it."""
     try:
-        return ibis.get_backend(table).name == "sqlite"
+        return ibis.get_backend(expr).name
     except IbisError:  # an unbound table: no backend to ask
-        return False
+        return None
+
+
+def parser_depth_limited(table: ir.Table) -> bool:
+    """Whether ``table`` lives on SQLite (whose parser stack overflows on deeply nested SQL)."""
+    return backend_name(table) == "sqlite"
 
 
 def with_decision(table: ir.Table, rules: RuleSet, inputs: Callable[[ir.Table], Mapping[str, ir.Value]],
@@ -423,7 +430,7 @@ def with_decision(table: ir.Table, rules: RuleSet, inputs: Callable[[ir.Table], 
 
     On SQLite the decision is one projection (:func:`decision_expr`): its parser takes only so many
     nested SELECTs, and the CTCAE grades stack forty-odd such parts."""
-    if _parser_depth_limited(table):
+    if parser_depth_limited(table):
         return table.mutate(**{name: decision_expr(rules, inputs(table))})
     operands = comparison_operands(rules, inputs(table))
     op_names = {key: f"_op{i}__{name}" for i, key in enumerate(operands)}

@@ -27,7 +27,14 @@ from typing import Any, Protocol
 import ibis
 import ibis.expr.types as ir
 
-from amlcohort.criteria.engine import RuleSet, apply_rules, evaluate, parse_rules, ruleset
+from amlcohort.criteria.engine import (
+    RuleSet,
+    apply_rules,
+    evaluate,
+    parse_rules,
+    parser_depth_limited,
+    ruleset,
+)
 from amlcohort.criteria.risk import derive_risk
 from amlcohort.problems import InputError, Problem
 
@@ -129,6 +136,11 @@ def derive_population(cohort: CohortLike) -> ir.Table:
     missing inputs. The rules are the study definition's own (``population:``), else the shipped ones."""
     status, membership = _rules_of(cohort)
     t = population_inputs(cohort)
+    if parser_depth_limited(t):
+        # SQLite: the two rule sets' CASEs over the inputs' joins (the karyotype risk among them)
+        # nest deeper than its parser takes; the inputs are one row a patient, kept as a
+        # temporary table of the connection
+        t = t.cache()
     t = apply_rules(status, t, outcome="status", rule_id="status_rule", missing="status_missing")
     t = apply_rules(membership, t, outcome="_membership", rule_id="_membership_rule",
                     missing="_membership_missing")

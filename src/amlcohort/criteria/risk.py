@@ -236,8 +236,9 @@ def mutation_inputs(mutations: ir.Table, variables: Sequence[str]) -> ir.Table:
             value: ir.Value = ibis.literal(1, "int64")
             wild_value: ir.Value = ibis.literal(0, "int64")
         elif column in _BOOL_ATTRIBUTES:
-            value = (mutations[column].cast("int64") if column in mutations.columns
-                     else ibis.null("int64"))
+            # not CAST(boolean AS BIGINT), which PostgreSQL refuses
+            value = (ibis.cases((mutations[column], 1), (~mutations[column], 0), else_=ibis.null("int64"))
+                     if column in mutations.columns else ibis.null("int64"))
             wild_value = ibis.literal(0, "int64")
         else:
             value = (mutations[column].cast("float64") if column in mutations.columns

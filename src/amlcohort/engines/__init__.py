@@ -17,7 +17,10 @@ typed tables to) that engine, and every derivation (an Ibis expression) runs the
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from typing import Literal
 
 import ibis
@@ -71,6 +74,17 @@ def _without_jit(con: ibis.BaseBackend) -> None:
     con.con.commit()  # type: ignore[attr-defined]
 
 
+def _warehouse() -> str:
+    """Spark's warehouse folder: ``AMLCOHORT_SPARK_WAREHOUSE``, else a temporary folder removed
+    when the process exits (Spark's default writes ``spark-warehouse`` into the working folder)."""
+    given = os.environ.get("AMLCOHORT_SPARK_WAREHOUSE")
+    if given:
+        return given
+    folder = tempfile.mkdtemp(prefix="amlcohort-spark-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def _spark(master: str | None) -> ibis.BaseBackend:
     try:
         from pyspark.sql import SparkSession
@@ -81,8 +95,19 @@ def _spark(master: str | None) -> ibis.BaseBackend:
             SparkSession.builder.master(master or "local[2]")
             .appName("amlcohort")
             .config("spark.sql.session.timeZone", "UTC")
+            # tables go to a folder of this process (removed at exit), not ./spark-warehouse
+            .config("spark.sql.warehouse.dir", _warehouse())
             .config("spark.sql.shuffle.partitions", "4")
             .config("spark.ui.enabled", "false")
+            # Spark writes each query's plan out as text (for its UI and its events) and keeps the
+            # last 1,000: the protocol audit's plan, the rule engine's CASEs repeated through it,
+            # ran the driver out of heap while being written ("Java heap space" in
+            # QueryExecution.explainString). The text is cut at 10^6 characters and few are kept.
+            .config("spark.sql.maxPlanStringLength", "1000000")
+            .config("spark.sql.ui.retainedExecutions", "10")
+            .config("spark.ui.retainedJobs", "50")
+            .config("spark.ui.retainedStages", "50")
+            .config("spark.ui.retainedTasks", "1000")
             # the driver collects the results (e.g. every graded laboratory value of a registry)
             .config("spark.driver.memory", os.environ.get("AMLCOHORT_SPARK_DRIVER_MEMORY", "6g"))
             .getOrCreate()

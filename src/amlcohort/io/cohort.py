@@ -15,6 +15,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import warnings
 import weakref
 from dataclasses import dataclass, field
 from importlib import resources
@@ -167,26 +168,37 @@ def _typed(checked: ir.Table, model: Table) -> ir.Table:
     return checked.select(**cols)
 
 
-def validate_bundle(path: str | Path | None = None) -> tuple[ValidationReport, Cohort | None]:
+def validate_bundle(
+    path: str | Path | None = None, *, con: ibis.BaseBackend | None = None, temporary: bool = False
+) -> tuple[ValidationReport, Cohort | None]:
     """Validate the bundle at ``path`` (None: the embedded study); returns the report and,
-    when there is no error, the cohort on an in-process DuckDB connection."""
-    return _load(Path(path) if path is not None else embedded_study_path(), None)
+    when there is no error, the cohort: on an in-process DuckDB connection, or loaded into
+    ``con`` as :func:`load_cohort` does."""
+    return _load(Path(path) if path is not None else embedded_study_path(), con, temporary)
 
 
-def load_cohort(path: str | Path | None = None, *, con: ibis.BaseBackend | None = None) -> Cohort:
+def load_cohort(
+    path: str | Path | None = None, *, con: ibis.BaseBackend | None = None, temporary: bool = False
+) -> Cohort:
     """Load and validate a cohort bundle; raise :class:`InputError` listing every error.
 
     ``path=None`` loads the embedded study cohort. ``con`` injects the Ibis connection the
     typed tables are written to (default: a new in-process DuckDB); nothing is written when
-    validation finds an error.
+    validation finds an error. Validation always runs in process; the validated tables are then
+    written to ``con`` under the model's table names, replacing tables of those names, or, with
+    ``temporary=True``, as temporary tables of that connection (PostgreSQL, DuckDB, SQLite: gone
+    with the connection, and nothing of the database replaced; Spark, which has none, writes
+    ordinary tables to its current database). PostgreSQL is loaded with ``COPY``.
     """
-    report, cohort = _load(Path(path) if path is not None else embedded_study_path(), con)
+    report, cohort = _load(Path(path) if path is not None else embedded_study_path(), con, temporary)
     if cohort is None:
         raise InputError(f"cohort bundle {report.path}", report.problems)
     return cohort
 
 
-def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, Cohort | None]:
+def _load(
+    path: Path, con: ibis.BaseBackend | None, temporary: bool = False
+) -> tuple[ValidationReport, Cohort | None]:
     if bad_path := bundle_path_problems(path):  # a typo is not resolved to the folder around it
         return ValidationReport(str(path), tuple(bad_path)), None
     folder = path if path.is_dir() else path.parent
@@ -234,9 +246,9 @@ def _load(path: Path, con: ibis.BaseBackend | None) -> tuple[ValidationReport, C
         if target is stage:
             tables[name] = stage.create_view(name, data)
             continue
-        if name in existing:
+        if name in existing and not (temporary and target.name != "pyspark"):
             target.drop_table(name)
-        tables[name] = _copy_table(target, name, data)
+        tables[name] = _copy_table(target, name, data, temporary)
     return report, Cohort(target, meta, tables, report, study, supplied, day_views=target is stage)
 
 
@@ -292,21 +304,56 @@ def _materialise(
     return con.table(name)
 
 
-def _copy_table(target: ibis.BaseBackend, name: str, data: ir.Table) -> ir.Table:
-    """``data`` (validated, on the staging DuckDB) as table ``name`` on another engine.
+def _copy_table(target: ibis.BaseBackend, name: str, data: ir.Table, temporary: bool = False) -> ir.Table:
+    """``data`` (validated, on the staging DuckDB) as table ``name`` on another engine (a
+    temporary table with ``temporary``, where the engine has them: not Spark).
 
     Spark receives Arrow data through pandas, where a missing float becomes NaN, and on Spark NaN
     is not NULL (it compares greater than every number): validated data hold no NaN (the loader
     refuses it), so every NaN that arrives there is a missing value, and is made NULL again.
     """
+    if target.name == "postgres":
+        return _copy_to_postgres(target, name, data, temporary)
     if target.name != "pyspark":
-        return target.create_table(name, ibis.memtable(data.to_pyarrow()))
+        # (``temp`` only when asked: Polars refuses even temp=False, its tables all being in memory)
+        extra = {"temp": True} if temporary else {}
+        return target.create_table(name, ibis.memtable(data.to_pyarrow()), **extra)
     raw = target.create_table(f"{name}__arrow", ibis.memtable(data.to_pyarrow()), overwrite=True)
     floats = [c for c, t in raw.schema().items() if t.is_floating()]
     table = target.create_table(
         name, raw.mutate(**{c: ibis.ifelse(raw[c].isnan(), ibis.null(raw[c].type()), raw[c]) for c in floats})
     )
     target.drop_table(f"{name}__arrow")
+    return table
+
+
+#: Rows of a table sent to PostgreSQL in one piece of its ``COPY``.
+COPY_BATCH_ROWS = 100_000
+
+
+def _copy_to_postgres(target: ibis.BaseBackend, name: str, data: ir.Table, temporary: bool) -> ir.Table:
+    """``data`` as table ``name`` on PostgreSQL, written with ``COPY ... FROM STDIN`` in CSV that
+    Arrow writes a batch at a time (Ibis' own insert sends the rows one by one: minutes for a
+    registry's assessments). Arrow's CSV keeps what the table holds: a NULL is an empty field, an
+    empty text a quoted one (PostgreSQL reads them so), a float the shortest text that reads back
+    as the same double."""
+    import io
+
+    from pyarrow import csv
+
+    table = target.create_table(name, schema=data.schema(), temp=temporary)
+    options = csv.WriteOptions(include_header=False)
+    quoted = '"' + name.replace('"', '""') + '"'
+    raw = target.con  # type: ignore[attr-defined]  # the backend's psycopg connection
+    with (raw.cursor() as cursor, cursor.copy(f"COPY {quoted} FROM STDIN (FORMAT csv)") as copy,
+          warnings.catch_warnings()):
+        # Ibis' DuckDB reader calls a method DuckDB has deprecated: its warning, not ours
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for batch in data.to_pyarrow_batches(chunk_size=COPY_BATCH_ROWS):
+            buffer = io.BytesIO()
+            csv.write_csv(pa.Table.from_batches([batch]), buffer, options)
+            copy.write(buffer.getbuffer())
+    raw.commit()
     return table
 
 

@@ -42,7 +42,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from amlcohort.criteria.engine import apply_rules
+from amlcohort.criteria.engine import apply_rules, backend_name
 from amlcohort.io.cohort import Cohort
 from amlcohort.protocol.definition import FREQUENCIES, Drug, Protocol, SurveillanceItem, study_protocol
 from amlcohort.protocol.dosing import bsa_dose_table
@@ -721,15 +721,28 @@ def audit_summary(deviations: ir.Table) -> AuditSummary:
         .order_by(["category", "rule_id"])
     )
     pr = deviations.group_by(["patient_id", "rule_id"]).aggregate(n=deviations.count())
+    pr = pr.order_by(["patient_id", "rule_id"])  # for SQLite's group_concat (see _sorted_text)
     by_patient = (
         pr.group_by("patient_id")
         .aggregate(
             deviations=pr.n.sum(),
-            rules=pr.rule_id.group_concat(", ", order_by=pr.rule_id),
+            rules=_sorted_text(pr.rule_id, ", "),
         )
         .order_by("patient_id")
     )
     return AuditSummary(by_rule, by_patient)
+
+
+def _sorted_text(values: ir.StringColumn, sep: str) -> ir.StringScalar:
+    """The values of a group in order, joined by ``sep``. Spark has no ordered ``group_concat``:
+    there the values are collected into an array, sorted and joined (the same text); SQLite has
+    neither, and joins them in the order of the rows, which :func:`audit_summary` sorts."""
+    engine = backend_name(values)
+    if engine == "pyspark":
+        return values.collect().sort().join(sep)
+    if engine == "sqlite":  # no ordered aggregate, no arrays: the order of the rows (sorted first)
+        return values.group_concat(sep)
+    return values.group_concat(sep, order_by=values)
 
 
 def audit_section(

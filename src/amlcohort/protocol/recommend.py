@@ -164,7 +164,7 @@ def skin_events(cohort: Cohort | AsOf, protocol: Protocol | None = None) -> ir.T
     win = ibis.window(group_by="patient_id", order_by=["onset_date", "term"], preceding=None, following=0)
     ae = ae.mutate(
         skin_grade=ae.grade.cast("float64"),
-        occurrence=(ae.grade >= 2).fill_null(False).cast("int64").sum().over(win).cast("float64"),
+        occurrence=ibis.ifelse((ae.grade >= 2).fill_null(False), 1, 0).sum().over(win).cast("float64"),
         days_unresolved=days_between(ae.resolution_date.fill_null(end), ae.onset_date).cast("float64"),
         grade_known_date=ibis.coalesce(ae.worst_grade_date, ae.onset_date),
     )

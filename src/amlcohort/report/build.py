@@ -97,7 +97,8 @@ def _blasts(a: StudyAnalysis) -> dict[bool, tuple[pd.DataFrame, str | None]]:
         marrow = marrow.filter(marrow.patient_id.isin(drawn))
     if len(out) < len(groups):
         m = marrow.select("patient_id", study_day=marrow.assessment_study_day,
-                          marrow_blasts_pct=marrow.marrow_blasts_pct).execute()
+                          marrow_blasts_pct=marrow.marrow_blasts_pct)
+        m = m.order_by(["patient_id", "study_day"]).execute()  # a fixed order, on any engine
         m["group"] = m.patient_id.map(a.patients.study_arm).map(a.arm_label)
         for cr, group in groups.items():
             if cr not in out:
@@ -157,7 +158,9 @@ def _swimmer(a: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame, list[str], s
             return no_bars, pd.DataFrame(columns=["patient_id", "event", "day"]), [], crowded
         exposures = exposures.filter(exposures.patient_id.isin(list(treated)))
         events = events.filter(events.patient_id.isin(list(treated)))
-    ex = exposures.select("patient_id", "drug", "phase", "start_date", "end_date").execute()
+    # in a fixed order (an engine returns rows in any): the bars are drawn in it
+    ex = (exposures.select("patient_id", "drug", "phase", "start_date", "end_date")
+          .order_by(["patient_id", "start_date", "drug", "phase", "end_date"]).execute())
     start = ex.patient_id.map(first)
     cutoff = pd.Timestamp(a.cohort.metadata.cutoff_date)
     ex["start_day"] = _days_from(ex.start_date, start)
@@ -175,7 +178,7 @@ def _swimmer(a: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame, list[str], s
     names = {"cr_reported": "CR", "hsct": "HSCT", "relapse": "relapse", "death": "death",
              "last_contact": "last contact"}
     ev = events.filter(events.event_type.isin(list(names))).select("patient_id", "event_type", "event_date")
-    ev = ev.execute()
+    ev = ev.order_by(["patient_id", "event_date", "event_type"]).execute()
     marks = pd.DataFrame(
         {
             "patient_id": ev.patient_id,

@@ -483,8 +483,8 @@ def per_patient(cohort: MaterialisedCohort, adtte: pd.DataFrame) -> pd.DataFrame
     prior = _frame(
         pt.group_by("patient_id").aggregate(
             prior_lines=pt.count(),
-            prior_hsct=(pt.therapy_type == "hsct").cast("int64").sum(),
-            prior_relapse=rel.cast("int64").sum(),
+            prior_hsct=pt.count(where=pt.therapy_type == "hsct"),
+            prior_relapse=pt.count(where=rel),
         )
     )
     out["prior_lines"] = prior.prior_lines.reindex(out.index).fillna(0).astype(int)

@@ -470,8 +470,11 @@ def lab_grade_counts(assessments: ir.Table, version: str, terms: tuple[str, ...]
     term, whatever the cohort's size); the worst grade is :func:`~amlcohort.criteria.ctcae.worst_grade`'s
     (the highest grade of a patient's values of the term from study day 1)."""
     from amlcohort.criteria.ctcae import grade_assessments, worst_grade
+    from amlcohort.criteria.engine import parser_depth_limited
 
     graded = grade_assessments(assessments, version=version, terms=terms)
+    if parser_depth_limited(graded):  # SQLite: the terms' union, then the worst grade, nest too deep
+        graded = graded.cache()
     worst = worst_grade(graded, from_study_day=1, dates=False)
     worst = worst.filter(worst.worst_grade >= 1)
     return worst.group_by(["term", "worst_grade"]).aggregate(n_patients=worst.count())

@@ -1,0 +1,242 @@
+"""The whole report on every engine: ``amlcohort report --engine X --db URL`` writes the same
+results.json (every figure to 1e-9, every not-estimable reason, the claims audit) and the same
+tables as on the in-process DuckDB; ``validate`` and ``export`` take the same options. The bundle
+is loaded as temporary tables (PostgreSQL with COPY), so nothing of the user's database is read,
+replaced or left behind.
+
+SQLite before 3.46 has no date arithmetic with intervals (Ibis refuses it), so there the protocol
+audit is not estimable and says why; every other figure is the same.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sqlite3
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+from amlcohort import load_cohort
+from amlcohort.cli import app
+from amlcohort.engines import connect
+
+runner = CliRunner()
+
+#: The report's outputs that depend on the bytes written (hashes, sizes), not on the analysis.
+_FILE_KEYS = ("outputs",)
+SQLITE_HAS_INTERVALS = tuple(int(x) for x in sqlite3.sqlite_version.split(".")) >= (3, 46)
+
+
+def _report(out: Path, *args: str) -> dict:
+    result = runner.invoke(app, ["report", "--out", str(out), *args])
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "results.json").read_text())
+
+
+def differences(a: object, b: object, path: str = "") -> list[str]:
+    """Where two results.json values differ: numbers by more than 1e-9 (relative), anything else at all."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = [f"{path}/{k}: only on one side" for k in set(a) ^ set(b)]
+        return out + [d for k in set(a) & set(b) for d in differences(a[k], b[k], f"{path}/{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} against {len(b)} items"]
+        pairs = enumerate(zip(a, b, strict=True))
+        return [d for i, (x, y) in pairs for d in differences(x, y, f"{path}[{i}]")]
+    if _number(a) and _number(b):
+        return [] if math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) else [f"{path}: {a!r} against {b!r}"]
+    return [] if a == b else [f"{path}: {a!r} against {b!r}"]
+
+
+def _number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def test_differences_sees_what_differs():
+    """The comparison itself: a test that cannot fail is a defect."""
+    assert differences({"a": 1.0, "b": [1, "x"]}, {"a": 1.0 + 1e-12, "b": [1, "x"]}) == []
+    assert differences({"a": 1.0}, {"a": 1.0001}) == ["/a: 1.0 against 1.0001"]
+    assert differences({"a": None}, {"a": 0}) == ["/a: None against 0"]
+    assert differences({"a": [1]}, {"a": [1, 2]}) == ["/a: 1 against 2 items"]
+    assert differences({"a": 1}, {"b": 1}) != []
+
+
+@pytest.fixture(scope="module")
+def duckdb_report(tmp_path_factory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("duckdb") / "report"
+    return _report(out), out
+
+
+def _tables(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((out / "tables").glob("*.csv"))}
+
+
+def _db_for(engine: str, request, tmp_path: Path) -> list[str]:
+    if engine == "postgres":
+        return ["--engine", "postgres", "--db", request.getfixturevalue("postgres_server")]
+    if engine == "spark":
+        request.getfixturevalue("spark_backend")  # skips (or fails in CI) without Java/pyspark
+        return ["--engine", "spark"]
+    return ["--db", str(tmp_path / "cohort.sqlite")]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres", pytest.param("spark", marks=pytest.mark.slow)])
+def test_report_same_on_every_engine(engine, duckdb_report, request, tmp_path):
+    reference, ref_out = duckdb_report
+    got = _report(tmp_path / "report", *_db_for(engine, request, tmp_path))
+    ref = copy.deepcopy({k: v for k, v in reference.items() if k not in _FILE_KEYS})
+    got = {k: v for k, v in got.items() if k not in _FILE_KEYS}
+    ref_tables, got_tables = _tables(ref_out), _tables(tmp_path / "report")
+    if engine == "sqlite" and not SQLITE_HAS_INTERVALS:
+        # the protocol audit needs date + interval: not estimable there, with the reason
+        reason = got["not_estimable"].pop("protocol.deviations")
+        assert "SQLite does not support time shift modifiers" in reason, reason
+        assert got["figures"].pop("protocol.deviations") is None
+        assert "protocol.deviations" not in ref["figures"]  # on DuckDB: the deviations table
+        for name in ("protocol_summary.csv", "protocol_deviations.csv"):
+            assert name not in got_tables
+            ref_tables.pop(name)
+    assert differences(got, ref) == []
+    assert got_tables.keys() == ref_tables.keys()
+    assert [n for n in ref_tables if got_tables[n] != ref_tables[n]] == []
+    # real values, not only agreement: the paper's 13 patients and its claims audit
+    assert got["figures"]["cohort.n_patients"] == 13
+    assert len(got["audit"]) > 50
+
+
+def _rows(t) -> list[dict]:
+    table = t.to_pyarrow()
+    keys = [c for c in ("patient_id", "assessment_date", "term", "drug", "start_date", "event_type")
+            if c in table.column_names]
+    return sorted(table.to_pylist(), key=lambda r: (*[str(r.get(k)) for k in keys], repr(r)))
+
+
+def test_postgres_load_keeps_every_value_and_leaves_the_database_alone(request):
+    """COPY (Arrow's CSV) carries every value of every table as DuckDB holds it (NULL and empty
+    text apart, floats to the last bit); the temporary tables shadow, and leave untouched, a user's
+    table of the same name, and are gone with the connection."""
+    url = request.getfixturevalue("postgres_server")
+    admin = connect("postgres", url)
+    admin.raw_sql("CREATE TABLE patients (patient_id text, note text)").close()
+    admin.raw_sql("INSERT INTO patients VALUES ('mine', 'a registry row')").close()
+    admin.con.commit()
+    reference = load_cohort()
+    con = connect("postgres", url)
+    cohort = load_cohort(con=con, temporary=True)
+    for name, table in reference.tables.items():
+        assert _rows(cohort.tables[name]) == _rows(table), name
+    assert cohort.table("patients").count().execute() == 13
+    con.disconnect()
+    assert admin.sql("SELECT * FROM patients").to_pyarrow().to_pylist() == [
+        {"patient_id": "mine", "note": "a registry row"}
+    ]
+    assert sorted(admin.list_tables()) == ["patients"]
+    admin.raw_sql("DROP TABLE patients").close()
+    admin.con.commit()
+
+
+def test_postgres_copy_round_trips_awkward_text(request):
+    """What CSV could lose: NULL against empty text, quotes, commas, line breaks, non-ASCII."""
+    from amlcohort.io.cohort import _copy_to_postgres
+
+    con = connect("postgres", request.getfixturevalue("postgres_server"))
+    values = ["", None, 'say "no", then\nleave', "ünïcödé 急性", "\\N", "NULL", " lead"]
+    floats = [0.1, 1 / 3, None, 1e-300, -0.0, 2.0**53 + 1, 123456.789]
+    source = connect("duckdb").create_table(
+        "t", pa.table({"s": values, "f": pa.array(floats, pa.float64()), "i": list(range(7))})
+    )
+    copied = _copy_to_postgres(con, "awkward", source, temporary=True)
+    got = sorted(copied.to_pyarrow().to_pylist(), key=lambda r: r["i"])
+    assert [r["s"] for r in got] == values
+    assert [r["f"] for r in got] == floats
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--db", "somewhere"], "say which engine"),
+        (["--engine", "sqlite", "--db", "postgres://u@h/db"], "looks like a postgres address"),
+        (["--engine", "duckdb", "--db", "spark://h:7077"], "looks like a spark address"),
+        (["--engine", "oracle"], "oracle"),
+    ],
+)
+@pytest.mark.parametrize("command", ["validate", "report", "export"])
+def test_engine_options_are_checked_before_any_work(command, args, fragment, tmp_path, monkeypatch):
+    import amlcohort.cli as cli
+
+    def loaded(*a, **k):
+        raise AssertionError("the bundle was loaded before the options were checked")
+
+    monkeypatch.setattr(cli, "validate_bundle", loaded)
+    monkeypatch.chdir(tmp_path)
+    head = {"validate": ["validate"], "report": ["report"], "export": ["export", "out"]}[command]
+    result = runner.invoke(app, [*head, *args])
+    assert result.exit_code == 2, result.output
+    assert fragment in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreachable_engine_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["validate", "--db", "postgres://nobody@127.0.0.1:1/none"])
+    assert result.exit_code == 1, result.output
+    assert "--engine postgres: cannot connect to PostgreSQL at postgres://nobody@127.0.0.1:1/none" in (
+        result.output)
+    assert "Traceback" not in result.output
+
+
+def test_validate_loads_into_the_engine_and_counts_there(tmp_path):
+    result = runner.invoke(app, ["validate", "--db", str(tmp_path / "c.sqlite")])
+    assert result.exit_code == 0, result.output
+    assert "loaded into sqlite: " in result.output and "patients 13" in result.output
+    # temporary tables: the database file keeps nothing of the bundle
+    assert connect("sqlite", str(tmp_path / "c.sqlite")).list_tables() == []
+
+
+def test_export_from_postgres_equals_export_in_process(request, tmp_path):
+    url = request.getfixturevalue("postgres_server")
+    here, there = tmp_path / "here", tmp_path / "there"
+    assert runner.invoke(app, ["export", str(here), "--format", "csv"]).exit_code == 0
+    result = runner.invoke(app, ["export", str(there), "--format", "csv", "--db", url])
+    assert result.exit_code == 0, result.output
+    files = sorted(p.name for p in here.glob("*.csv"))
+    assert files and files == sorted(p.name for p in there.glob("*.csv"))
+    assert [f for f in files if (here / f).read_bytes() != (there / f).read_bytes()] == []
+
+
+@pytest.mark.slow
+def test_registry_report_same_on_postgres(synthetic_10k, request, tmp_path):
+    """The report of the 10^4-patient synthetic registry: results.json and every table the same
+    on PostgreSQL as in process (to 1e-9)."""
+    ref_out, got_out = tmp_path / "duckdb", tmp_path / "postgres"
+    ref = _report(ref_out, str(synthetic_10k))
+    got = _report(got_out, str(synthetic_10k), "--db", request.getfixturevalue("postgres_server"))
+    assert ref["figures"]["cohort.n_patients"] == 10_000
+    assert differences({k: v for k, v in got.items() if k not in _FILE_KEYS},
+                       {k: v for k, v in ref.items() if k not in _FILE_KEYS}) == []
+    ref_tables, got_tables = _tables(ref_out), _tables(got_out)
+    assert got_tables.keys() == ref_tables.keys()
+    assert [n for n in ref_tables if got_tables[n] != ref_tables[n]] == []
+
+
+EVERY_ENGINE = ["duckdb", "sqlite", "postgres", pytest.param("spark", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("engine", EVERY_ENGINE)
+def test_audit_lists_each_patients_rules_in_order_on_every_engine(engine, request):
+    """Spark and SQLite have no ordered group_concat (protocol.audit._sorted_text)."""
+    from amlcohort.protocol.audit import audit_summary
+
+    from .conftest import new_connection
+
+    con = new_connection(engine, request)
+    rows = {"patient_id": ["a", "a", "a", "b", "a"], "rule_id": ["z.rule", "a.rule", "m", "x", "a.rule"],
+            "category": ["c"] * 5, "source": ["s"] * 5}
+    t = con.create_table("deviations", pa.table(rows))
+    got = audit_summary(t).by_patient.to_pyarrow().to_pylist()
+    assert got == [{"patient_id": "a", "deviations": 4, "rules": "a.rule, m, z.rule"},
+                   {"patient_id": "b", "deviations": 1, "rules": "x"}]
