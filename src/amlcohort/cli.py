@@ -195,10 +195,6 @@ def validate_bundle(path: Path | None, con: Any = None) -> tuple[ValidationRepor
     return validate(path) if con is None else validate(path, con=con, temporary=True)
 
 
-def _validate(path: Path | None, con: Any) -> tuple[ValidationReport, Cohort | None]:
-    return validate_bundle(path) if con is None else validate_bundle(path, con)
-
-
 def engine_for(engine: EngineName | None, db: str | None) -> EngineName | None:
     """The engine ``--engine`` names, or the one ``--db`` implies (a PostgreSQL URL, a Spark
     master, a .sqlite/.db or .duckdb file); None: the default in-process DuckDB. A usage error when
@@ -333,7 +329,7 @@ def validate(
     --engine or --db a valid bundle is also loaded into that engine, and its rows counted there."""
     _check_bundle(path)
     con = engine_connection(engine, db)
-    report, cohort = _validate(path, con)
+    report, cohort = validate_bundle(path, con)
     _print_report(report)
     if cohort is not None and con is not None:
         from amlcohort.io.cohort import table_rows
@@ -361,7 +357,7 @@ def _report(
     except OutputError as exc:
         raise fail(str(exc), USAGE_ERROR) from None
 
-    report, cohort = _validate(path, engine_connection(engine, db))
+    report, cohort = validate_bundle(path, engine_connection(engine, db))
     _print_report(report)
     if cohort is None:
         raise typer.Exit(1)
@@ -454,7 +450,7 @@ def export(
         writers.check_export_target(source, dest)
     except writers.ExportTargetError as exc:
         raise fail(str(exc), USAGE_ERROR) from None
-    report, cohort = _validate(path, engine_connection(engine, db))
+    report, cohort = validate_bundle(path, engine_connection(engine, db))
     if cohort is None:
         _print_report(report)
         raise typer.Exit(1)

@@ -24,6 +24,8 @@ from amlcohort import load_cohort
 from amlcohort.cli import app
 from amlcohort.engines import connect
 
+from .conftest import new_connection
+
 runner = CliRunner()
 
 #: The report's outputs that depend on the bytes written (hashes, sizes), not on the analysis.
@@ -230,8 +232,6 @@ EVERY_ENGINE = ["duckdb", "sqlite", "postgres", pytest.param("spark", marks=pyte
 def test_audit_lists_each_patients_rules_in_order_on_every_engine(engine, request):
     """Spark and SQLite have no ordered group_concat (protocol.audit._sorted_text)."""
     from amlcohort.protocol.audit import audit_summary
-
-    from .conftest import new_connection
 
     con = new_connection(engine, request)
     rows = {"patient_id": ["a", "a", "a", "b", "a"], "rule_id": ["z.rule", "a.rule", "m", "x", "a.rule"],

@@ -18,6 +18,7 @@ typed tables to) that engine, and every derivation (an Ibis expression) runs the
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import shutil
 import tempfile
@@ -74,9 +75,11 @@ def _without_jit(con: ibis.BaseBackend) -> None:
     con.con.commit()  # type: ignore[attr-defined]
 
 
+@functools.cache
 def _warehouse() -> str:
-    """Spark's warehouse folder: ``AMLCOHORT_SPARK_WAREHOUSE``, else a temporary folder removed
-    when the process exits (Spark's default writes ``spark-warehouse`` into the working folder)."""
+    """Spark's warehouse folder: ``AMLCOHORT_SPARK_WAREHOUSE``, else one temporary folder per
+    process, removed when it exits (Spark's default writes ``spark-warehouse`` into the working
+    folder). Asked once: a later ``connect`` reuses the running session and its folder."""
     given = os.environ.get("AMLCOHORT_SPARK_WAREHOUSE")
     if given:
         return given

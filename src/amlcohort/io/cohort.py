@@ -11,6 +11,7 @@ The tables live on an Ibis connection (in-process DuckDB unless another is injec
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import shutil
@@ -24,6 +25,7 @@ from pathlib import Path
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+from pyarrow import csv
 
 from amlcohort.io.consistency import anchors, consistency_problems, first_doses
 from amlcohort.io.metadata import METADATA_FILE, BundleMetadata, read_metadata
@@ -246,7 +248,9 @@ def _load(
         if target is stage:
             tables[name] = stage.create_view(name, data)
             continue
-        if name in existing and not (temporary and target.name != "pyspark"):
+        # temporary tables shadow a table of the same name; Spark has none, so it replaces it
+        replaces = not temporary or target.name == "pyspark"
+        if name in existing and replaces:
             target.drop_table(name)
         tables[name] = _copy_table(target, name, data, temporary)
     return report, Cohort(target, meta, tables, report, study, supplied, day_views=target is stage)
@@ -337,10 +341,6 @@ def _copy_to_postgres(target: ibis.BaseBackend, name: str, data: ir.Table, tempo
     registry's assessments). Arrow's CSV keeps what the table holds: a NULL is an empty field, an
     empty text a quoted one (PostgreSQL reads them so), a float the shortest text that reads back
     as the same double."""
-    import io
-
-    from pyarrow import csv
-
     table = target.create_table(name, schema=data.schema(), temp=temporary)
     options = csv.WriteOptions(include_header=False)
     quoted = '"' + name.replace('"', '""') + '"'
