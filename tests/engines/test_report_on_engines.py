@@ -210,13 +210,21 @@ def test_export_from_postgres_equals_export_in_process(request, tmp_path):
     assert [f for f in files if (here / f).read_bytes() != (there / f).read_bytes()] == []
 
 
+@pytest.fixture(scope="module")
+def registry_duckdb_report(synthetic_10k, tmp_path_factory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("registry_duckdb") / "report"
+    return _report(out, str(synthetic_10k)), out
+
+
 @pytest.mark.slow
-def test_registry_report_same_on_postgres(synthetic_10k, request, tmp_path):
+@pytest.mark.parametrize("engine", ["sqlite", "postgres", "spark"])
+def test_registry_report_same_on_every_engine(engine, synthetic_10k, registry_duckdb_report, request,
+                                              tmp_path):
     """The report of the 10^4-patient synthetic registry: results.json and every table the same
-    on PostgreSQL as in process (to 1e-9)."""
-    ref_out, got_out = tmp_path / "duckdb", tmp_path / "postgres"
-    ref = _report(ref_out, str(synthetic_10k))
-    got = _report(got_out, str(synthetic_10k), "--db", request.getfixturevalue("postgres_server"))
+    on SQLite (about 7 minutes), PostgreSQL (about 4) and Spark as in process (to 1e-9)."""
+    ref, ref_out = registry_duckdb_report
+    got_out = tmp_path / engine
+    got = _report(got_out, str(synthetic_10k), *_db_for(engine, request, tmp_path))
     assert ref["figures"]["cohort.n_patients"] == 10_000
     assert differences({k: v for k, v in got.items() if k not in _FILE_KEYS},
                        {k: v for k, v in ref.items() if k not in _FILE_KEYS}) == []

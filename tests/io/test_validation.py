@@ -130,6 +130,34 @@ def test_nothing_is_loaded_half_way(bundle_copy):
     assert con.list_tables() == []
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "sqlite"])
+def test_a_table_of_the_connection_is_not_replaced_unless_asked(engine):
+    """A connection that already has a table named like one of the model's: loading refuses,
+    names it and writes nothing; ``temporary=True`` shadows it (the user's table stays as it was);
+    ``replace=True`` replaces it."""
+    import ibis
+
+    from amlcohort.io.cohort import TablesExistError
+
+    def users_connection() -> ibis.BaseBackend:
+        con = ibis.duckdb.connect() if engine == "duckdb" else ibis.sqlite.connect()
+        con.raw_sql("CREATE TABLE patients (mine INTEGER)")
+        con.raw_sql("INSERT INTO patients VALUES (1), (2), (3)")
+        return con
+
+    con = users_connection()
+    with pytest.raises(TablesExistError, match=r"\['patients'\].*replace=True"):
+        load_cohort(con=con)
+    assert con.list_tables() == ["patients"]
+    assert con.table("patients").to_pyarrow().to_pydict() == {"mine": [1, 2, 3]}
+    shadowed = load_cohort(con=con, temporary=True)
+    assert shadowed.table("patients").count().to_pyarrow().as_py() == 13
+    con2 = users_connection()
+    replaced = load_cohort(con=con2, replace=True)
+    assert replaced.table("patients").count().to_pyarrow().as_py() == 13
+    assert "mine" not in con2.table("patients").columns
+
+
 def test_unknown_column_and_implausible_value_are_warnings_and_kept(bundle_copy):
     header, data = read_table(bundle_copy, "patients")
     for r in data:

@@ -171,35 +171,46 @@ def _typed(checked: ir.Table, model: Table) -> ir.Table:
 
 
 def validate_bundle(
-    path: str | Path | None = None, *, con: ibis.BaseBackend | None = None, temporary: bool = False
+    path: str | Path | None = None, *, con: ibis.BaseBackend | None = None, temporary: bool = False,
+    replace: bool = False,
 ) -> tuple[ValidationReport, Cohort | None]:
     """Validate the bundle at ``path`` (None: the embedded study); returns the report and,
     when there is no error, the cohort: on an in-process DuckDB connection, or loaded into
-    ``con`` as :func:`load_cohort` does."""
-    return _load(Path(path) if path is not None else embedded_study_path(), con, temporary)
+    ``con`` as :func:`load_cohort` does (``temporary`` and ``replace`` as there)."""
+    return _load(Path(path) if path is not None else embedded_study_path(), con, temporary, replace)
 
 
 def load_cohort(
-    path: str | Path | None = None, *, con: ibis.BaseBackend | None = None, temporary: bool = False
+    path: str | Path | None = None, *, con: ibis.BaseBackend | None = None, temporary: bool = False,
+    replace: bool = False,
 ) -> Cohort:
     """Load and validate a cohort bundle; raise :class:`InputError` listing every error.
 
     ``path=None`` loads the embedded study cohort. ``con`` injects the Ibis connection the
     typed tables are written to (default: a new in-process DuckDB); nothing is written when
     validation finds an error. Validation always runs in process; the validated tables are then
-    written to ``con`` under the model's table names, replacing tables of those names, or, with
-    ``temporary=True``, as temporary tables of that connection (PostgreSQL, DuckDB, SQLite: gone
-    with the connection, and nothing of the database replaced; Spark, which has none, writes
-    ordinary tables to its current database). PostgreSQL is loaded with ``COPY``.
+    written to ``con`` under the model's table names, or, with ``temporary=True``, as temporary
+    tables of that connection (PostgreSQL, DuckDB, SQLite: gone with the connection, and nothing
+    of the database replaced; Spark, which has none, writes ordinary tables to its current
+    database). PostgreSQL is loaded with ``COPY``.
+
+    A table of ``con`` that the load would replace (one named like a table of the model: without
+    ``temporary``, or on Spark) is left alone: :class:`TablesExistError` names them before
+    anything is written, unless ``replace=True`` (then they are dropped and written anew).
     """
-    report, cohort = _load(Path(path) if path is not None else embedded_study_path(), con, temporary)
+    report, cohort = _load(Path(path) if path is not None else embedded_study_path(), con, temporary, replace)
     if cohort is None:
         raise InputError(f"cohort bundle {report.path}", report.problems)
     return cohort
 
 
+class TablesExistError(ValueError):
+    """Loading a cohort into a connection would replace tables it already has (see
+    :func:`load_cohort`'s ``replace``)."""
+
+
 def _load(
-    path: Path, con: ibis.BaseBackend | None, temporary: bool = False
+    path: Path, con: ibis.BaseBackend | None, temporary: bool = False, replace: bool = False
 ) -> tuple[ValidationReport, Cohort | None]:
     if bad_path := bundle_path_problems(path):  # a typo is not resolved to the folder around it
         return ValidationReport(str(path), tuple(bad_path)), None
@@ -242,15 +253,21 @@ def _load(
     study = _study(meta, declared, typed)
     target = con if con is not None else stage
     existing = set(target.list_tables()) if target is not stage else set()
+    # temporary tables shadow a table of the same name; Spark has none, so it replaces it
+    replaces = not temporary or target.name == "pyspark"
+    clash = sorted(existing & set(typed)) if replaces else []
+    if clash and not replace:
+        raise TablesExistError(
+            f"the connection already has table(s) {clash}: loading the cohort would replace them. "
+            "Nothing was written. Pass replace=True to replace them, temporary=True to shadow them "
+            "for this connection only (not on Spark), or load into another schema or database.")
     tables = {}
     for name, t in typed.items():
         data = t.drop(ROW)
         if target is stage:
             tables[name] = stage.create_view(name, data)
             continue
-        # temporary tables shadow a table of the same name; Spark has none, so it replaces it
-        replaces = not temporary or target.name == "pyspark"
-        if name in existing and replaces:
+        if name in clash:
             target.drop_table(name)
         tables[name] = _copy_table(target, name, data, temporary)
     return report, Cohort(target, meta, tables, report, study, supplied, day_views=target is stage)
@@ -373,6 +390,7 @@ def _empty(con: ibis.BaseBackend, model: Table) -> ir.Table:
 
 __all__ = [
     "Cohort",
+    "TablesExistError",
     "ValidationReport",
     "anchors",
     "embedded_study_path",

@@ -38,6 +38,7 @@ drug: the day of the first dose is 0); months are days / 30.4375. Survival media
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 import uuid
@@ -303,7 +304,6 @@ class StudyAnalysis:
     cohort: Any
     criteria: str
     patients: pd.DataFrame
-    adtte: pd.DataFrame
     adtte_table: ir.Table
     study: Any = None
     km: dict[str, dict[str, KaplanMeierResult]] = field(default_factory=dict)
@@ -312,6 +312,12 @@ class StudyAnalysis:
     notes: dict[str, str] = field(default_factory=dict)
     not_estimable: dict[str, str] = field(default_factory=dict)
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @functools.cached_property
+    def adtte(self) -> pd.DataFrame:
+        """The analysis table (:attr:`adtte_table`: one row per patient and parameter) as a
+        DataFrame, read on first use; the report itself reads only :func:`endpoints_per_patient`."""
+        return self.adtte_table.execute()
 
     def put(self, name: str, value: Any, note: str = "") -> None:
         self.figures[name] = _clean(value)
@@ -372,8 +378,7 @@ def analyse(cohort: Cohort, criteria: str | None = None) -> StudyAnalysis:
     criteria = criteria or getattr(study, "criteria", None) or "eln2022"
     mc = materialise(cohort)
     table = analysis_table(mc, criteria).cache()
-    adtte = table.execute()
-    a = StudyAnalysis(mc, criteria, per_patient(mc, adtte), adtte, table, study=study)
+    a = StudyAnalysis(mc, criteria, per_patient(mc, table), table, study=study)
     _baseline(a)
     _response(a)
     _survival(a)
@@ -401,8 +406,29 @@ def explain_nulls(a: StudyAnalysis) -> list[str]:
 # ---- per patient --------------------------------------------------------------------------------
 
 
-def _param(adtte: pd.DataFrame, code: str) -> pd.DataFrame:
-    return adtte[adtte.paramcd == code].drop_duplicates("patient_id").set_index("patient_id").sort_index()
+def endpoints_per_patient(adtte: ir.Table) -> ir.Table:
+    """One row per patient with the analysis table's parameters (one row per patient and
+    parameter) as columns, pivoted in the engine: ``best_response``, ``days_to_cr`` and
+    ``first_cr_date`` (NULL without a CR), ``os_days``/``os_event``, ``efs_days``/``efs_event``,
+    ``crdur_days``/``crdur_event`` (NULL without a CR), ``treatment_days``,
+    ``treatment_stop_reason``, ``treatment_last_date`` and ``stopping_rule``."""
+    t = adtte
+
+    def at(code: str, column: str, *, event: bool = False) -> ir.Value:
+        where = (t.paramcd == code) & (t.cnsr == 0) if event else t.paramcd == code
+        return t[column].max(where=where)
+
+    return t.group_by("patient_id").agg(
+        best_response=at("BESTRESP", "avalc"),
+        days_to_cr=at("DAYSCR", "aval", event=True),
+        first_cr_date=at("DAYSCR", "adt", event=True),
+        **{f"{c.lower()}_days": at(c, "aval") for c in ("OS", "EFS", "CRDUR")},
+        **{f"{c.lower()}_event": (1 - at(c, "cnsr")).cast("float64") for c in ("OS", "EFS", "CRDUR")},
+        treatment_days=at("TRTDUR", "aval"),
+        treatment_stop_reason=at("TRTDUR", "avalc"),
+        treatment_last_date=at("TRTDUR", "adt"),
+        stopping_rule=at("STOPRULE", "avalc"),
+    )
 
 
 def _frame(expr: ir.Table) -> pd.DataFrame:
@@ -417,7 +443,7 @@ def _try_frame(expr_fn: Callable[[], ir.Table]) -> tuple[pd.DataFrame | None, st
         return None, f"{type(err).__name__}: {err}"
 
 
-def per_patient(cohort: MaterialisedCohort, adtte: pd.DataFrame) -> pd.DataFrame:
+def per_patient(cohort: MaterialisedCohort, adtte: ir.Table) -> pd.DataFrame:
     """One row per patient: baseline, population, risk, blast pattern, endpoints and key dates."""
     from amlcohort.criteria.population import derive_population
     from amlcohort.endpoints.blast_patterns import blast_patterns
@@ -460,23 +486,13 @@ def per_patient(cohort: MaterialisedCohort, adtte: pd.DataFrame) -> pd.DataFrame
     else:
         missing["blast_patterns"] = why
     out["first_dose"] = _frame(cohort.first_dose()).first_dose
-    best = _param(adtte, "BESTRESP")
-    out["best_response"] = best.avalc.reindex(out.index)
+    ep = _frame(endpoints_per_patient(adtte)).reindex(out.index)
+    out["best_response"] = ep.best_response
     out["cr"] = (out.best_response == "cr").fillna(False).astype(bool)
-    dcr = _param(adtte, "DAYSCR")
-    out["days_to_cr"] = dcr.aval.where(dcr.cnsr == 0)
-    out["first_cr_date"] = dcr.adt.where(dcr.cnsr == 0)
-    for code in ("OS", "EFS", "CRDUR"):
-        d = _param(adtte, code)
-        out[f"{code.lower()}_days"] = d.aval
-        out[f"{code.lower()}_event"] = 1 - d.cnsr
-    tr = _param(adtte, "TRTDUR")
-    out["treatment_days"], out["treatment_stop_reason"], out["treatment_last_date"] = (
-        tr.aval,
-        tr.avalc,
-        tr.adt,
-    )
-    out["stopping_rule"] = _param(adtte, "STOPRULE").avalc
+    for column in ("days_to_cr", "first_cr_date", "os_days", "os_event", "efs_days", "efs_event",
+                   "crdur_days", "crdur_event", "treatment_days", "treatment_stop_reason",
+                   "treatment_last_date", "stopping_rule"):
+        out[column] = ep[column]
 
     pt = cohort.table("prior_therapies")
     rel = pt.relapsed.cast("boolean").fill_null(False)
@@ -1034,31 +1050,47 @@ def hematologic_terms() -> frozenset[str]:
     return frozenset(t.term.lower() for t in LAB_TERMS if t.value_column in BLOOD_COUNTS)
 
 
-def _ae_frame(a: StudyAnalysis) -> pd.DataFrame:
-    """Per patient and term: worst grade, first onset (elapsed days), its worst-grade date, arm."""
-    ae = a.cohort.table("adverse_events")
-    first = ae.group_by(["patient_id", "term"]).aggregate(
+def ae_per_patient_term(cohort: Any) -> ir.Table:
+    """Per patient and adverse-event term: ``worst_grade``, ``first_onset`` (date) and
+    ``first_onset_worst_date`` (the worst-grade date of that first record)."""
+    ae = cohort.table("adverse_events")
+    return ae.group_by(["patient_id", "term"]).aggregate(
         worst_grade=ae.grade.max(),
         first_onset=ae.onset_date.min(),
         first_onset_worst_date=ae.worst_grade_date.argmin(ae.onset_date),
-        n_records=ae.count(),
     )
-    df = first.execute()
-    p = a.patients
-    df["study_arm"] = df.patient_id.map(p.study_arm)
-    fd = df.patient_id.map(p.first_dose)
-    df["first_onset_day"] = [
-        (o - f).days if pd.notna(o) and pd.notna(f) else np.nan
-        for o, f in zip(df.first_onset, fd, strict=True)
-    ]
-    return df
+
+
+def ae_counts(cohort: Any) -> pd.DataFrame:
+    """Patients per adverse-event term, worst grade and arm, counted in the engine (a few rows per
+    term, whatever the cohort's size): ``term``, ``worst_grade``, ``study_arm``, ``n_patients``.
+    A patient counts once per term, at the worst grade of the term's records."""
+    per = ae_per_patient_term(cohort)
+    pts = cohort.table("patients")
+    pts = pts.select(_pid=pts.patient_id, study_arm=pts.study_arm)
+    j = per.left_join(pts, per.patient_id == pts._pid)
+    counts = j.group_by(["term", "worst_grade", "study_arm"]).aggregate(n_patients=j.count()).execute()
+    return counts.sort_values(["term", "worst_grade"], kind="stable").reset_index(drop=True)
+
+
+def earliest_onsets(cohort: Any) -> pd.DataFrame:
+    """Per adverse-event term, the record that started first: ``term``, ``patient_id``,
+    ``first_onset``, ``first_onset_worst_date``; on a tie, the first patient id (ordered in Python,
+    so that every engine's collation gives the same patient). Only the records on each term's
+    earliest onset date are read."""
+    per = ae_per_patient_term(cohort)
+    first = per.group_by(_term=per.term).aggregate(_first=per.first_onset.min())
+    j = per.inner_join(first, [per.term == first._term, per.first_onset == first._first])
+    rows = j.select("term", "patient_id", "first_onset", "first_onset_worst_date").execute()
+    rows = rows.sort_values(["first_onset", "patient_id"], kind="stable").groupby("term").head(1)
+    return rows.sort_values("term", kind="stable").reset_index(drop=True)
 
 
 def _adverse_events(a: StudyAnalysis) -> None:
-    ae = _ae_frame(a)
-    a.frames["ae"] = ae
+    counts = ae_counts(a.cohort)
+    a.frames["ae_counts"] = counts
     p = a.patients
-    if ae.empty:
+    if counts.empty:
         why = (
             "the bundle has no adverse_events table"
             if not _has(a, "adverse_events")
@@ -1069,28 +1101,31 @@ def _adverse_events(a: StudyAnalysis) -> None:
         a.put("ae.n_patients", 0)
         a.na("ae.nonhematologic.grade3plus_after_cr.n_patients", why)
     else:
-        a.put("ae.n_patients", int(ae.patient_id.nunique()))
-        worst = {
-            t: {int(k): int(v) for k, v in g.worst_grade.value_counts().sort_index().items()}
-            for t, g in ae.groupby("term")
-        }
-        a.put("ae.worst_grade.by_term", worst)
-        by_arm = {
-            t: {str(arm): int(n) for arm, n in g.groupby("study_arm").patient_id.nunique().items()}
-            for t, g in ae.groupby("term")
-        }
-        a.put("ae.by_arm", by_arm, "patients with the term, by arm")
-        for term, g in ae.groupby("term"):
+        ae = a.cohort.table("adverse_events")
+        a.put("ae.n_patients", int(ae.patient_id.nunique().to_pyarrow().as_py() or 0))
+        by_term = {t: g for t, g in counts.groupby("term", sort=True)}
+        a.put("ae.worst_grade.by_term", {
+            t: {int(k): int(v) for k, v in g.groupby("worst_grade").n_patients.sum().sort_index().items()}
+            for t, g in by_term.items()
+        })
+        a.put("ae.by_arm", {
+            t: {str(arm): int(n) for arm, n in g.groupby("study_arm").n_patients.sum().items()}
+            for t, g in by_term.items()
+        }, "patients with the term, by arm")
+        firsts = earliest_onsets(a.cohort).set_index("term")
+        for term, g in by_term.items():
             s = f"ae.term.{slug(term)}"
-            a.put(f"{s}.n_patients", int(g.patient_id.nunique()))
+            a.put(f"{s}.n_patients", int(g.n_patients.sum()))
             a.put(f"{s}.worst_grade", int(g.worst_grade.max()))
-            for grade, n in g.worst_grade.value_counts().items():
+            for grade, n in g.groupby("worst_grade").n_patients.sum().items():
                 a.put(f"{s}.grade.{int(grade)}.n", int(n))
-            firstrow = g.sort_values(["first_onset", "patient_id"]).iloc[0]
+            firstrow = firsts.loc[term]
+            first_dose = p.first_dose.get(firstrow.patient_id)
+            onset_day = (firstrow.first_onset - first_dose).days if pd.notna(first_dose) else None
             _put_or_na(
                 a,
                 f"{s}.first_onset_day",
-                float(firstrow.first_onset_day) if pd.notna(firstrow.first_onset_day) else None,
+                float(onset_day) if onset_day is not None else None,
                 "the patient has no first dose",
                 "elapsed days from the first dose, earliest onset",
             )
@@ -1102,10 +1137,8 @@ def _adverse_events(a: StudyAnalysis) -> None:
                 "no worst-grade date recorded",
                 "earliest onset to its worst grade, days",
             )
-        _rechallenge(a, ae)
-        heme = hematologic_terms()
-        nonheme = ae[~ae.term.str.lower().isin(heme)]
-        _ae_after_cr(a, nonheme)
+        _rechallenge(a, firsts.reset_index().sort_values(["first_onset", "patient_id"], kind="stable"))
+        _ae_after_cr(a)
     vers = sorted(
         a.cohort.table("adverse_events")
         .select("ctcae_version")
@@ -1129,29 +1162,30 @@ def _has(a: StudyAnalysis, name: str) -> bool:
     return bool(has(name)) if callable(has) else True
 
 
-def _ae_after_cr(a: StudyAnalysis, nonheme: pd.DataFrame) -> None:
+def _ae_after_cr(a: StudyAnalysis) -> None:
     """Patients with a non-haematological grade >= 3 adverse event starting after their first CR."""
     name = "ae.nonhematologic.grade3plus_after_cr.n_patients"
     p = a.patients
     if not p.cr.any():
         a.na(name, "nobody reached CR")
         return
+    # counted in the engine: the first CR date of the analysis table (DAYSCR, not censored)
     ae = a.cohort.table("adverse_events")
-    rows = ae.filter(ae.grade >= 3).select("patient_id", "term", "onset_date").execute()
-    rows = rows[~rows.term.str.lower().isin(hematologic_terms())]
-    crd = rows.patient_id.map(p.first_cr_date)
-    after = rows[crd.notna() & (rows.onset_date > crd)]
+    t = a.adtte_table
+    cr = t.filter((t.paramcd == "DAYSCR") & (t.cnsr == 0)).select(_pid=t.patient_id, _cr=t.adt).distinct()
+    rows = ae.filter(ae.grade >= 3, ~ae.term.lower().isin(tuple(sorted(hematologic_terms()))))
+    j = rows.inner_join(cr, rows.patient_id == cr._pid)
+    n = j.filter(j.onset_date > j._cr).patient_id.nunique().to_pyarrow().as_py()
     a.put(
         name,
-        int(after.patient_id.nunique()),
+        int(n or 0),
         "non-haematological (terms not graded from blood counts), grade >= 3, onset after the first CR",
     )
 
 
-def _rechallenge(a: StudyAnalysis, ae: pd.DataFrame) -> None:
-    """Per term, for its earliest patient: each drug restarted after the onset, its dose as a
-    fraction of that patient's first dose of the drug."""
-    firsts = ae.sort_values(["first_onset", "patient_id"]).groupby("term").head(1)
+def _rechallenge(a: StudyAnalysis, firsts: pd.DataFrame) -> None:
+    """Per term, for its earliest patient (``firsts``: :func:`earliest_onsets`): each drug
+    restarted after the onset, its dose as a fraction of that patient's first dose of the drug."""
     ids = sorted(set(firsts.patient_id))
     if not ids:
         return
@@ -1242,7 +1276,9 @@ def _exposures(a: StudyAnalysis) -> None:
     first = ex.group_by(["patient_id", "drug"]).aggregate(
         starting_dose=ex.dose.argmin(ex.start_date), unit=ex.dose_unit.argmin(ex.start_date)
     )
-    per = first.execute()
+    # the distinct starting doses and units per drug, in the engine (not one row per patient)
+    doses_of = first.select("drug", "starting_dose").distinct().execute()
+    units_of = first.select("drug", "unit").distinct().execute()
     courses = ex.group_by("drug").aggregate(lo=span.min(), hi=span.max(), n=ex.patient_id.nunique()).execute()
     for r in courses.itertuples():
         s = f"exposure.{slug(r.drug)}"
@@ -1254,8 +1290,7 @@ def _exposures(a: StudyAnalysis) -> None:
             "no exposure has an end date",
             "days per exposure row, first to last day inclusive",
         )
-        g = per[per.drug == r.drug]
-        doses = sorted(g.starting_dose.dropna().unique().tolist())
+        doses = sorted(doses_of[doses_of.drug == r.drug].starting_dose.dropna().unique().tolist())
         _put_or_na(
             a,
             f"{s}.starting_dose",
@@ -1263,7 +1298,7 @@ def _exposures(a: StudyAnalysis) -> None:
             "no dose recorded",
             "starting dose per administration (first exposure of each patient)",
         )
-        units = sorted(g.unit.dropna().unique().tolist())
+        units = sorted(units_of[units_of.drug == r.drug].unit.dropna().unique().tolist())
         if units:
             a.put(f"{s}.dose_unit", units[0] if len(units) == 1 else units)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+import ibis
 import numpy as np
 import pandas as pd
 
@@ -77,8 +78,28 @@ def fmt_ci(lo: float | None, hi: float | None, *, scale: float = 1.0, unit: str 
 
 
 def _n_pct(mask: pd.Series) -> str:
-    n, d = int(mask.sum()), len(mask)
+    return _count_pct(int(mask.sum()), len(mask))
+
+
+def _count_pct(n: int, d: int) -> str:
     return f"{n} ({100 * n / d:.0f}%)" if d else "0"
+
+
+def gene_status_counts(cohort: Any) -> dict[str, pd.DataFrame]:
+    """Per gene of the ``mutations`` table (sorted): patients per arm and status ("mutated", or
+    "not mutated" for any other tested result), counted in the engine. Columns: study_arm, status,
+    n. A gene whose every row is ``not_tested`` has no rows (all its patients are not tested).
+    Rows are unique by patient and gene (the model's key), so rows are patients."""
+    m = cohort.table("mutations")
+    genes = sorted(str(g) for g in m.select("gene").distinct().to_pyarrow().column("gene").to_pylist()
+                   if g is not None)
+    tested = m.filter(m.result != "not_tested")
+    pts = cohort.table("patients")
+    pts = pts.select(_pid=pts.patient_id, study_arm=pts.study_arm)
+    j = tested.inner_join(pts, tested.patient_id == pts._pid)
+    status = ibis.ifelse(j.result == "mutated", "mutated", "not mutated")
+    counts = j.group_by(gene=j.gene, study_arm=j.study_arm, status=status).agg(n=j.count()).execute()
+    return {g: counts[counts.gene == g][["study_arm", "status", "n"]].reset_index(drop=True) for g in genes}
 
 
 def _median_iqr(x: pd.Series) -> str:
@@ -119,15 +140,20 @@ def _groups(a: StudyAnalysis) -> dict[str, pd.DataFrame]:
 
 
 def _cat_p(p: pd.DataFrame, values: pd.Series, arms: list[str]) -> str:
+    d = pd.DataFrame({"arm": p.study_arm, "v": values}).dropna()
+    d = d[d.arm.isin(arms)]
+    return _cat_p_table(pd.crosstab(d.arm, d.v).to_numpy())
+
+
+def _cat_p_table(t: np.ndarray) -> str:
+    """The p-value of a categorical Table 1 row from its arms x levels counts (rows and columns
+    without patients left out, as a crosstab of the patients would)."""
     from amlcohort.stats import chi_square_test, fisher_exact
     from amlcohort.stats._distributions import chi2_contingency
 
-    d = pd.DataFrame({"arm": p.study_arm, "v": values}).dropna()
-    d = d[d.arm.isin(arms)]
-    tab = pd.crosstab(d.arm, d.v)
-    if tab.shape[0] < 2 or tab.shape[1] < 2:
+    t = t[t.sum(1) > 0][:, t.sum(0) > 0] if t.size else t
+    if t.ndim != 2 or t.shape[0] < 2 or t.shape[1] < 2:
         return ""
-    t = tab.to_numpy()
     expected = np.outer(t.sum(1), t.sum(0)) / t.sum()
     if (expected < 5).any() and t.sum() <= 200:
         try:
@@ -212,19 +238,29 @@ def table1(a: StudyAnalysis, *, p_values: bool = False) -> pd.DataFrame:
         ["normal", "other abnormal", "complex (≥3 abnormalities)"],
         missing_label="Not evaluable",
     )
-    m = a.cohort.table("mutations").select("patient_id", "gene", "result").execute()
-    for gene in sorted(m.gene.dropna().unique()):
-        g = m[m.gene == gene]
-        status = pd.Series("not tested", index=p.index, dtype="object")
-        tested = g[g.result != "not_tested"]
-        status.loc[status.index.isin(tested.patient_id)] = "not mutated"
-        status.loc[status.index.isin(tested[tested.result == "mutated"].patient_id)] = "mutated"
-        categorical(
-            f"{gene}",
-            status.where(status != "not tested"),
-            ["mutated", "not mutated"],
-            missing_label="Not tested",
-        )
+    group_arms = dict(zip(groups, [None, *a.arms], strict=True))  # _groups: overall, then each arm
+    for gene, counts in gene_status_counts(a.cohort).items():
+        # patients per arm and status, counted in the engine (a registry's mutations are never
+        # read row by row); the patients of a group without a tested row are its "Not tested"
+        n = {(arm, level): int(k) for arm, level, k in counts.itertuples(index=False)}
+
+        def in_group(label: str, level: str, n: dict[tuple[Any, str], int] = n) -> int:
+            arm = group_arms[label]
+            return sum(k for (ar, lv), k in n.items() if lv == level and (arm is None or ar == arm))
+
+        levels = ["mutated", "not mutated"]
+        untested = {k: str(len(g) - sum(in_group(k, lv) for lv in levels)) for k, g in groups.items()}
+        pv = _cat_p_table(np.array([[n.get((arm, lv), 0) for lv in levels] for arm in arms])) if test else ""
+        rows.append({"Characteristic": f"{gene}, n (%)", **{k: "" for k in groups},
+                     **({"p-value": pv} if test else {})})
+        for level in levels:
+            rows.append({"Characteristic": f"{INDENT}{level}",
+                         **{k: _count_pct(in_group(k, level), len(g)) for k, g in groups.items()},
+                         **({"p-value": ""} if test else {})})
+        if sum(n.values()) < len(p):
+            rows.append({"Characteristic": f"{INDENT}Not tested",
+                         **untested,
+                         **({"p-value": ""} if test else {})})
     if p.risk_group_reported.notna().any():
         categorical("Risk group as reported", p.risk_group_reported, ["favorable", "intermediate", "adverse"])
     for col, label in (("eln2017", "ELN 2017 genetic risk"), ("eln2022", "ELN 2022 genetic risk")):
@@ -422,7 +458,7 @@ def survival_table(a: StudyAnalysis) -> pd.DataFrame:
 
 def adverse_events_table(a: StudyAnalysis) -> pd.DataFrame:
     """Reported adverse events: patients by term and worst grade, overall and by arm."""
-    ae = a.frames.get("ae")
+    ae = a.frames.get("ae_counts")
     cols = ["Term", *(f"Grade {g}" for g in range(1, 6)), "Patients"]
     arm_cols = [f"{a.arm_label(arm)} (N={int((a.patients.study_arm == arm).sum())})" for arm in a.arms]
     if ae is None or ae.empty:
@@ -430,21 +466,14 @@ def adverse_events_table(a: StudyAnalysis) -> pd.DataFrame:
         return pd.DataFrame(
             [{"Term": f"none: {reason}", **{c: 0 for c in cols[1:]}, **{c: 0 for c in arm_cols}}]
         )
-    t = ae.pivot_table(
-        index="term", columns="worst_grade", values="patient_id", aggfunc="nunique", fill_value=0
-    )
+    # patients per term and worst grade, counted in the engine (results.ae_counts)
+    t = ae.pivot_table(index="term", columns="worst_grade", values="n_patients", aggfunc="sum", fill_value=0)
     t = t.reindex(columns=range(1, 6), fill_value=0)
     t.columns = [f"Grade {g}" for g in t.columns]
-    t["Patients"] = ae.groupby("term").patient_id.nunique()
+    t["Patients"] = ae.groupby("term").n_patients.sum()
     for arm, col in zip(a.arms, arm_cols, strict=True):
-        t[col] = (
-            ae[ae.study_arm == arm]
-            .groupby("term")
-            .patient_id.nunique()
-            .reindex(t.index)
-            .fillna(0)
-            .astype(int)
-        )
+        in_arm = ae[ae.study_arm == arm].groupby("term").n_patients.sum()
+        t[col] = in_arm.reindex(t.index).fillna(0).astype(int)
     return t.sort_values("Patients", ascending=False, kind="stable").rename_axis("Term").reset_index()
 
 
