@@ -77,3 +77,21 @@ def new_connection(engine: str, request) -> ibis.BaseBackend:
         con.raw_sql(f"USE {database}")
         return con
     raise ValueError(engine)
+
+
+@pytest.fixture(scope="session")
+def postgres_icu_database(postgres_server) -> Iterator[str]:
+    """A database whose text sorts by an ICU locale (en-US: "a1" before "P10", "_" before "-"),
+    as many registries' databases do, unlike the C collation of a plain test database. Skipped
+    (with the reason) on a server built without ICU."""
+    base = os.environ.get("AMLCOHORT_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    admin = connect("postgres", base)
+    name = f"amlcohort_icu_{uuid.uuid4().hex[:10]}"
+    try:
+        admin.raw_sql(f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu "
+                      "ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'")
+    except Exception as err:  # a server without ICU (or before PostgreSQL 15)
+        pytest.skip(f"PostgreSQL cannot create an ICU-collated database: {err}")
+    yield base.rsplit("/", 1)[0] + f"/{name}"
+    admin.raw_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.disconnect()

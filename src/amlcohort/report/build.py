@@ -43,6 +43,7 @@ from amlcohort.report.results import (
     materialise,
     no_marrow_reason,
     protocol_of,
+    read_in_order,
     study_of,
 )
 from amlcohort.report.tables import p_text
@@ -98,7 +99,7 @@ def _blasts(a: StudyAnalysis) -> dict[bool, tuple[pd.DataFrame, str | None]]:
     if len(out) < len(groups):
         m = marrow.select("patient_id", study_day=marrow.assessment_study_day,
                           marrow_blasts_pct=marrow.marrow_blasts_pct)
-        m = m.order_by(["patient_id", "study_day"]).execute()  # a fixed order, on any engine
+        m = read_in_order(m, ["patient_id", "study_day"])  # a fixed order, on any engine
         m["group"] = m.patient_id.map(a.patients.study_arm).map(a.arm_label)
         for cr, group in groups.items():
             if cr not in out:
@@ -159,8 +160,8 @@ def _swimmer(a: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame, list[str], s
         exposures = exposures.filter(exposures.patient_id.isin(list(treated)))
         events = events.filter(events.patient_id.isin(list(treated)))
     # in a fixed order (an engine returns rows in any): the bars are drawn in it
-    ex = (exposures.select("patient_id", "drug", "phase", "start_date", "end_date")
-          .order_by(["patient_id", "start_date", "drug", "phase", "end_date"]).execute())
+    ex = read_in_order(exposures.select("patient_id", "drug", "phase", "start_date", "end_date"),
+                       ["patient_id", "start_date", "drug", "phase", "end_date"])
     start = ex.patient_id.map(first)
     cutoff = pd.Timestamp(a.cohort.metadata.cutoff_date)
     ex["start_day"] = _days_from(ex.start_date, start)
@@ -178,7 +179,7 @@ def _swimmer(a: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame, list[str], s
     names = {"cr_reported": "CR", "hsct": "HSCT", "relapse": "relapse", "death": "death",
              "last_contact": "last contact"}
     ev = events.filter(events.event_type.isin(list(names))).select("patient_id", "event_type", "event_date")
-    ev = ev.order_by(["patient_id", "event_date", "event_type"]).execute()
+    ev = read_in_order(ev, ["patient_id", "event_date", "event_type"])
     marks = pd.DataFrame(
         {
             "patient_id": ev.patient_id,

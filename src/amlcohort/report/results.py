@@ -355,7 +355,7 @@ class StudyAnalysis:
             "ctcae_version": getattr(s, "ctcae_version", None),
             "figures": dict(sorted(self.figures.items())),
             "not_estimable": dict(sorted(self.not_estimable.items())),
-            "notes": self.notes,
+            "notes": dict(sorted(self.notes.items())),  # in a fixed order (as figures)
         }
 
 
@@ -429,6 +429,16 @@ def endpoints_per_patient(adtte: ir.Table) -> ir.Table:
         treatment_last_date=at("TRTDUR", "adt"),
         stopping_rule=at("STOPRULE", "avalc"),
     )
+
+
+def read_in_order(expr: ir.Table, keys: list[str]) -> pd.DataFrame:
+    """``expr``'s rows sorted by ``keys`` in Python's order (text by code point, missing values
+    last; stable, so rows equal on the keys keep the engine's order). The engine sorts first, but
+    its ORDER BY compares text by the database's collation: a PostgreSQL database with an ICU or
+    libc locale puts "a1" before "P10", DuckDB and SQLite put it after. Rows whose order is drawn
+    or printed are therefore sorted here, the same on every engine."""
+    df = expr.order_by(keys).execute()
+    return df.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
 
 
 def _frame(expr: ir.Table) -> pd.DataFrame:

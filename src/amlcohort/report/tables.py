@@ -25,7 +25,14 @@ if TYPE_CHECKING:
     import ibis.expr.types as ir
 
 from amlcohort.report.audit import Verdict
-from amlcohort.report.results import ALL, EFS_DAY1_NOTE, StudyAnalysis, no_marrow_reason, response_categories
+from amlcohort.report.results import (
+    ALL,
+    EFS_DAY1_NOTE,
+    StudyAnalysis,
+    no_marrow_reason,
+    read_in_order,
+    response_categories,
+)
 
 INDENT = "    "
 #: labels of response categories (codes of rules/response.csv)
@@ -554,7 +561,7 @@ def dose_modifications_table(a: StudyAnalysis) -> pd.DataFrame:
         )
         if c in mod.columns
     ]
-    df = mod.select(*cols).order_by(["patient_id", "start_date"]).execute()
+    df = read_in_order(mod.select(*cols), ["patient_id", "start_date"])
     if df.empty:
         return pd.DataFrame([{"Patient": "none: no dose modification or treatment stop recorded"}])
     return df.rename(columns={"patient_id": "Patient"}).reset_index(drop=True)
