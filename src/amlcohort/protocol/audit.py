@@ -43,6 +43,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from amlcohort.criteria.engine import apply_rules, backend_name
+from amlcohort.engines.order import in_order
 from amlcohort.io.cohort import Cohort
 from amlcohort.protocol.definition import FREQUENCIES, Drug, Protocol, SurveillanceItem, study_protocol
 from amlcohort.protocol.dosing import bsa_dose_table
@@ -745,10 +746,6 @@ def _sorted_text(values: ir.StringColumn, sep: str) -> ir.StringScalar:
     return values.group_concat(sep, order_by=values)
 
 
-def _in_order(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    return df.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
-
-
 def audit_section(
     cohort: Cohort, protocol: Protocol | None = None, *, deviations: ir.Table | None = None
 ) -> dict | None:
@@ -764,12 +761,11 @@ def audit_section(
     dev = deviations if deviations is not None else audit(cohort, p).cache()
     s = audit_summary(dev)
     # sorted again here, by code point: the engine's ORDER BY follows the database's collation
-    # (an ICU or libc locale orders "a1", "P10" and "_" / "-" its own way)
-    deviations = _in_order(dev.to_pandas(), ["patient_id", "date", "rule_id"])
+    deviations = in_order(dev.to_pandas(), ["patient_id", "date", "rule_id"])
     deviations["date"] = pd.to_datetime(deviations["date"]).dt.date
     deviations["days_late"] = deviations["days_late"].astype("Int64")
-    by_rule = _in_order(s.by_rule.to_pandas(), ["category", "rule_id"])
-    by_patient = _in_order(s.by_patient.to_pandas(), ["patient_id"])
+    by_rule = in_order(s.by_rule.to_pandas(), ["category", "rule_id"])
+    by_patient = in_order(s.by_patient.to_pandas(), ["patient_id"])
     by_patient["rules"] = [", ".join(sorted(r.split(", "))) if isinstance(r, str) else r
                            for r in by_patient["rules"]]
     n_pat = int(cohort.table("patients").count().execute())

@@ -21,6 +21,7 @@ import ibis.expr.types as ir
 import pandas as pd
 from matplotlib.figure import Figure
 
+from amlcohort.engines.order import read_in_order
 from amlcohort.io.cohort import Cohort
 from amlcohort.report import figures as fig
 from amlcohort.report import tables as tab
@@ -43,7 +44,6 @@ from amlcohort.report.results import (
     materialise,
     no_marrow_reason,
     protocol_of,
-    read_in_order,
     study_of,
 )
 from amlcohort.report.tables import p_text

@@ -51,6 +51,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from amlcohort.engines.order import in_order
 from amlcohort.io.cohort import Cohort, table_rows
 from amlcohort.stats import (
     KaplanMeierResult,
@@ -429,16 +430,6 @@ def endpoints_per_patient(adtte: ir.Table) -> ir.Table:
         treatment_last_date=at("TRTDUR", "adt"),
         stopping_rule=at("STOPRULE", "avalc"),
     )
-
-
-def read_in_order(expr: ir.Table, keys: list[str]) -> pd.DataFrame:
-    """``expr``'s rows sorted by ``keys`` in Python's order (text by code point, missing values
-    last; stable, so rows equal on the keys keep the engine's order). The engine sorts first, but
-    its ORDER BY compares text by the database's collation: a PostgreSQL database with an ICU or
-    libc locale puts "a1" before "P10", DuckDB and SQLite put it after. Rows whose order is drawn
-    or printed are therefore sorted here, the same on every engine."""
-    df = expr.order_by(keys).execute()
-    return df.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
 
 
 def _frame(expr: ir.Table) -> pd.DataFrame:
@@ -1085,15 +1076,15 @@ def ae_counts(cohort: Any) -> pd.DataFrame:
 
 def earliest_onsets(cohort: Any) -> pd.DataFrame:
     """Per adverse-event term, the record that started first: ``term``, ``patient_id``,
-    ``first_onset``, ``first_onset_worst_date``; on a tie, the first patient id (ordered in Python,
-    so that every engine's collation gives the same patient). Only the records on each term's
-    earliest onset date are read."""
+    ``first_onset``, ``first_onset_worst_date``, in order of onset; on a tie, the first patient id
+    (ordered in Python, so that every engine's collation gives the same patient). Only the records
+    on each term's earliest onset date are read."""
     per = ae_per_patient_term(cohort)
     first = per.group_by(_term=per.term).aggregate(_first=per.first_onset.min())
     j = per.inner_join(first, [per.term == first._term, per.first_onset == first._first])
     rows = j.select("term", "patient_id", "first_onset", "first_onset_worst_date").execute()
-    rows = rows.sort_values(["first_onset", "patient_id"], kind="stable").groupby("term").head(1)
-    return rows.sort_values("term", kind="stable").reset_index(drop=True)
+    rows = in_order(rows, ["first_onset", "patient_id", "term"])
+    return rows.groupby("term").head(1).reset_index(drop=True)
 
 
 def _adverse_events(a: StudyAnalysis) -> None:
@@ -1147,7 +1138,7 @@ def _adverse_events(a: StudyAnalysis) -> None:
                 "no worst-grade date recorded",
                 "earliest onset to its worst grade, days",
             )
-        _rechallenge(a, firsts.reset_index().sort_values(["first_onset", "patient_id"], kind="stable"))
+        _rechallenge(a, firsts.reset_index())
         _ae_after_cr(a)
     vers = sorted(
         a.cohort.table("adverse_events")
@@ -1179,10 +1170,10 @@ def _ae_after_cr(a: StudyAnalysis) -> None:
     if not p.cr.any():
         a.na(name, "nobody reached CR")
         return
-    # counted in the engine: the first CR date of the analysis table (DAYSCR, not censored)
+    # counted in the engine, against the first CR date per_patient reads (endpoints_per_patient)
     ae = a.cohort.table("adverse_events")
-    t = a.adtte_table
-    cr = t.filter((t.paramcd == "DAYSCR") & (t.cnsr == 0)).select(_pid=t.patient_id, _cr=t.adt).distinct()
+    ep = endpoints_per_patient(a.adtte_table)
+    cr = ep.filter(ep.first_cr_date.notnull()).select(_pid=ep.patient_id, _cr=ep.first_cr_date)
     rows = ae.filter(ae.grade >= 3, ~ae.term.lower().isin(tuple(sorted(hematologic_terms()))))
     j = rows.inner_join(cr, rows.patient_id == cr._pid)
     n = j.filter(j.onset_date > j._cr).patient_id.nunique().to_pyarrow().as_py()

@@ -24,13 +24,13 @@ import pandas as pd
 if TYPE_CHECKING:
     import ibis.expr.types as ir
 
+from amlcohort.engines.order import read_in_order
 from amlcohort.report.audit import Verdict
 from amlcohort.report.results import (
     ALL,
     EFS_DAY1_NOTE,
     StudyAnalysis,
     no_marrow_reason,
-    read_in_order,
     response_categories,
 )
 
@@ -192,8 +192,11 @@ def table1(a: StudyAnalysis, *, p_values: bool = False) -> pd.DataFrame:
     test = p_values and len(arms) >= 2
     rows: list[dict[str, str]] = []
 
-    def row(label: str, fn: Callable[[pd.DataFrame], str] | None, pv: str = "") -> None:
-        r = {"Characteristic": label, **{k: (fn(g) if fn else "") for k, g in groups.items()}}
+    def row(label: str, fn: Callable[[pd.DataFrame], str] | None, pv: str = "",
+            cells: dict[str, str] | None = None) -> None:
+        """One row: each group's cell from ``fn(group)``, or given (``cells``, by group label)."""
+        r = {"Characteristic": label,
+             **(cells if cells is not None else {k: (fn(g) if fn else "") for k, g in groups.items()})}
         if test:
             r["p-value"] = pv
         rows.append(r)
@@ -256,18 +259,14 @@ def table1(a: StudyAnalysis, *, p_values: bool = False) -> pd.DataFrame:
             return sum(k for (ar, lv), k in n.items() if lv == level and (arm is None or ar == arm))
 
         levels = ["mutated", "not mutated"]
-        untested = {k: str(len(g) - sum(in_group(k, lv) for lv in levels)) for k, g in groups.items()}
         pv = _cat_p_table(np.array([[n.get((arm, lv), 0) for lv in levels] for arm in arms])) if test else ""
-        rows.append({"Characteristic": f"{gene}, n (%)", **{k: "" for k in groups},
-                     **({"p-value": pv} if test else {})})
+        row(f"{gene}, n (%)", None, pv)
         for level in levels:
-            rows.append({"Characteristic": f"{INDENT}{level}",
-                         **{k: _count_pct(in_group(k, level), len(g)) for k, g in groups.items()},
-                         **({"p-value": ""} if test else {})})
+            row(f"{INDENT}{level}", None,
+                cells={k: _count_pct(in_group(k, level), len(g)) for k, g in groups.items()})
         if sum(n.values()) < len(p):
-            rows.append({"Characteristic": f"{INDENT}Not tested",
-                         **untested,
-                         **({"p-value": ""} if test else {})})
+            row(f"{INDENT}Not tested", None,
+                cells={k: str(len(g) - sum(in_group(k, lv) for lv in levels)) for k, g in groups.items()})
     if p.risk_group_reported.notna().any():
         categorical("Risk group as reported", p.risk_group_reported, ["favorable", "intermediate", "adverse"])
     for col, label in (("eln2017", "ELN 2017 genetic risk"), ("eln2022", "ELN 2022 genetic risk")):
