@@ -154,3 +154,28 @@ def test_protocol_audit_stays_the_function_after_its_module_is_imported():
         "                  'same': section is audit_section and p.audit is audit is by_path}))"
     )
     assert got == {"function": True, "same": True}
+
+
+def test_the_console_script_is_main_which_keeps_the_exit_code_and_skips_the_last_collections(tmp_path):
+    """``amlcohort`` runs :func:`amlcohort.cli.main`: the command's exit code (1: an invalid
+    bundle) is the process's, its output is complete, and the objects left at exit are frozen
+    (``gc.freeze``), so the interpreter's last collections do not walk them."""
+    import tomllib
+
+    scripts = tomllib.loads((SRC.parent / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["amlcohort"] == "amlcohort.cli:main"
+    (tmp_path / "patients.csv").write_text("patient_id\nP1\n")
+    got = fresh(
+        "import gc, io, json, sys, contextlib\n"
+        "from amlcohort.cli import main\n"
+        f"sys.argv = ['amlcohort', 'validate', {str(tmp_path)!r}]\n"
+        "out = io.StringIO()\n"
+        "try:\n"
+        "    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):\n"
+        "        main()\n"
+        "except SystemExit as exit:\n"
+        "    code = exit.code\n"
+        "print(json.dumps({'code': code, 'frozen': gc.get_freeze_count() > 0,\n"
+        "                  'said': 'metadata' in out.getvalue()}))"
+    )
+    assert got == {"code": 1, "frozen": True, "said": True}

@@ -10,6 +10,7 @@ User-supplied text (paths, names from the bundle) is printed as plain text, neve
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 import os
 import tempfile
@@ -235,12 +236,13 @@ def engine_connection(engine: EngineName | None, db: str | None) -> Any:
         return None
     import uuid
 
-    from amlcohort.engines import EngineUnavailable, connect
+    from amlcohort.engines import DatabasePathError, EngineUnavailable, connect
 
     try:
         con = connect(chosen.value, db)
     except EngineUnavailable as exc:
-        raise fail(f"--engine {chosen.value}: {exc}") from None
+        code = USAGE_ERROR if isinstance(exc, DatabasePathError) else DATA_ERROR
+        raise fail(f"--engine {chosen.value}: {exc}", code) from None
     if chosen is EngineName.spark:
         database = f"amlcohort_{uuid.uuid4().hex[:12]}"
         con.raw_sql(f"CREATE DATABASE {database}")
@@ -480,5 +482,19 @@ def dictionary(out: Path = typer.Option(None, help="Write to this file instead o
         console.print(Text(f"wrote {out}"), soft_wrap=True)
 
 
+def main() -> None:
+    """The ``amlcohort`` command (the console script): :data:`app`, then a quick exit.
+
+    Before the interpreter shuts down, every object left is moved out of the cyclic garbage
+    collector's reach (``gc.freeze``): its last collections would otherwise walk the hundreds of
+    thousands of objects a run leaves (Ibis expressions, compiled SQL), 0.3 s of a 2 s
+    ``validate``, only to free memory the process is about to return anyway. Exit handlers still
+    run (temporary folders are removed), and every output is written and closed before this."""
+    try:
+        app()
+    finally:
+        gc.freeze()
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -199,15 +199,50 @@ def test_validate_loads_into_the_engine_and_counts_there(tmp_path):
     assert connect("sqlite", str(tmp_path / "c.sqlite")).list_tables() == []
 
 
-def test_export_from_postgres_equals_export_in_process(request, tmp_path):
-    url = request.getfixturevalue("postgres_server")
+@pytest.mark.parametrize("engine", ["sqlite", "postgres", pytest.param("spark", marks=pytest.mark.slow)])
+def test_export_from_an_engine_equals_export_in_process(engine, request, tmp_path):
+    """The same bytes: each table's rows in its key's order (Spark returned them in another)."""
     here, there = tmp_path / "here", tmp_path / "there"
     assert runner.invoke(app, ["export", str(here), "--format", "csv"]).exit_code == 0
-    result = runner.invoke(app, ["export", str(there), "--format", "csv", "--db", url])
+    db = _db_for(engine, request, tmp_path)
+    result = runner.invoke(app, ["export", str(there), "--format", "csv", *db])
     assert result.exit_code == 0, result.output
     files = sorted(p.name for p in here.glob("*.csv"))
     assert files and files == sorted(p.name for p in there.glob("*.csv"))
     assert [f for f in files if (here / f).read_bytes() != (there / f).read_bytes()] == []
+
+
+@pytest.fixture(scope="module")
+def adam_in_process(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("adam") / "duckdb"
+    result = runner.invoke(app, ["export", str(out), "--format", "adam"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres", pytest.param("spark", marks=pytest.mark.slow)])
+def test_adam_export_on_an_engine_equals_the_in_process_one(engine, adam_in_process, request, tmp_path):
+    """The ADaM datasets (CSV, Parquet, define) exported from SQLite and PostgreSQL are the bytes of
+    the in-process export (XPT files hold their creation time, so they are compared as tables).
+    Before: SQLite's parser overflowed on ADSL's and ADLB's queries and refused ADAE's date +
+    interval (before 3.46); PostgreSQL typed ADRS's AVAL and ADTTE's PARAMN (CASEs of float
+    literals) as NUMERIC, which Ibis could not read as the float64 it declared; Spark did not find
+    ADSL's arm labels (an in-memory table)."""
+    import pyreadstat
+
+    db = _db_for(engine, request, tmp_path)
+    there = tmp_path / engine
+    result = runner.invoke(app, ["export", str(there), "--format", "adam", *db])
+    assert result.exit_code == 0, result.output
+    here = adam_in_process
+    files = sorted(p.name for p in here.iterdir() if p.suffix in (".csv", ".parquet", ".json")
+                   and p.name != "manifest.json")
+    assert {"adsl.csv", "adrs.parquet", "adtte.csv", "adae.csv", "adlb.parquet", "define.json"} <= set(files)
+    assert [f for f in files if (here / f).read_bytes() != (there / f).read_bytes()] == []
+    for name in ("adsl", "adrs", "adtte", "adae", "adlb"):
+        mine, _ = pyreadstat.read_xport(str(here / f"{name}.xpt"))
+        theirs, _ = pyreadstat.read_xport(str(there / f"{name}.xpt"))
+        assert len(mine) > 0 and mine.equals(theirs), name
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +322,53 @@ def test_audit_lists_each_patients_rules_in_order_on_every_engine(engine, reques
     got = audit_summary(t).by_patient.to_pyarrow().to_pylist()
     assert got == [{"patient_id": "a", "deviations": 4, "rules": "a.rule, m, z.rule"},
                    {"patient_id": "b", "deviations": 1, "rules": "x"}]
+
+
+@pytest.mark.parametrize(
+    ("make", "db", "code", "said"),
+    [
+        (None, "missing/c.sqlite", 2, "SQLite database missing/c.sqlite: the folder"),
+        (None, "missing/c.duckdb", 2, "DuckDB database missing/c.duckdb: the folder"),
+        ("folder", "f.duckdb", 2, "DuckDB database f.duckdb: is a folder; give a database file"),
+        ("text", "t.sqlite", 1, "cannot open t.sqlite as a SQLite database: file is not a database"),
+        ("text", "t.duckdb", 1, "cannot open t.duckdb as a DuckDB database"),
+    ],
+)
+@pytest.mark.parametrize("command", ["validate", "report"])
+def test_a_database_file_that_cannot_be_used_is_one_line(
+    command, make, db, code, said, tmp_path, monkeypatch
+):
+    """A --db file in a folder that does not exist, a folder, or a file of another kind: one line
+    naming the file and why (exit 2 for a path that cannot be used, 1 for a file that is not such a
+    database), nothing written; the drivers' own errors were tracebacks."""
+    monkeypatch.chdir(tmp_path)
+    if make == "folder":
+        (tmp_path / db).mkdir()
+    elif make == "text":
+        (tmp_path / db).write_text("not a database, " * 500)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    head = ["report", "--out", "r"] if command == "report" else ["validate"]
+    result = runner.invoke(app, [*head, "--db", db])
+    assert result.exit_code == code, result.output
+    assert said in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    # the report's lock beside --out stays, as after every run (io/output.py); nothing else
+    lock = [".r.lock"] if command == "report" else []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before + lock)
+    if make == "text":
+        assert (tmp_path / db).read_text() == "not a database, " * 500
+
+
+def test_a_password_in_the_address_is_not_repeated(tmp_path, monkeypatch):
+    from amlcohort.engines import without_password
+
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["validate", "--db", "postgres://nobody:s3cret@127.0.0.1:1/none"])
+    assert result.exit_code == 1, result.output
+    assert "s3cret" not in result.output
+    assert "cannot connect to PostgreSQL at postgres://nobody:***@127.0.0.1:1/none" in result.output
+    assert without_password("postgresql://u:p:q@h:5432/db?sslmode=require") == (
+        "postgresql://u:***@h:5432/db?sslmode=require")
+    assert without_password("postgres://u@h/db") == "postgres://u@h/db"
+    assert without_password("postgres://h/db") == "postgres://h/db"
+    assert without_password("local[2]") == "local[2]"

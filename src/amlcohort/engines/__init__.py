@@ -26,7 +26,10 @@ from typing import Literal
 
 import ibis
 
-__all__ = ["DEFAULT_POSTGRES_URL", "ENGINES", "Engine", "EngineUnavailable", "connect"]
+__all__ = [
+    "DEFAULT_POSTGRES_URL", "ENGINES", "DatabasePathError", "Engine", "EngineUnavailable", "connect",
+    "without_password",
+]
 
 Engine = Literal["duckdb", "sqlite", "postgres", "spark"]
 ENGINES: tuple[str, ...] = ("duckdb", "sqlite", "postgres", "spark")
@@ -37,12 +40,14 @@ class EngineUnavailable(RuntimeError):
     """The engine's driver or server is not there (the message says which and how to get it)."""
 
 
+class DatabasePathError(EngineUnavailable):
+    """A database file that cannot be (a folder, or in a folder that does not exist): a usage error."""
+
+
 def connect(engine: str = "duckdb", url: str | None = None) -> ibis.BaseBackend:
     """An Ibis backend for ``engine`` at ``url`` (see the module docstring for the defaults)."""
-    if engine == "duckdb":
-        return ibis.duckdb.connect(url or ":memory:")
-    if engine == "sqlite":
-        return ibis.sqlite.connect(url) if url else ibis.sqlite.connect()
+    if engine in ("duckdb", "sqlite"):
+        return _database_file(engine, url)
     if engine == "postgres":
         try:
             import psycopg  # noqa: F401
@@ -52,12 +57,44 @@ def connect(engine: str = "duckdb", url: str | None = None) -> ibis.BaseBackend:
         try:
             con = ibis.connect(target)
         except Exception as err:  # the driver's own error type varies with the version
-            raise EngineUnavailable(f"cannot connect to PostgreSQL at {target}: {err}") from err
+            raise EngineUnavailable(
+                f"cannot connect to PostgreSQL at {without_password(target)}: {err}") from err
         _without_jit(con)
         return con
     if engine == "spark":
         return _spark(url)
     raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+
+
+def _database_file(engine: str, path: str | None) -> ibis.BaseBackend:
+    """DuckDB or SQLite on the database file ``path`` (created when missing; None: in memory). A
+    folder that does not exist, or a file that is not such a database, is :class:`EngineUnavailable`
+    naming the file and why (the driver's own error is a traceback)."""
+    name = {"duckdb": "DuckDB", "sqlite": "SQLite"}[engine]
+    if path and path != ":memory:":
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise DatabasePathError(f"{name} database {path}: the folder {folder} does not exist")
+        if os.path.isdir(path):
+            raise DatabasePathError(f"{name} database {path}: is a folder; give a database file")
+    try:
+        if engine == "duckdb":
+            return ibis.duckdb.connect(path or ":memory:")
+        return ibis.sqlite.connect(path) if path else ibis.sqlite.connect()
+    except Exception as err:  # the drivers' error types differ (duckdb.IOException, sqlite3.DatabaseError)
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise EngineUnavailable(f"cannot open {path} as a {name} database: {reason}") from err
+
+
+def without_password(url: str) -> str:
+    """``url`` with its password, if any, shown as ``***`` (an error message must not repeat it)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 def _without_jit(con: ibis.BaseBackend) -> None:

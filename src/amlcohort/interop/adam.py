@@ -30,7 +30,7 @@ import ibis.expr.types as ir
 
 from amlcohort.criteria import response as resp
 from amlcohort.criteria.ctcae import LAB_TERMS, grade_assessments
-from amlcohort.criteria.engine import NOT_EVALUABLE
+from amlcohort.criteria.engine import NOT_EVALUABLE, parser_depth_limited
 from amlcohort.criteria.population import derive_population
 from amlcohort.criteria.risk import derive_risk
 from amlcohort.endpoints.analysis import analysis_table
@@ -160,6 +160,28 @@ def _map(value: ir.StringValue, mapping: Mapping[str, str], default: Any = None)
     return ibis.cases(*[(value == k, v) for k, v in mapping.items()], else_=else_)
 
 
+#: Parts stacked per query where the engine's parser is shallow (see :func:`_stacked`).
+STACK_CHUNK = 8
+
+
+def _stacked(parts: list[ir.Table], shallow: bool) -> ir.Table:
+    """The rows of ``parts`` stacked (UNION ALL). Where the parser is shallow (SQLite) a few parts
+    at a time are stacked and materialised, then those: Ibis nests a union of many parts, one level
+    a part, and the 38 laboratory parameters overflow SQLite's parser stack."""
+    if not shallow or len(parts) <= STACK_CHUNK:
+        return ibis.union(*parts, distinct=False)
+    chunks = [ibis.union(*parts[i:i + STACK_CHUNK], distinct=False).cache()
+              for i in range(0, len(parts), STACK_CHUNK)]
+    return _stacked(chunks, shallow)
+
+
+def _as_double(codes: ir.IntegerValue) -> ir.FloatingValue:
+    """Whole-number codes as double precision (ADaM's numeric type). A CASE of float literals is not
+    one: PostgreSQL types ``1.0`` as NUMERIC, which Ibis then cannot read as the float64 it declares;
+    a CASE of integers cast to float64 compiles to an explicit cast on every engine."""
+    return codes.cast("float64")
+
+
 def _study_day(date: ir.DateValue, ref: ir.DateValue) -> ir.IntegerValue:
     d = date.delta(ref, unit="day")
     return ibis.ifelse(d >= 0, d + 1, d).cast("int64")
@@ -221,16 +243,17 @@ class AdamBuilder:
         dth = ev.filter((ev.event_type == "death") & (ev.event_date <= self.cutoff))
         dth = dth.group_by("patient_id").aggregate(dthdt=dth.event_date.min(), dthcaus=dth.death_cause.max())
         alive = last_known_alive(c)
-        risk = derive_risk(p, c.table("mutations")).select("patient_id", "eln2017", "eln2022")
-        pop = derive_population(c).select("patient_id", "status", "membership")
+        # the two rule-set derivations, materialised before the join: inlined in one query, their
+        # nested CASEs and joins overflow SQLite's parser ("parser stack overflow")
+        risk = derive_risk(p, c.table("mutations"), karyotypes=c.karyotype_lookup())
+        risk = risk.select("patient_id", "eln2017", "eln2022").cache()
+        pop = derive_population(c).select("patient_id", "status", "membership").cache()
         a = self.analysis
         bor = a.filter(a.paramcd == "BESTRESP").select("patient_id", bor=a.avalc)
         labels = arm_labels(c)
-        arms = ibis.memtable({"arm_code": list(labels), "arm_label": list(labels.values())})
         j = p
         for t in (first, last, dth, alive, risk, pop, bor):
             j = j.left_join(t, p.patient_id == t.patient_id)
-        j = j.left_join(arms, p.study_arm == arms.arm_code)
         j = j.select(
             p.patient_id,
             p.age_at_onset,
@@ -248,7 +271,9 @@ class AdamBuilder:
             pop.status,
             pop.membership,
             bor.bor,
-            arms.arm_label,
+            # the study's arm labels as a CASE (an in-memory table joined here is not found when
+            # the query runs on Spark)
+            arm_label=_map(p.study_arm, labels),
         )
         treated = j.n_exposures.fill_null(0) > 0
         site = (
@@ -323,7 +348,8 @@ class AdamBuilder:
             SRCRULE=ibis.null("string"),
         )
         t = ibis.union(ovr, bor)
-        rank = ibis.cases(*[(t.resp_code == k, float(v)) for k, v in resp.RANK.items()], else_=float(NE_RANK))
+        rank = _as_double(ibis.cases(*[(t.resp_code == k, int(v)) for k, v in resp.RANK.items()],
+                                     else_=int(NE_RANK)))
         t = t.mutate(
             AVALC=_map(t.resp_code, RESPONSE_AVALC, t.resp_code.upper()),
             AVAL=rank,
@@ -338,7 +364,7 @@ class AdamBuilder:
             "patient_id",
             PARAMCD=_map(t.paramcd, {k: v[0] for k, v in TTE_PARAMS.items()}),
             PARAM=_map(t.paramcd, {k: v[2] for k, v in TTE_PARAMS.items()}),
-            PARAMN=ibis.cases(*[(t.paramcd == k, float(v[1])) for k, v in TTE_PARAMS.items()]),
+            PARAMN=_as_double(ibis.cases(*[(t.paramcd == k, int(v[1])) for k, v in TTE_PARAMS.items()])),
             STARTDT=t.startdt,
             ADT=t.adt,
             AVAL=t.aval,
@@ -358,7 +384,9 @@ class AdamBuilder:
         action, other = self._actions(ae)
         w = ibis.window(group_by=ae.patient_id, order_by=[ae.onset_date, ae.term])
         emergent = (j.onset_date >= s.TRTSDT) & (
-            s.TRTEDT.isnull() | (j.onset_date <= s.TRTEDT + ibis.interval(days=self.window))
+            # days after the last dose as a difference of dates (SQLite before 3.46 has no date +
+            # interval)
+            s.TRTEDT.isnull() | (j.onset_date.delta(s.TRTEDT, unit="day") <= self.window)
         )
         out = j.select(
             s.STUDYID,
@@ -418,14 +446,20 @@ class AdamBuilder:
         model = TABLES_BY_NAME["assessments"]
         version = ctcae_version(c)
         graded = grade_assessments(a, version=version)
+        shallow = parser_depth_limited(graded)  # SQLite: the terms' unions below nest too deep
+        if shallow:
+            graded = graded.cache()
         wide = graded.group_by(g_pid=graded.patient_id, g_date=graded.assessment_date).aggregate(
             **{f"g_{t.key}": graded.grade.max(where=graded.term_key == t.key) for t in LAB_TERMS}
-        )
+        ).cache()  # materialised: each parameter's part below reads it (on Spark each part re-planned
+        # the grading: plans of 6 x 10^7 characters)
         first = c.first_dose()
         j = a.left_join(wide, [a.patient_id == wide.g_pid, a.assessment_date == wide.g_date])
         j = j.left_join(first, j.patient_id == first.patient_id).select(
             *[j[n] for n in j.columns if n not in ("g_pid", "g_date")], first.first_dose
         )
+        if shallow:
+            j = j.cache()
         parts = []
         for col in model.columns:
             if col.dtype != "float" or col.name.endswith(("_uln", "_lln")):
@@ -456,7 +490,7 @@ class AdamBuilder:
                     ATOXGRH=t[f"g_{high.key}"].cast("string") if high else null_s,
                 )
             )
-        t = ibis.union(*parts, distinct=False)
+        t = _stacked(parts, shallow)
         lo, hi = t.ATOXGRL.cast("int64"), t.ATOXGRH.cast("int64")
         t = t.mutate(
             ATOXGR=ibis.cases(

@@ -98,6 +98,7 @@ class Cohort:
     supplied: frozenset[str] = frozenset()
     day_views: bool = False
     _views: dict[str, ir.Table] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _karyotypes: ir.Table | None = field(default=None, init=False, repr=False, compare=False)
 
     def has(self, name: str) -> bool:
         """Whether the bundle supplied table ``name`` (an absent optional table reads as empty,
@@ -133,6 +134,26 @@ class Cohort:
             return expr
         self._views[name] = table
         return table
+
+    def karyotype_lookup(self) -> ir.Table:
+        """The patients' karyotypes as read by the ISCN reader
+        (:func:`amlcohort.criteria.risk.karyotype_lookup`), read once and created as a temporary
+        table of the cohort's connection: the risk and population derivations join it. (An
+        in-memory table in a query is not found when Spark materialises the query; and Ibis would
+        create a memtable's ``.cache()`` on its default connection.)"""
+        if self._karyotypes is None:
+            from amlcohort.criteria.risk import karyotype_lookup, karyotype_texts
+
+            lookup = karyotype_lookup(karyotype_texts(self.table("patients")))
+            name = f"amlcohort_karyotypes_{next(_VIEW_NUMBERS)}_{os.getpid()}"
+            try:
+                # Spark has no temporary tables: an ordinary one in its current database, as the
+                # loader writes the cohort's own tables there
+                temporary = self.con.name != "pyspark"
+                self._karyotypes = self.con.create_table(name, lookup, temp=temporary)
+            except Exception:  # an engine that cannot create it: the lookup travels with each query
+                self._karyotypes = lookup
+        return self._karyotypes
 
     def first_dose(self) -> ir.Table:
         """Per patient: ``first_dose``, study day 1 (the first dose of the index drug, or of any drug)."""

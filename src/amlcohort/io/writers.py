@@ -83,8 +83,12 @@ def _metadata(cohort: Cohort) -> dict:
 
 
 def _arrow(cohort: Cohort, name: str) -> pa.Table:
+    """Table ``name``'s rows in the order of its key (unique in a validated cohort), sorted after
+    they are read: an engine returns rows in any order (Spark's differ from DuckDB's), and text by
+    code point here is the same on every engine, whatever a database's collation."""
     model = next(t for t in TABLES if t.name == name)
-    return cohort.tables[name].select(*model.column_names).to_pyarrow()
+    data = cohort.tables[name].select(*model.column_names).to_pyarrow()
+    return data.sort_by([(k, "ascending") for k in model.key])  # missing values last (the default)
 
 
 def write_bundle(cohort: Cohort, dest: str | Path, fmt: Format = "csv") -> Path:

@@ -41,7 +41,6 @@ import datetime as dt
 import functools
 import math
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,7 +196,6 @@ class MaterialisedCohort:
         self._first: ir.Table | None = None
         self._responses: dict[str, ir.Table] = {}
         self._key_dates: dict[str, ir.Table] = {}
-        self._karyotypes: ir.Table | None = None
         self._cells: dict[str, int] | None = None
         #: queries a child compiles meanwhile (report.parallel.PendingSql), read by :meth:`query`
         self.pending: Any = None
@@ -240,19 +238,8 @@ class MaterialisedCohort:
         return self
 
     def karyotype_lookup(self) -> ir.Table:
-        """The patients' karyotypes read by the ISCN reader
-        (:func:`amlcohort.criteria.risk.karyotype_lookup`), read once and materialised: the risk
-        and the population derivations join it."""
-        if self._karyotypes is None:
-            from amlcohort.criteria.risk import karyotype_lookup, karyotype_texts
-
-            lookup = karyotype_lookup(karyotype_texts(self.table("patients")))
-            name = f"amlcohort_karyotypes_{uuid.uuid4().hex}"
-            try:  # on the cohort's connection (a memtable's .cache() would go to ibis' default one)
-                self._karyotypes = self.con.create_table(name, lookup, temp=True)
-            except Exception:  # an engine without temporary tables: the lookup travels with each query
-                self._karyotypes = lookup
-        return self._karyotypes
+        """The cohort's karyotype lookup (:meth:`amlcohort.io.cohort.Cohort.karyotype_lookup`)."""
+        return self._cohort.karyotype_lookup()
 
     def risk(self) -> ir.Table:
         """ELN risk (both versions) of every patient (:func:`amlcohort.criteria.risk.derive_risk`)."""
