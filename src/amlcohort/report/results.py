@@ -237,10 +237,6 @@ class MaterialisedCohort:
         self.first_dose()
         return self
 
-    def karyotype_lookup(self) -> ir.Table:
-        """The cohort's karyotype lookup (:meth:`amlcohort.io.cohort.Cohort.karyotype_lookup`)."""
-        return self._cohort.karyotype_lookup()
-
     def risk(self) -> ir.Table:
         """ELN risk (both versions) of every patient (:func:`amlcohort.criteria.risk.derive_risk`)."""
         from amlcohort.criteria.risk import derive_risk
