@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import gc
 import importlib
-import os
 import tempfile
 from collections.abc import Callable
 from enum import StrEnum
@@ -174,9 +173,9 @@ def _engine_limit_message(exc: Exception) -> str | None:
     if type(exc).__module__.lstrip("_") != "duckdb":
         return None
     if kind == "OutOfMemoryException":
-        from amlcohort.io.cohort import DUCKDB_MEMORY_LIMIT
+        from amlcohort.io.cohort import duckdb_memory_limit
 
-        limit = os.environ.get("AMLCOHORT_DUCKDB_MEMORY", DUCKDB_MEMORY_LIMIT)
+        limit = duckdb_memory_limit()
         return (f"the in-process database ran out of memory (limit {limit}, where it can no longer "
                 f"spill to disk): set a larger limit, e.g. AMLCOHORT_DUCKDB_MEMORY=4GB "
                 f"(DuckDB: {str(exc).splitlines()[0]})")

@@ -11,6 +11,7 @@ The tables live on an Ibis connection (in-process DuckDB unless another is injec
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import os
@@ -37,8 +38,16 @@ from amlcohort.schema import TABLES, TABLES_BY_NAME, Table, study_day_column
 from amlcohort.schema.study import StudyDefinition
 
 #: Memory the staging DuckDB may use (its tables, joins, sorts) before it spills to a private
-#: temporary folder; ``AMLCOHORT_DUCKDB_MEMORY`` (DuckDB's syntax, e.g. ``4GB``) overrides it.
-DUCKDB_MEMORY_LIMIT = "1GB"
+#: temporary folder: this share of the memory the process may use (the machine's, or its control
+#: group's limit when that is lower), never less than :data:`DUCKDB_MEMORY_FLOOR`;
+#: ``AMLCOHORT_DUCKDB_MEMORY`` (DuckDB's syntax, e.g. ``4GB``) overrides it. Not every operator
+#: can spill: a 10^6-patient registry's cross-table checks need about 3 GB (at a 1 GB limit they
+#: stopped, out of memory), so a fixed small limit fails where the machine has room to spare.
+DUCKDB_MEMORY_SHARE = 0.5
+#: The least memory the staging DuckDB is given (bytes), however small the machine.
+DUCKDB_MEMORY_FLOOR = 2**30
+#: Where Linux states a control group's memory limit (cgroup v2, then v1).
+CGROUP_MEMORY_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 #: Rows typed per statement when a table is materialised (see :func:`_materialise`).
 SLICE_ROWS = 250_000
 #: A slice of fewer rows is not followed by a checkpoint (see :func:`_materialise`): what a few
@@ -294,14 +303,40 @@ def _load(
     return report, Cohort(target, meta, tables, report, study, supplied, day_views=target is stage)
 
 
+def machine_memory() -> int | None:
+    """Bytes of memory this process may use: the machine's, or its control group's limit (a
+    container's) when that is lower; None when neither can be read."""
+    sizes = []
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        sizes.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    for path in CGROUP_MEMORY_FILES:
+        with contextlib.suppress(OSError):
+            text = Path(path).read_text().strip()
+            if text.isdigit():  # "max": no limit
+                sizes.append(int(text))
+    sizes = [s for s in sizes if s > 0]
+    return min(sizes) if sizes else None
+
+
+def duckdb_memory_limit() -> str:
+    """The staging DuckDB's memory limit, in DuckDB's syntax: ``AMLCOHORT_DUCKDB_MEMORY`` when set,
+    else :data:`DUCKDB_MEMORY_SHARE` of :func:`machine_memory` (at least
+    :data:`DUCKDB_MEMORY_FLOOR`), in whole MiB."""
+    asked = os.environ.get("AMLCOHORT_DUCKDB_MEMORY", "").strip()
+    if asked:
+        return asked
+    total = machine_memory()
+    share = int(total * DUCKDB_MEMORY_SHARE) if total else 0
+    return f"{max(share, DUCKDB_MEMORY_FLOOR) // 2**20}MiB"
+
+
 def staging_connection() -> ibis.BaseBackend:
-    """A new in-process DuckDB whose memory is capped (:data:`DUCKDB_MEMORY_LIMIT`): above it,
+    """A new in-process DuckDB whose memory is capped (:func:`duckdb_memory_limit`): above it,
     DuckDB spills to a temporary folder of its own (removed with the connection), never to the
-    working directory, so a large bundle costs disk, not memory."""
+    working directory, so a large bundle costs disk before it costs more memory."""
     spill = tempfile.mkdtemp(prefix="amlcohort-duckdb-")
     con = ibis.duckdb.connect()
-    limit = os.environ.get("AMLCOHORT_DUCKDB_MEMORY", DUCKDB_MEMORY_LIMIT)
-    con.con.execute("SET memory_limit = ?", [limit])
+    con.con.execute("SET memory_limit = ?", [duckdb_memory_limit()])
     con.con.execute("SET temp_directory = ?", [spill])
     weakref.finalize(con, _remove_spill_folder, spill, os.getpid())
     return con
