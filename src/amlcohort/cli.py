@@ -173,11 +173,14 @@ def _engine_limit_message(exc: Exception) -> str | None:
     if type(exc).__module__.lstrip("_") != "duckdb":
         return None
     if kind == "OutOfMemoryException":
-        from amlcohort.io.cohort import duckdb_memory_limit
+        from amlcohort.io.cohort import duckdb_memory_limit, larger_memory_limit, machine_memory
 
         limit = duckdb_memory_limit()
+        total = machine_memory()
+        machine = f" (this machine has {total / 2**30:.1f} GiB)" if total else ""
         return (f"the in-process database ran out of memory (limit {limit}, where it can no longer "
-                f"spill to disk): set a larger limit, e.g. AMLCOHORT_DUCKDB_MEMORY=4GB "
+                f"spill to disk): set a larger limit, e.g. "
+                f"AMLCOHORT_DUCKDB_MEMORY={larger_memory_limit(limit) or '16GB'}{machine} "
                 f"(DuckDB: {str(exc).splitlines()[0]})")
     if kind == "IOException" and "No space left" in str(exc):
         return ("the in-process database's temporary files filled the disk (it spills what does not "

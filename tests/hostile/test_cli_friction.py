@@ -155,8 +155,32 @@ def test_out_of_memory_is_one_line_naming_the_setting(tmp_path, monkeypatch):
     result, _ = run("validate", str(tmp_path / "b"))
     assert result.exit_code == 1
     line = one_error_line(result)
-    assert "ran out of memory (limit 20MB" in line and "AMLCOHORT_DUCKDB_MEMORY=" in line
+    assert "ran out of memory (limit 20MB" in line and "AMLCOHORT_DUCKDB_MEMORY=40MB" in line
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("limit", "larger"),
+    [("20MB", "40MB"), ("12052MiB", "24104MiB"), ("1.5GB", "3GB"), (" 3 gib ", "6gib"), ("1KB", "2KB"),
+     ("2TB", "4TB"), ("4 GB", "8GB"), ("75%", None), ("lots", None), ("", None), ("3", None)],
+)
+def test_out_of_memory_suggests_twice_the_limit_in_its_unit(limit, larger):
+    from amlcohort.io.cohort import larger_memory_limit
+
+    assert larger_memory_limit(limit) == larger
+
+
+def test_out_of_memory_at_the_default_limit_suggests_twice_it(monkeypatch):
+    import duckdb
+
+    from amlcohort.cli import _engine_limit_message
+    from amlcohort.io import cohort
+
+    monkeypatch.delenv("AMLCOHORT_DUCKDB_MEMORY", raising=False)
+    monkeypatch.setattr(cohort, "machine_memory", lambda: 8 * 2**30)
+    line = _engine_limit_message(duckdb.OutOfMemoryException("Out of Memory Error: x"))
+    assert "(limit 4096MiB" in line and "AMLCOHORT_DUCKDB_MEMORY=8192MiB" in line
+    assert "(this machine has 8.0 GiB)" in line
 
 
 def test_engine_limit_messages_only_for_duckdb_limits():

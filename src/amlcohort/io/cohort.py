@@ -15,6 +15,7 @@ import contextlib
 import io
 import itertools
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -328,6 +329,13 @@ def duckdb_memory_limit() -> str:
     total = machine_memory()
     share = int(total * DUCKDB_MEMORY_SHARE) if total else 0
     return f"{max(share, DUCKDB_MEMORY_FLOOR) // 2**20}MiB"
+
+
+def larger_memory_limit(limit: str) -> str | None:
+    """Twice ``limit`` (DuckDB's syntax: a number and a unit, ``20MB``, ``1.5GiB``) in its own
+    unit, to suggest when ``limit`` did not suffice; None when ``limit`` is not of that form."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b)\s*", limit, flags=re.IGNORECASE)
+    return f"{float(m[1]) * 2:g}{m[2]}" if m else None
 
 
 def staging_connection() -> ibis.BaseBackend:
