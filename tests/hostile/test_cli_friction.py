@@ -162,7 +162,8 @@ def test_out_of_memory_is_one_line_naming_the_setting(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("limit", "larger"),
     [("20MB", "40MB"), ("12052MiB", "24104MiB"), ("1.5GB", "3GB"), (" 3 gib ", "6gib"), ("1KB", "2KB"),
-     ("2TB", "4TB"), ("4 GB", "8GB"), ("75%", None), ("lots", None), ("", None), ("3", None)],
+     ("2TB", "4TB"), ("4 GB", "8GB"), ("1000000KB", "2000000KB"), ("0.3GB", "0.6GB"),
+     ("75%", None), ("lots", None), ("", None), ("3", None)],
 )
 def test_out_of_memory_suggests_twice_the_limit_in_its_unit(limit, larger):
     from amlcohort.io.cohort import larger_memory_limit

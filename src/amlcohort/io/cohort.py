@@ -42,8 +42,8 @@ from amlcohort.schema.study import StudyDefinition
 #: temporary folder: this share of the memory the process may use (the machine's, or its control
 #: group's limit when that is lower), never less than :data:`DUCKDB_MEMORY_FLOOR`;
 #: ``AMLCOHORT_DUCKDB_MEMORY`` (DuckDB's syntax, e.g. ``4GB``) overrides it. Not every operator
-#: can spill: a 10^6-patient registry's cross-table checks need about 3 GB (at a 1 GB limit they
-#: stopped, out of memory), so a fixed small limit fails where the machine has room to spare.
+#: can spill: a 10^6-patient registry's cross-table checks need more than 1 GB (at that limit they
+#: stopped, out of memory; 3 GB sufficed), so a fixed small limit fails where the machine has room.
 DUCKDB_MEMORY_SHARE = 0.5
 #: The least memory the staging DuckDB is given (bytes), however small the machine.
 DUCKDB_MEMORY_FLOOR = 2**30
@@ -335,7 +335,10 @@ def larger_memory_limit(limit: str) -> str | None:
     """Twice ``limit`` (DuckDB's syntax: a number and a unit, ``20MB``, ``1.5GiB``) in its own
     unit, to suggest when ``limit`` did not suffice; None when ``limit`` is not of that form."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b)\s*", limit, flags=re.IGNORECASE)
-    return f"{float(m[1]) * 2:g}{m[2]}" if m else None
+    if m is None:
+        return None
+    twice = format(float(m[1]) * 2, "f").rstrip("0").rstrip(".")  # never an exponent: DuckDB's syntax
+    return f"{twice}{m[2]}"
 
 
 def staging_connection() -> ibis.BaseBackend:
