@@ -45,6 +45,7 @@ def test_problems_in_later_slices_name_their_rows(monkeypatch, tmp_path, slice_r
 
 def test_staging_duckdb_is_capped_and_spills_to_a_private_folder(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AMLCOHORT_DUCKDB_MEMORY", raising=False)  # the default, not a caller's
     con = staging_connection()
     limit, spill = con.con.execute(
         "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
