@@ -29,6 +29,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 from pyarrow import csv
 
+from amlcohort.engines.statistics import analyse, keep_statistics
 from amlcohort.io.consistency import anchors, consistency_problems, first_doses
 from amlcohort.io.metadata import METADATA_FILE, BundleMetadata, read_metadata
 from amlcohort.io.readers import ROW, TableSource, bundle_path_problems, open_bundle
@@ -282,7 +283,8 @@ def _load(
     if not report.ok:
         return report, None
     study = _study(meta, declared, typed)
-    target = con if con is not None else stage
+    # PostgreSQL: every table written from here on (the cohort's, each derivation's cache) is analysed
+    target = keep_statistics(con) if con is not None else stage
     existing = set(target.list_tables()) if target is not stage else set()
     # temporary tables shadow a table of the same name; Spark has none, so it replaces it
     replaces = not temporary or target.name == "pyspark"
@@ -438,6 +440,7 @@ def _copy_to_postgres(target: ibis.BaseBackend, name: str, data: ir.Table, tempo
             csv.write_csv(pa.Table.from_batches([batch]), buffer, options)
             copy.write(buffer.getbuffer())
     raw.commit()
+    analyse(target, name)  # the planner's statistics (a temporary table is never auto-analysed)
     return table
 
 
