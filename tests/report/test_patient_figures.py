@@ -137,3 +137,52 @@ def test_above_the_cap_the_patients_rows_are_not_read(a, monkeypatch):
         assert why == f"{n} patients: one line per patient is drawn for at most {cap}"
     # what came into Python: one row per patient at most (the patients the engine listed)
     assert sizes and max(sizes) <= len(a.patients)
+
+
+# ---- per-patient figures in results.json ---------------------------------------------------------
+
+
+def test_patients_named_by_figure_names():
+    from amlcohort.report.results import patients_named
+
+    names = ["patient.P03.age_at_first_dose_lower_bound", "patient.site.7.age_at_first_dose_lower_bound",
+             "response.cr.n", "patient.count", "patients.P9.age"]
+    assert patients_named(names) == {"P03", "site.7"}
+
+
+def test_per_patient_figures_only_for_named_patients_in_a_large_cohort(monkeypatch):
+    """Above PER_PATIENT_FIGURES_MAX patients only the patients a claims file names get a
+    ``patient.<id>.*`` figure (a 10^6-patient registry's results.json held one per patient), and the
+    note says so; up to it every patient gets one. Lowered to 12 here, so the 13 embedded patients
+    are "large"."""
+    from amlcohort.report import results
+
+    cohort = materialise(load_cohort())
+    every = analyse(cohort)
+    assert sum(n.startswith("patient.") for n in every.figures) == 13
+    monkeypatch.setattr(results, "PER_PATIENT_FIGURES_MAX", 12)
+    few = analyse(cohort, named_patients={"P03", "P04", "P99"})  # P99: not in the cohort
+    per = sorted(n for n in few.figures if n.startswith("patient."))
+    assert per == ["patient.P03.age_at_first_dose_lower_bound", "patient.P04.age_at_first_dose_lower_bound"]
+    for n in per:  # the same values as when every patient is listed
+        assert few.figures[n] == every.figures[n]
+    note = few.notes["patient.<id>.age_at_first_dose_lower_bound"]
+    assert "only for the patients a claims file names (2 of 13)" in note and "more than 12 patients" in note
+    none = analyse(cohort)
+    assert not [n for n in none.figures if n.startswith("patient.")]
+    assert "(0 of 13)" in none.notes["patient.<id>.age_at_first_dose_lower_bound"]
+
+
+def test_report_keeps_the_claimed_patients_figures(monkeypatch):
+    """The report reads the claims first and keeps the figures they name: the paper's claim about
+    patients 3 and 4 ("aged more than 70") is still audited in a "large" cohort, with the same
+    verdict (discrepant: the reconstructed patient 3 was 24.6 at the first dose, patient 4 70.1)."""
+    from amlcohort.report import results
+
+    monkeypatch.setattr(results, "PER_PATIENT_FIGURES_MAX", 12)
+    built = build.assemble(load_cohort(), background=False)
+    per = sorted(n for n in built.analysis.figures if n.startswith("patient."))
+    assert per == ["patient.P03.age_at_first_dose_lower_bound", "patient.P04.age_at_first_dose_lower_bound"]
+    verdict = next(v for v in built.verdicts if v.claim.name == "cr.patients_3_4.aged_over_70.n")
+    assert verdict.status == "discrepant"
+    assert verdict.computed == pytest.approx([24.6297, 70.1492], abs=1e-4)

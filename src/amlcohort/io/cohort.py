@@ -29,7 +29,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 from pyarrow import csv
 
-from amlcohort.engines.statistics import analyse, keep_statistics
+from amlcohort.engines.statistics import gather_statistics, keep_statistics
 from amlcohort.io.consistency import anchors, consistency_problems, first_doses
 from amlcohort.io.metadata import METADATA_FILE, BundleMetadata, read_metadata
 from amlcohort.io.readers import ROW, TableSource, bundle_path_problems, open_bundle
@@ -440,7 +440,7 @@ def _copy_to_postgres(target: ibis.BaseBackend, name: str, data: ir.Table, tempo
             csv.write_csv(pa.Table.from_batches([batch]), buffer, options)
             copy.write(buffer.getbuffer())
     raw.commit()
-    analyse(target, name)  # the planner's statistics (a temporary table is never auto-analysed)
+    gather_statistics(target, name)  # the planner's statistics (a temporary table is never auto-analysed)
     return table
 
 

@@ -43,6 +43,7 @@ from amlcohort.report.results import (
     analyse,
     materialise,
     no_marrow_reason,
+    patients_named,
     protocol_of,
     study_of,
 )
@@ -316,10 +317,10 @@ def _methods(a: StudyAnalysis, day1: str) -> str:
     )
 
 
-def _claims_path(a: StudyAnalysis, claims_path: str | Path | None) -> Path | None:
+def _claims_path(study: Any, claims_path: str | Path | None) -> Path | None:
     if claims_path:
         return Path(claims_path)
-    p = getattr(a.study, "claims", None)
+    p = getattr(study, "claims", None)
     return Path(p) if p else None
 
 
@@ -342,9 +343,13 @@ def assemble(
     step = progress or (lambda _s: None)
     step("deriving responses, endpoints and statistics")
     mc = materialise(cohort)
+    # the claims are read first: a bad claims file fails before any work, and the patients the
+    # claims name get their per-patient figures however large the cohort
+    path = _claims_path(study_of(mc), claims_path)
+    claims = load_claims(path) if path is not None else []
     # DuckDB only (another engine, or no fork: the queries are built and compiled where needed)
     ahead = _compile_ahead(mc) if background and can_fork_for(mc.con) else None
-    a = analyse(mc, criteria)
+    a = analyse(mc, criteria, named_patients=patients_named(n for c in claims for n in c.figure_names))
     day1 = str(getattr(a.study, "day1_text", "first dose"))
     step("building tables")
     tables = {
@@ -369,10 +374,9 @@ def assemble(
         tables["lab_ctcae_grades"] = tab.lab_grades_table(a)
     tables["dose_modifications"] = tab.dose_modifications_table(a)
     verdicts: list[Verdict] = []
-    path = _claims_path(a, claims_path)
     if path is not None:
         step("auditing the claims")
-        verdicts = audit(a.figures, load_claims(path), a.not_estimable)
+        verdicts = audit(a.figures, claims, a.not_estimable)
         tables["claims_audit"] = tab.audit_table(verdicts)
     protocol = None
     if getattr(a.study, "protocol", None) is not None:

@@ -41,7 +41,7 @@ import datetime as dt
 import functools
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -296,6 +296,9 @@ class StudyAnalysis:
     notes: dict[str, str] = field(default_factory=dict)
     not_estimable: dict[str, str] = field(default_factory=dict)
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: patients whose per-patient figures are written however large the cohort (those a claims
+    #: file names: see :data:`PER_PATIENT_FIGURES_MAX`)
+    named_patients: frozenset[str] = frozenset()
 
     @functools.cached_property
     def adtte(self) -> pd.DataFrame:
@@ -353,16 +356,20 @@ def _safe(a: StudyAnalysis, names: tuple[str, ...], fn: Callable[[], None], what
                 a.na(n, f"{what} could not be derived: {type(err).__name__}: {err}")
 
 
-def analyse(cohort: Cohort, criteria: str | None = None) -> StudyAnalysis:
+def analyse(cohort: Cohort, criteria: str | None = None, *,
+            named_patients: Iterable[str] = ()) -> StudyAnalysis:
     """Compute everything the report shows, under response criteria ``criteria`` (default: the
-    study definition's)."""
+    study definition's). ``named_patients``: patients whose per-patient figures are written even
+    in a cohort of more than :data:`PER_PATIENT_FIGURES_MAX` patients (a claims file's:
+    :func:`patients_named`)."""
     from amlcohort.endpoints.analysis import analysis_table
 
     study = study_of(cohort)
     criteria = criteria or getattr(study, "criteria", None) or "eln2022"
     mc = materialise(cohort)
     table = analysis_table(mc, criteria).cache()
-    a = StudyAnalysis(mc, criteria, per_patient(mc, table), table, study=study)
+    a = StudyAnalysis(mc, criteria, per_patient(mc, table), table, study=study,
+                      named_patients=frozenset(named_patients))
     _baseline(a)
     _response(a)
     _survival(a)
@@ -600,13 +607,36 @@ def _baseline(a: StudyAnalysis) -> None:
     _put_or_na(a, "enrolment.first_dose.range", [f.min(), f.max()] if len(f) else None, "no first dose")
     # one figure per patient (the claims name patients), its note once for all of them: a
     # registry's results.json would otherwise repeat it 10^6 times
+    ages = p.age_at_first_dose_lower_bound
     if len(p):
-        a.notes["patient.<id>.age_at_first_dose_lower_bound"] = (
+        a.notes[PER_PATIENT_AGE] = (
             "onset age + years from diagnosis to the first dose (a lower bound: birth date unknown)"
         )
-    for pid, v in p.age_at_first_dose_lower_bound.items():
-        _put_or_na(a, f"patient.{pid}.age_at_first_dose_lower_bound", float(v) if pd.notna(v) else None,
+    if len(p) > PER_PATIENT_FIGURES_MAX:
+        ages = ages[ages.index.isin(a.named_patients)]
+        a.notes[PER_PATIENT_AGE] += (
+            f"; written only for the patients a claims file names ({len(ages)} of {len(p)}): the "
+            f"cohort has more than {PER_PATIENT_FIGURES_MAX} patients"
+        )
+    for pid, v in ages.items():
+        _put_or_na(a, PER_PATIENT_AGE.replace("<id>", str(pid)), float(v) if pd.notna(v) else None,
                    "onset age or diagnosis date missing")
+
+
+#: The per-patient figure's name pattern (``<id>``: the patient id).
+PER_PATIENT_AGE = "patient.<id>.age_at_first_dose_lower_bound"
+
+#: Above this many patients the per-patient figures (``patient.<id>.*``) are written only for the
+#: patients a claims file names (:func:`patients_named`): one figure per patient made the
+#: results.json of a 10^6-patient registry 98 MB.
+PER_PATIENT_FIGURES_MAX = 1000
+
+
+def patients_named(figure_names: Iterable[str]) -> frozenset[str]:
+    """The patient ids that per-patient figure names (``patient.<id>.<what>``) refer to; other
+    names are ignored. A patient id may itself hold dots: ``<what>`` is the last part."""
+    return frozenset(n[len("patient."):].rpartition(".")[0] for n in figure_names
+                     if n.startswith("patient.") and n.count(".") >= 2)
 
 
 def no_marrow_reason(a: StudyAnalysis) -> str | None:
