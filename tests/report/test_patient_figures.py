@@ -153,13 +153,17 @@ def test_patients_named_by_figure_names():
 def test_per_patient_figures_only_for_named_patients_in_a_large_cohort(monkeypatch):
     """Above PER_PATIENT_FIGURES_MAX patients only the patients a claims file names get a
     ``patient.<id>.*`` figure (a 10^6-patient registry's results.json held one per patient), and the
-    note says so; up to it every patient gets one. Lowered to 12 here, so the 13 embedded patients
-    are "large"."""
+    note says so; up to it (inclusive) every patient gets one. Set to 13, then 12 here, so the 13
+    embedded patients are at the cap, then "large"."""
     from amlcohort.report import results
 
     cohort = materialise(load_cohort())
     every = analyse(cohort)
     assert sum(n.startswith("patient.") for n in every.figures) == 13
+    monkeypatch.setattr(results, "PER_PATIENT_FIGURES_MAX", 13)  # at the cap: still every patient
+    at_cap = analyse(cohort, named_patients={"P03"})
+    assert sum(n.startswith("patient.") for n in at_cap.figures) == 13
+    assert "only for the patients" not in at_cap.notes["patient.<id>.age_at_first_dose_lower_bound"]
     monkeypatch.setattr(results, "PER_PATIENT_FIGURES_MAX", 12)
     few = analyse(cohort, named_patients={"P03", "P04", "P99"})  # P99: not in the cohort
     per = sorted(n for n in few.figures if n.startswith("patient."))
